@@ -1,0 +1,78 @@
+"""Atomic file output: write to a temporary name in the same directory, then rename.
+
+Every artefact rsaug writes (tiles, indexes, JSON descriptions, checkpoints, reports) goes through these
+helpers, so a killed process never leaves a half-written file under its final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TMP_PREFIX = ".rsaug-tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    Args:
+        path: Final destination.
+
+    Yields:
+        A temporary path in the same directory (same suffix, so drivers are chosen correctly).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # drivers (GDAL, GPKG) prefer to create the file themselves
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+        aux = Path(str(tmp_path) + ".aux.xml")
+        if aux.exists():
+            aux.unlink()
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def remove_temporaries(directory: str | os.PathLike[str]) -> int:
+    """Delete leftovers of killed runs (files starting with the temporary prefix) under ``directory``.
+
+    Returns:
+        Number of files removed.
+    """
+    n = 0
+    for p in Path(directory).rglob(f"{TMP_PREFIX}*"):
+        if p.is_file():
+            p.unlink()
+            n += 1
+    return n
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,233 @@
+"""The on-disk tile-set format shared by every stage (tiler output, synthetic sets, training input).
+
+A tile set is a directory::
+
+    OUT/
+      tileset.json      # description: format, rsaug version, class scheme, tile size, bands, dtype, CRS,
+                        # sources, options used, split counts, synthetic flag
+      index.gpkg        # layer "tiles": one row per tile, footprint polygon in the scene CRS
+      images/<id>.tif   # GeoTIFF, source band count and dtype, compressed, exact window transform
+      masks/<id>.tif    # GeoTIFF uint8, internal convention (0..K-1, 255 = unknown = nodata), colormap
+
+Index columns (see :data:`INDEX_COLUMNS`): ``tile_id``, ``image``, ``mask`` (paths relative to the tile-set
+root), ``source_image``, ``source_mask``, ``col_off``, ``row_off``, ``width``, ``height``, ``split``
+(``train``/``val``/``test``/``reserved``), ``unknown_fraction``, ``synthetic``, and one ``px_<class name>``
+column per class with its pixel count. Synthetic sets add ``source_tile``, ``sample``, ``seed``,
+``checkpoint_sha256``. Tile sets without georeferencing have no CRS and footprints in the source's pixel grid
+(rasterio's identity transform: x = column, y = row).
+
+This module reads tile sets (:class:`TileSet`) and holds the writers every producer uses, so the tiler and the
+synthesizer write the same format.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from rsaug import __version__
+from rsaug.classes import IGNORE, ClassScheme
+from rsaug.errors import InputError
+from rsaug.fsutil import atomic_path, read_json, write_json
+
+FORMAT_NAME = "rsaug-tileset"
+FORMAT_VERSION = 1
+DESCRIPTION_FILE = "tileset.json"
+INDEX_FILE = "index.gpkg"
+INDEX_LAYER = "tiles"
+SPLITS = ("train", "val", "test", "reserved")
+INDEX_COLUMNS = (
+    "tile_id", "image", "mask", "source_image", "source_mask", "col_off", "row_off", "width", "height",
+    "split", "unknown_fraction", "synthetic",
+)
+
+
+def count_column(class_name: str) -> str:
+    """Name of the index column holding the pixel count of ``class_name``."""
+    return f"px_{class_name}"
+
+
+@dataclass
+class TileSet:
+    """A tile set opened from disk.
+
+    Attributes:
+        root: Tile-set directory.
+        description: Parsed ``tileset.json``.
+        scheme: The class scheme of its masks.
+        index: The tile index (one row per tile).
+    """
+
+    root: Path
+    description: dict[str, Any]
+    scheme: ClassScheme
+    index: gpd.GeoDataFrame
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> TileSet:
+        """Open and validate a tile set.
+
+        Raises:
+            InputError: If the directory, its description or its index is missing or malformed.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(root, "tile set directory not found")
+        desc_path = root / DESCRIPTION_FILE
+        if not desc_path.is_file():
+            raise InputError(root, f"not an rsaug tile set (no {DESCRIPTION_FILE})")
+        try:
+            desc = read_json(desc_path)
+        except (OSError, ValueError) as exc:
+            raise InputError(desc_path, f"cannot read tile-set description: {exc}") from None
+        if desc.get("format") != FORMAT_NAME:
+            raise InputError(desc_path, f"not an rsaug tile-set description (format {desc.get('format')!r})")
+        scheme = ClassScheme.from_dict(desc["scheme"], desc_path)
+        index_path = root / desc.get("index", INDEX_FILE)
+        if not index_path.is_file():
+            raise InputError(index_path, "tile index not found")
+        try:
+            index = gpd.read_file(index_path, layer=INDEX_LAYER)
+        except Exception as exc:  # pyogrio raises several types
+            raise InputError(index_path, f"cannot read tile index: {exc}") from None
+        missing = [c for c in ("tile_id", "image", "mask", "split") if c not in index.columns]
+        if missing:
+            raise InputError(index_path, f"tile index lacks columns {missing}")
+        return cls(root=root, description=desc, scheme=scheme, index=index)
+
+    # -------------------------------------------------------------- convenience
+    @property
+    def bands(self) -> int:
+        """Number of image bands."""
+        return int(self.description["bands"])
+
+    @property
+    def dtype(self) -> str:
+        """Image dtype name (e.g. ``uint8``)."""
+        return str(self.description["dtype"])
+
+    @property
+    def georeferenced(self) -> bool:
+        """Whether tiles carry a CRS and transform."""
+        return bool(self.description.get("georeferenced", False))
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether this is a synthetic tile set (``rsaug synthesize`` output)."""
+        return bool(self.description.get("synthetic", False))
+
+    def split(self, name: str) -> gpd.GeoDataFrame:
+        """Rows of one split (``train``, ``val``, ``test`` or ``reserved``)."""
+        return self.index[self.index["split"] == name].reset_index(drop=True)
+
+    def image_path(self, row: Any) -> Path:
+        """Absolute path of a row's image tile."""
+        return self.root / row["image"]
+
+    def mask_path(self, row: Any) -> Path:
+        """Absolute path of a row's mask tile."""
+        return self.root / row["mask"]
+
+    def read_image(self, row: Any) -> np.ndarray:
+        """Read a tile's image as (C, H, W) in its stored dtype."""
+        return read_raster(self.image_path(row))
+
+    def read_mask(self, row: Any) -> np.ndarray:
+        """Read a tile's mask as (H, W) uint8 in the internal convention."""
+        return read_raster(self.mask_path(row))[0]
+
+    def class_pixel_counts(self, split: str | None = None) -> np.ndarray:
+        """Per-class pixel counts (length K) summed over a split (or all tiles), from the index."""
+        rows = self.index if split is None else self.split(split)
+        return np.array([int(rows[count_column(n)].sum()) for n in self.scheme.names], dtype=np.int64)
+
+
+def read_raster(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read all bands of a raster as (C, H, W).
+
+    Raises:
+        InputError: If it is missing or unreadable.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return src.read()
+    except RasterioIOError as exc:
+        if not Path(path).exists():
+            raise InputError(path, "file not found") from None
+        raise InputError(path, f"cannot read raster: {exc}") from None
+
+
+def write_tile(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    *,
+    crs: Any = None,
+    transform: Any = None,
+    is_mask: bool = False,
+    scheme: ClassScheme | None = None,
+    tags: dict[str, str] | None = None,
+    compress: str = "deflate",
+) -> None:
+    """Write one tile GeoTIFF atomically (tiled, compressed; masks get the colormap and nodata 255).
+
+    Args:
+        path: Destination.
+        array: (C, H, W) image or (H, W) mask (uint8, internal convention).
+        crs: CRS of the tile, or ``None`` for non-georeferenced tiles.
+        transform: Affine transform of the tile window, or ``None``.
+        is_mask: Write as a mask (uint8, nodata 255, colormap from ``scheme``).
+        scheme: Class scheme (needed for the mask colormap).
+        tags: Extra GeoTIFF metadata tags (e.g. provenance of synthetic tiles).
+        compress: GeoTIFF compression.
+    """
+    arr = array[None] if array.ndim == 2 else array
+    count, height, width = arr.shape
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "count": count, "height": height, "width": width, "dtype": arr.dtype.name,
+        "compress": compress,
+    }
+    if height >= 256 and width >= 256 and height % 16 == 0 and width % 16 == 0:
+        profile.update(tiled=True, blockxsize=256 if width % 256 == 0 else 16 * (min(width, 256) // 16),
+                       blockysize=256 if height % 256 == 0 else 16 * (min(height, 256) // 16))
+    if compress in ("deflate", "lzw", "zstd"):
+        profile["predictor"] = 2 if np.issubdtype(arr.dtype, np.integer) else 3
+    if crs is not None:
+        profile["crs"] = crs
+    if transform is not None:
+        profile["transform"] = transform
+    if is_mask:
+        profile["nodata"] = IGNORE
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(arr)
+            if is_mask and scheme is not None:
+                dst.write_colormap(1, scheme.colormap())
+            if tags:
+                dst.update_tags(**tags)
+
+
+def write_index(root: str | os.PathLike[str], index: gpd.GeoDataFrame) -> Path:
+    """Write the tile index (GeoPackage, layer ``tiles``) atomically; returns its path."""
+    path = Path(root) / INDEX_FILE
+    with atomic_path(path) as tmp:
+        index.to_file(tmp, layer=INDEX_LAYER, driver="GPKG")
+    return path
+
+
+def write_description(root: str | os.PathLike[str], description: dict[str, Any]) -> Path:
+    """Write ``tileset.json`` atomically, filling in the format fields; returns its path."""
+    desc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "rsaug_version": __version__,
+            "index": INDEX_FILE, **description}
+    path = Path(root) / DESCRIPTION_FILE
+    write_json(path, desc)
+    return path

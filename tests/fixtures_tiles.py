@@ -1,0 +1,1 @@
+"""Session fixtures producing tile sets from real data (owned by the tiler)."""

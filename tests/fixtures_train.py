@@ -1,0 +1,1 @@
+"""Session fixtures producing briefly trained checkpoints (owned by the trainer)."""
