@@ -1,1 +1,74 @@
-"""Session fixtures producing tile sets from real data (owned by the tiler)."""
+"""Session fixtures producing tile sets from real data (owned by the tiler).
+
+* ``gid15_tileset``: 90 real GID-15 pairs (6 per scene class, picked deterministically, pixel-identical
+  duplicates skipped), index masks with scheme ``gid15``, tile size 224 (one tile per pair), split 4:1:1 with
+  seed 0. Every one of the 15 classes occurs. Returns the tile-set root.
+* ``chesapeake_tileset``: the georeferenced Chesapeake tile (``naip-new`` 4-band + ``lc``, scheme
+  ``chesapeake``, EPSG:26917) cut into 64-px tiles (16 tiles), split 4:1:1 seed 0. Returns the root.
+
+Both are built once per test session in a temporary directory and must be treated as read-only.
+"""
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CHESAPEAKE_TILE, GID15
+
+GID15_PER_CLASS = 6
+GID15_TILE = 224
+CHESAPEAKE_STEM = "m_3907833_nw_17_1"
+
+
+def gid15_fixture_stems(per_class: int = GID15_PER_CLASS) -> list[str]:
+    """The GID-15 stems of the fixture: the first ``per_class`` of each scene class (sorted by stem) whose image
+    and label are 224x224 and whose image is not a pixel duplicate of an earlier pick."""
+    with open(GID15 / "manifest.csv", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: r["stem"])
+    seen: set[str] = set()
+    picked: dict[str, list[str]] = {}
+    for r in rows:
+        lst = picked.setdefault(r["scene_class"], [])
+        if len(lst) >= per_class or r["image_sha1_16"] in seen or (r["height"], r["width"]) != ("224", "224"):
+            continue
+        seen.add(r["image_sha1_16"])
+        lst.append(r["stem"])
+    return [s for cls in sorted(picked) for s in picked[cls]]
+
+
+def gid15_pairs(stems: list[str]) -> list[tuple[Path, Path]]:
+    """(image, index label) paths of GID-15 stems."""
+    return [(GID15 / "images" / f"{s}.tif", GID15 / "labels_index" / f"{s}.tif") for s in stems]
+
+
+def chesapeake_pair() -> tuple[Path, Path]:
+    """(naip-new image, lc label) of the georeferenced Chesapeake tile."""
+    return (CHESAPEAKE_TILE / f"{CHESAPEAKE_STEM}_naip-new.tif", CHESAPEAKE_TILE / f"{CHESAPEAKE_STEM}_lc.tif")
+
+
+@pytest.fixture(scope="session")
+def gid15_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real GID-15 tile set (90 tiles of 224 px, 4:1:1 seed 0, all 15 classes present); returns its root."""
+    from rsaug.tiling import TileOptions, tile_scenes
+
+    root = tmp_path_factory.mktemp("gid15_tileset") / "tiles"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tile_scenes(gid15_pairs(gid15_fixture_stems()), root,
+                    TileOptions(tile_size=GID15_TILE, scheme="gid15", split="4:1:1", seed=0))
+    return root
+
+
+@pytest.fixture(scope="session")
+def chesapeake_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A georeferenced Chesapeake tile set (64-px tiles, EPSG:26917, 4 bands); returns its root."""
+    from rsaug.tiling import TileOptions, tile_scenes
+
+    root = tmp_path_factory.mktemp("chesapeake_tileset") / "tiles"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tile_scenes([chesapeake_pair()], root, TileOptions(tile_size=64, scheme="chesapeake", split="4:1:1", seed=0))
+    return root
