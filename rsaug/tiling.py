@@ -722,7 +722,7 @@ def _block_keys(rows: list[dict[str, Any]], scenes: list[SceneInfo], scene_idx: 
     x0, y0 = a.c, a.f
     for row, si in zip(rows, scene_idx):
         sc = scenes[si]
-        cx, cy = sc.affine * (row["col_off"] + row["width"] / 2, row["row_off"] + row["height"] / 2)
+        cx, cy = sc.affine @ (row["col_off"] + row["width"] / 2, row["row_off"] + row["height"] / 2)
         if sc.rio_crs != index_crs:
             from rasterio.warp import transform as wtransform
 
