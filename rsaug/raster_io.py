@@ -105,7 +105,11 @@ def _open(path: str | os.PathLike[str], what: str) -> rasterio.io.DatasetReader:
 
 
 def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200]
+    """One-line text of an exception, preferring GDAL's own message over rasterio's wrapper."""
+    msg = str(exc)
+    if "previous exception" in msg and exc.__cause__ is not None:
+        msg = str(exc.__cause__)
+    return " ".join(msg.split())[:200]
 
 
 def _crs_of(src: Any) -> str | None:

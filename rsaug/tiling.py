@@ -45,6 +45,7 @@ from rsaug.raster_io import (
     SceneInfo,
     open_mask,
     open_scene,
+    _short,
     read_padded,
 )
 from rsaug.tileset import (
@@ -170,7 +171,9 @@ def find_pairs(scene: str | os.PathLike[str], mask: str | os.PathLike[str],
     if s.is_file() and m.is_file():
         return [(s, m)]
     if s.is_dir() != m.is_dir():
-        raise InputError(m if s.is_dir() else s, "SCENE and MASK must both be files or both be directories")
+        kind = ("directory", "file") if m.is_dir() else ("file", "directory")
+        raise InputError(m, f"mask is a {kind[0]} but scene {s} is a {kind[1]}; SCENE and MASK must both be "
+                            "files or both be directories")
     scenes = _raster_files(s)
     if not scenes:
         raise InputError(s, "no raster files (.tif, .png, ...) in scene directory")
@@ -325,8 +328,7 @@ def _write_unit(unit: _Unit) -> tuple[int, int]:
             with rasterio.open(scene.path) as src:
                 image = read_padded(src, win, fill)
     except RasterioIOError as exc:
-        raise InputError(scene.path, f"cannot read scene raster (corrupt): {' '.join(str(exc).split())[:200]}"
-                         ) from None
+        raise InputError(scene.path, f"cannot read scene raster (corrupt): {_short(exc)}") from None
     with MaskReader(spec) as reader:
         mask = reader.read(win)
     crs = scene.rio_crs

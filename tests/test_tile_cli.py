@@ -1,0 +1,170 @@
+"""``rsaug tile`` through click's CliRunner: a good run, and every bad-input case of issue 2."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from rsaug.cli.main import cli
+from tests.conftest import GEOREF_PAIR, GID15
+from tests.fixtures_tiles import chesapeake_pair
+
+pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
+
+STEM = "lake_001"
+IMG = GID15 / "images" / f"{STEM}.tif"
+LAB = GID15 / "labels_index" / f"{STEM}.tif"
+COL = GID15 / "labels_color" / f"{STEM}_15label.png"
+
+
+def run(*args: object) -> object:
+    return CliRunner().invoke(cli, ["tile", *map(str, args)], catch_exceptions=False)
+
+
+def assert_bad_input(result: object, path: object, *words: str) -> None:
+    """Exit 2, exactly one line ``Error: <path>: ...`` naming the file, no traceback."""
+    assert result.exit_code == 2, result.output
+    # a progress bar may have been drawn and cleared with carriage returns: keep what a terminal shows
+    lines = [ln.split("\r")[-1] for ln in result.stderr.split("\n")]
+    lines = [ln for ln in lines if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    if path is not None:
+        assert str(path) in lines[0]
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_cli_good_run_directories_and_summary(tmp_path: Path) -> None:
+    scenes, masks = tmp_path / "scenes", tmp_path / "masks"
+    scenes.mkdir()
+    masks.mkdir()
+    for s in ("lake_001", "pond_001", "river_001"):
+        shutil.copy(GID15 / "images" / f"{s}.tif", scenes)
+        shutil.copy(GID15 / "labels_color" / f"{s}_15label.png", masks)
+    out, summ = tmp_path / "out", tmp_path / "summary.json"
+    r = run(scenes, masks, "--mask-suffix", "_15label", "-o", out, "--tile-size", 112, "--summary-json", summ)
+    assert r.exit_code == 0, r.output
+    assert "kept: " in r.stdout and "splits: train" in r.stdout and "class pixel shares" in r.stdout
+    assert "not georeferenced" in r.stderr
+    s = json.loads(summ.read_text())
+    assert s["candidate_tiles"] == 12 and s["kept"] + s["dropped"]["unknown_fraction"] == 12
+    assert sum(s["splits"].values()) == s["kept"] == len(list((out / "images").iterdir()))
+    assert sorted(p.name for p in (out / "images").iterdir())[0] == "lake_001_r0_c0.tif"
+    # quiet: nothing on stdout; re-run refused, then allowed with --overwrite
+    assert_bad_input(run(scenes, masks, "--mask-suffix", "_15label", "-o", out), out, "not empty")
+    r = run(scenes, masks, "--mask-suffix", "_15label", "-o", out, "--tile-size", 112, "--overwrite", "-q")
+    assert r.exit_code == 0 and r.stdout == ""
+
+
+def test_cli_pairs_csv(tmp_path: Path) -> None:
+    csv = tmp_path / "pairs.csv"
+    scene, mask = chesapeake_pair()
+    csv.write_text(f"scene,mask\n{scene},{mask}\n")
+    r = run("--pairs", csv, "-o", tmp_path / "o", "--tile-size", 128, "--scheme", "chesapeake", "-q")
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "o" / "masks").iterdir())) == 4
+    bad = tmp_path / "bad.csv"
+    bad.write_text("scene,mask\nonly_one_column\n")
+    assert_bad_input(run("--pairs", bad, "-o", tmp_path / "o2"), bad, "two columns")
+    assert not (tmp_path / "o2").exists()
+
+
+def test_cli_help_lists_defaults() -> None:
+    r = CliRunner().invoke(cli, ["tile", "--help"])
+    assert r.exit_code == 0
+    for opt in ("--tile-size", "--stride", "--max-unknown", "--scheme", "--split", "--seed", "--reserve",
+                "--split-mode", "--edge", "--workers", "--overwrite", "--resume", "--quiet", "--summary-json"):
+        assert opt in r.output
+    assert "[default: 256]" in r.output and "[default: 0.8]" in r.output and "[default: 4:1:1]" in r.output
+
+
+def _bad_cases(tmp: Path) -> list[tuple[str, list[object], object, tuple[str, ...]]]:
+    """(name, args, path that must be named, words) of every bad-input case."""
+    corrupt = tmp / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00" + b"\x13garbage" * 100)
+    truncated = tmp / "truncated.tif"
+    data = IMG.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    empty_dir = tmp / "empty_dir"
+    empty_dir.mkdir()
+    far = tmp / "far_label.tif"
+    with rasterio.open(GEOREF_PAIR / "label.tif") as src:
+        prof = {**src.profile, "transform": src.transform * rasterio.Affine.translation(100000, 0)}
+        arr = src.read()
+    with rasterio.open(far, "w", **prof) as d:
+        d.write(arr)
+    existing = tmp / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("user data")
+    scheme = tmp / "roads.json"
+    scheme.write_text(json.dumps({"name": "roads", "classes": [
+        {"name": "background", "value": 0, "color": [0, 0, 0]}, {"name": "road", "value": 1, "color": [9, 9, 9]},
+        {"name": "building", "value": 2, "color": [200, 0, 0]}], "unknown_color": [255, 255, 255]}))
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    with rasterio.open(GEOREF_PAIR / "image.tif") as src:
+        b, crs = src.bounds, src.crs
+    vec = tmp / "bad_classes.geojson"
+    gpd.GeoDataFrame({"class": ["road", "lava"]}, geometry=[box(*b), box(*b)], crs=crs).to_file(vec)
+    return [
+        ("missing scene", [tmp / "nope.tif", LAB], tmp / "nope.tif", ("not found",)),
+        ("missing mask", [IMG, tmp / "nope_mask.tif", "--tile-size", 224], tmp / "nope_mask.tif", ("not found",)),
+        ("corrupt scene", [corrupt, LAB], corrupt, ("cannot read",)),
+        ("truncated scene", [truncated, LAB], truncated, ("cannot read",)),
+        ("corrupt mask", [IMG, corrupt, "--tile-size", 224], corrupt, ("cannot read",)),
+        ("unreadable (directory) mask", [IMG, empty_dir], empty_dir, ("both be files or both be directories",)),
+        ("values outside scheme", [IMG, LAB, "--scheme", "gid5", "--tile-size", 224], LAB,
+         ("outside class scheme 'gid5'", "px)")),
+        ("unknown colours", [IMG, COL, "--scheme", "gid5", "--tile-size", 224], COL, ("colours not in class scheme",)),
+        ("no overlap", [GEOREF_PAIR / "image.tif", far, "--scheme", scheme], far, ("does not overlap",)),
+        ("tile larger than scene", [IMG, LAB, "--tile-size", 512], IMG, ("larger than the scene",)),
+        ("invalid split", [IMG, LAB, "--tile-size", 224, "--split", "4:1:x"], None, ("invalid split spec",)),
+        ("zero split", [IMG, LAB, "--tile-size", 224, "--split", "0:0:0"], None, ("invalid split spec",)),
+        ("existing output", [IMG, LAB, "--tile-size", 224], existing, ("not empty",)),
+        ("overwrite non-tile-set", [IMG, LAB, "--tile-size", 224, "--overwrite"], existing, ("refusing",)),
+        ("resume without run", [IMG, LAB, "--tile-size", 224, "--resume"], existing, ("cannot resume",)),
+        ("unknown scheme", [IMG, LAB, "--scheme", "nonsense"], None, ("unknown class scheme",)),
+        ("vector class names", [GEOREF_PAIR / "image.tif", vec, "--scheme", scheme], vec, ("'lava' (1 features)",)),
+        ("missing pairs csv", ["--pairs", tmp / "none.csv"], tmp / "none.csv", ("not found",)),
+        ("mask size mismatch", [IMG, GEOREF_PAIR / "label.tif", "--scheme", scheme, "--tile-size", 64],
+         GEOREF_PAIR / "label.tif", ("sizes differ",)),
+    ]
+
+
+def test_cli_every_bad_input(tmp_path: Path) -> None:
+    for name, args, path, words in _bad_cases(tmp_path):
+        out = tmp_path / "existing" if "existing" in name or "overwrite" in name or "resume" in name \
+            else tmp_path / f"out_{name.replace(' ', '_')}"
+        r = run(*args, "-o", out)
+        try:
+            assert_bad_input(r, path, *words)
+        except AssertionError as exc:
+            raise AssertionError(f"case {name!r}: {exc}") from None
+        if out.name == "existing":
+            assert sorted(p.name for p in out.iterdir()) == ["keep.txt"], name
+        else:
+            assert not out.exists(), f"case {name!r} left output"
+
+
+def test_cli_bad_mask_in_later_pair_leaves_no_output(tmp_path: Path) -> None:
+    scenes, masks = tmp_path / "s", tmp_path / "m"
+    scenes.mkdir()
+    masks.mkdir()
+    for s in ("lake_001", "pond_001"):
+        shutil.copy(GID15 / "images" / f"{s}.tif", scenes)
+        shutil.copy(GID15 / "labels_index" / f"{s}.tif", masks)
+    with rasterio.open(masks / "pond_001.tif", "r+") as d:  # corrupt one value of the second mask
+        a = d.read(1)
+        a[5, 7] = 99
+        d.write(a, 1)
+    r = run(scenes, masks, "-o", tmp_path / "o", "--tile-size", 224)
+    assert_bad_input(r, masks / "pond_001.tif", "99 (1 px)")
+    assert not (tmp_path / "o").exists()
