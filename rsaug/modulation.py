@@ -1,0 +1,236 @@
+"""Normalisation layers that modulate generator features by the label map.
+
+* :class:`SMBlk` - CSEBGAN's semantic modulation: per-layer two-layer MLPs turn every class's sampled
+  gamma/beta embedding into a ``C``-channel modulation vector (all classes at once, batched), the vectors are
+  placed per pixel with a table lookup by the label map, after a BatchNorm without affine:
+  ``out = x_hat * Gamma + B``.
+* :class:`CLADENorm` - class-adaptive normalisation with learned per-class affine tables (CLADE), with
+  optional INADE-style instance noise.
+* :class:`SPADENorm` - SPADE's spatially-adaptive normalisation (3x3 convolutions over the one-hot map),
+  the slow baseline.
+
+Fused lookup (``fused=True``, the default): in training mode a BatchNorm without affine followed by a
+per-class affine is itself a per-(image, class, channel) affine of the *raw* input,
+
+    out = x * (Gamma[b, k, c] / std_c) + (B[b, k, c] - mean_c * Gamma[b, k, c] / std_c),   k = label(b, h, w),
+
+so the layer computes the batch statistics, folds them into two small ``[B, C, L]`` tables and applies a
+single gather-based affine (:func:`class_affine`, a custom autograd function). Neither ``x_hat`` nor
+full-size per-pixel Gamma/B maps are ever stored for backward; the backward pass recomputes the gather and
+reduces the table gradients with a batched matrix product against the one-hot label map.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class _ClassAffine(torch.autograd.Function):
+    """``out[b, c, p] = x[b, c, p] * scale[b, c, label[b, p]] + shift[b, c, label[b, p]]``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, labels: Tensor, scale: Tensor, shift: Tensor) -> Tensor:  # type: ignore[override]
+        b, c, h, w = x.shape
+        idx = labels.reshape(b, 1, h * w).expand(b, c, h * w)
+        scale = scale.to(x.dtype)
+        shift = shift.to(x.dtype)
+        out = torch.gather(shift, 2, idx)
+        out.addcmul_(x.reshape(b, c, h * w), torch.gather(scale, 2, idx))
+        ctx.save_for_backward(x, labels, scale)
+        ctx.num_labels = scale.shape[2]
+        return out.view(b, c, h, w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, labels, scale = ctx.saved_tensors
+        b, c, h, w = x.shape
+        g = grad.reshape(b, c, h * w)
+        grad_x = grad_scale = grad_shift = None
+        if ctx.needs_input_grad[0]:
+            idx = labels.reshape(b, 1, h * w).expand(b, c, h * w)
+            grad_x = (g * torch.gather(scale, 2, idx)).view(b, c, h, w)
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            onehot = F.one_hot(labels.reshape(b, h * w), ctx.num_labels).to(g.dtype)  # [B, HW, L]
+            if ctx.needs_input_grad[3]:
+                grad_shift = torch.bmm(g, onehot)
+            if ctx.needs_input_grad[2]:
+                grad_scale = torch.bmm(g * x.reshape(b, c, h * w), onehot)
+        return grad_x, None, grad_scale, grad_shift
+
+
+def class_affine(x: Tensor, labels: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    """Per-pixel affine whose parameters are looked up by label.
+
+    Args:
+        x: Features ``[B, C, H, W]``.
+        labels: Long labels ``[B, H, W]`` in ``0..L-1``.
+        scale: ``[B, C, L]`` (or ``[1, C, L]``, broadcast over the batch).
+        shift: ``[B, C, L]`` (or ``[1, C, L]``).
+
+    Returns:
+        ``x * scale[b, c, label] + shift[b, c, label]``, computed without storing full-size scale/shift maps.
+    """
+    b = x.shape[0]
+    scale = scale.expand(b, -1, -1).contiguous()
+    shift = shift.expand(b, -1, -1).contiguous()
+    return _ClassAffine.apply(x.contiguous(), labels.contiguous(), scale, shift)
+
+
+class ClassModulatedNorm(nn.Module):
+    """BatchNorm without affine followed by a per-class affine ``x_hat * Gamma[label] + B[label]``.
+
+    Subclasses produce the ``[B, C, L]`` tables; this class applies them, fused or not.
+
+    Args:
+        channels: Number of feature channels ``C``.
+        fused: Fold the batch statistics into the tables (see module docstring). With ``False`` an
+            ``nn.BatchNorm2d(affine=False)`` normalises first (convertible to ``SyncBatchNorm``).
+        eps: BatchNorm epsilon.
+        momentum: Running-statistics momentum.
+    """
+
+    def __init__(self, channels: int, fused: bool = True, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.channels = channels
+        self.fused = fused
+        if fused:
+            self.eps = eps
+            self.momentum = momentum
+            self.register_buffer("running_mean", torch.zeros(channels))
+            self.register_buffer("running_var", torch.ones(channels))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+            self.bn = None
+        else:
+            self.bn = nn.BatchNorm2d(channels, affine=False, eps=eps, momentum=momentum)
+
+    def modulate(self, x: Tensor, labels: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        """Normalise ``x`` and apply ``gamma``/``beta`` tables (``[B or 1, C, L]``) looked up by ``labels``."""
+        if self.bn is not None:
+            return class_affine(self.bn(x), labels, gamma, beta)
+        if self.training:
+            var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), unbiased=False)
+            with torch.no_grad():
+                n = x.numel() / x.shape[1]
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(var.detach() * (n / max(n - 1, 1)), self.momentum)
+                self.num_batches_tracked += 1
+        else:
+            var, mean = self.running_var, self.running_mean
+        rstd = torch.rsqrt(var + self.eps)
+        scale = gamma * rstd[None, :, None]
+        shift = beta - mean[None, :, None] * scale
+        return class_affine(x, labels, scale, shift)
+
+
+class ClassMLP(nn.Module):
+    """Two-layer MLP(s) ``D -> hidden -> C`` applied to every label's code at once.
+
+    With ``per_class=True`` each label has its own weights (the paper's ``f^l_k``), evaluated as one batched
+    matrix product over labels; otherwise one MLP is shared by all labels.
+
+    Init: the first layer is He-normal; the last layer's weights are N(0, (out_std / sqrt(hidden))^2) so the
+    output deviates from its bias by about ``out_std`` at initialisation; the last bias is ``out_bias``.
+    """
+
+    def __init__(self, num_labels: int, in_dim: int, hidden: int, out_dim: int, per_class: bool = True,
+                 out_bias: float = 0.0, out_std: float = 0.1) -> None:
+        super().__init__()
+        n = num_labels if per_class else 1
+        self.w1 = nn.Parameter(torch.randn(n, in_dim, hidden) * math.sqrt(2.0 / in_dim))
+        self.b1 = nn.Parameter(torch.zeros(n, 1, hidden))
+        self.w2 = nn.Parameter(torch.randn(n, hidden, out_dim) * (out_std / math.sqrt(hidden)))
+        self.b2 = nn.Parameter(torch.full((n, 1, out_dim), float(out_bias)))
+
+    def forward(self, codes: Tensor) -> Tensor:
+        """Map codes ``[B, L, D]`` to ``[B, L, C]``."""
+        z = codes.transpose(0, 1)  # [L, B, D]
+        h = F.leaky_relu(torch.baddbmm(self.b1, z, self.w1.expand(z.shape[0], -1, -1)), 0.2)
+        out = torch.baddbmm(self.b2, h, self.w2.expand(z.shape[0], -1, -1))
+        return out.transpose(0, 1)
+
+
+class SMBlk(ClassModulatedNorm):
+    """CSEBGAN semantic modulation block for one layer.
+
+    ``Gamma = f_gamma(gamma_k)`` and ``B = f_beta(beta_k)`` per label ``k`` and image, placed per pixel by
+    the label map. Initialisation: the last layer of ``f_gamma`` has bias 1 and ``f_beta`` bias 0, with small
+    output weights, so every SMBlk starts as an (almost) plain BatchNorm (Gamma ~= 1 +- 0.1, B ~= 0 +- 0.1).
+
+    Args:
+        channels: Feature channels ``C^l``.
+        num_labels: ``K + 1``.
+        embed_dim: Embedding dimension ``D``.
+        hidden: MLP hidden width.
+        per_class: Per-class MLP weights (paper) or one MLP shared by all classes.
+        fused: See :class:`ClassModulatedNorm`.
+    """
+
+    def __init__(self, channels: int, num_labels: int, embed_dim: int, hidden: int, per_class: bool = True,
+                 fused: bool = True) -> None:
+        super().__init__(channels, fused)
+        self.f_gamma = ClassMLP(num_labels, embed_dim, hidden, channels, per_class, out_bias=1.0)
+        self.f_beta = ClassMLP(num_labels, embed_dim, hidden, channels, per_class, out_bias=0.0)
+
+    def tables(self, gamma_codes: Tensor, beta_codes: Tensor) -> tuple[Tensor, Tensor]:
+        """Modulation tables ``[B, C, L]`` (Gamma, B) from codes ``[B, L, D]``."""
+        return self.f_gamma(gamma_codes).transpose(1, 2), self.f_beta(beta_codes).transpose(1, 2)
+
+    def forward(self, x: Tensor, labels: Tensor, gamma_codes: Tensor, beta_codes: Tensor) -> Tensor:
+        """Modulate ``x`` ``[B, C, H, W]`` by ``labels`` ``[B, H, W]`` and the sampled codes ``[B, L, D]``."""
+        gamma, beta = self.tables(gamma_codes, beta_codes)
+        return self.modulate(x, labels, gamma, beta)
+
+
+class CLADENorm(ClassModulatedNorm):
+    """Class-adaptive normalisation: learned ``[L, C]`` gamma/beta tables looked up by label (CLADE).
+
+    With ``noise_dim`` set, INADE-style instance noise is added: one noise vector per image and class,
+    shared by all layers, is projected to this layer's channels and scaled by a learned per-class factor
+    (initialised to 0.1): ``Gamma[b, k] = gamma_k + a_k * (P_gamma z[b, k])``.
+
+    Init: ``gamma = 1``, ``beta = 0`` (a plain BatchNorm at start).
+    """
+
+    def __init__(self, channels: int, num_labels: int, noise_dim: int | None = None, fused: bool = True) -> None:
+        super().__init__(channels, fused)
+        self.gamma = nn.Parameter(torch.ones(num_labels, channels))
+        self.beta = nn.Parameter(torch.zeros(num_labels, channels))
+        self.noise_dim = noise_dim
+        if noise_dim:
+            self.proj = nn.Linear(noise_dim, 2 * channels)
+            nn.init.normal_(self.proj.weight, 0.0, 1.0 / math.sqrt(noise_dim))
+            nn.init.zeros_(self.proj.bias)
+            self.noise_scale = nn.Parameter(torch.full((num_labels, 2), 0.1))
+
+    def forward(self, x: Tensor, labels: Tensor, noise: Tensor | None = None) -> Tensor:
+        """Modulate ``x`` by ``labels``; ``noise`` ``[B, L, noise_dim]`` when instance noise is enabled."""
+        gamma = self.gamma.t()[None]
+        beta = self.beta.t()[None]
+        if self.noise_dim:
+            if noise is None:
+                raise ValueError("CLADE with instance noise needs a noise tensor")
+            g, bt = self.proj(noise).chunk(2, dim=-1)  # [B, L, C] each
+            gamma = gamma + (g * self.noise_scale[None, :, 0:1]).transpose(1, 2)
+            beta = beta + (bt * self.noise_scale[None, :, 1:2]).transpose(1, 2)
+        return self.modulate(x, labels, gamma, beta)
+
+
+class SPADENorm(nn.Module):
+    """SPADE: BatchNorm without affine, then ``x_hat * (1 + gamma) + beta`` with gamma/beta predicted from
+    the one-hot label map by a shared 3x3 convolution (``hidden`` channels, ReLU) and two 3x3 convolutions.
+    """
+
+    def __init__(self, channels: int, num_labels: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.shared = nn.Sequential(nn.Conv2d(num_labels, hidden, 3, padding=1), nn.ReLU())
+        self.conv_gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.conv_beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: Tensor, onehot: Tensor) -> Tensor:
+        """Modulate ``x`` by the one-hot label map ``onehot`` at ``x``'s resolution."""
+        h = self.shared(onehot)
+        return torch.addcmul(self.conv_beta(h), self.bn(x), 1 + self.conv_gamma(h))
