@@ -598,6 +598,7 @@ def synthesize_tileset(
             ``index.gpkg`` appear only when every tile is written.
     """
     import time
+    import warnings
     from concurrent.futures import ThreadPoolExecutor
 
     import geopandas as gpd
@@ -723,12 +724,13 @@ def synthesize_tileset(
         r["vary_class"] = vary_name or ""
         out_rows.append(r)
     index = gpd.GeoDataFrame(out_rows, geometry="geometry", crs=ts.index.crs).reset_index(drop=True)
-    if len(index):
+    if not len(index):
+        index = gpd.GeoDataFrame(columns=list(ts.index.columns) + ["source_tile", "sample", "seed",
+                                                                  "checkpoint_sha256", "vary_class"],
+                                 geometry="geometry", crs=ts.index.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pyogrio: no CRS for non-georeferenced sets
         write_index(out, index)
-    else:
-        write_index(out, gpd.GeoDataFrame(columns=list(ts.index.columns) + ["source_tile", "sample", "seed",
-                                                                           "checkpoint_sha256", "vary_class"],
-                                          geometry="geometry", crs=ts.index.crs))
     desc = {k: v for k, v in ts.description.items()
             if k not in ("format", "format_version", "rsaug_version", "index", "summary", "split_counts")}
     split_counts = {s: int((index["split"] == s).sum()) if len(index) else 0 for s in ("train", "val", "test",
