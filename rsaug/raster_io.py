@@ -372,6 +372,14 @@ def encode_fast(scheme: ClassScheme, raw: np.ndarray, path: str | os.PathLike[st
     """:meth:`ClassScheme.encode` with a cached 256-entry lookup table for uint8 masks (same result and errors)."""
     if raw.dtype != np.uint8:
         return scheme.encode(raw, path)
+    full, ok = _lut(scheme)
+    if not ok.all() and not np.take(ok, raw).all():
+        return scheme.encode(raw, path)  # raises with the offending values and counts
+    return np.take(full, raw)
+
+
+def _lut(scheme: ClassScheme) -> tuple[np.ndarray, np.ndarray]:
+    """(raw uint8 -> internal value, raw uint8 -> valid) lookup tables of a scheme (cached)."""
     if scheme not in _LUTS:
         vals = [v for v in range(256) if _valid_raw(scheme, v)]
         full = np.zeros(256, np.uint8)
@@ -379,10 +387,7 @@ def encode_fast(scheme: ClassScheme, raw: np.ndarray, path: str | os.PathLike[st
         full[vals] = scheme.encode(np.array(vals, dtype=np.uint8))
         ok[vals] = True
         _LUTS[scheme] = (full, ok)
-    full, ok = _LUTS[scheme]
-    if not ok.all() and not np.take(ok, raw).all():
-        return scheme.encode(raw, path)  # raises with the offending values and counts
-    return np.take(full, raw)
+    return _LUTS[scheme]
 
 
 def _valid_raw(scheme: ClassScheme, v: int) -> bool:
@@ -467,6 +472,32 @@ class MaskReader:
             if valid is not None:
                 enc[~valid] = IGNORE
         out[dr:dr + int(inner.height), dc:dc + int(inner.width)] = enc
+        return out
+
+    def read_counts(self, window: Window, col_offsets: list[int], size: int) -> list[np.ndarray] | None:
+        """Internal-value histograms (length 256) of ``size``-wide tiles at ``col_offsets`` inside ``window``.
+
+        A fast path for uint8 index masks on the scene grid: histograms of the raw values are mapped through
+        the scheme, so the mask is not encoded pixel by pixel. Returns ``None`` where it does not apply.
+
+        Raises:
+            InputError: If raw values outside the scheme occur.
+        """
+        spec = self.spec
+        if spec.kind != "index" or self._vrt is not None or self._src.dtypes[0] != "uint8":
+            return None
+        if clip_window(window, spec.scene.width, spec.scene.height) != (window, 0, 0):
+            return None  # padded border windows take the general path
+        full, ok = _lut(spec.scheme)
+        raw = self._src.read(1, window=window)
+        out = []
+        for c in col_offsets:
+            h = np.bincount(raw[:, c - int(window.col_off): c - int(window.col_off) + size].ravel(), minlength=256)
+            if h[~ok].any():
+                encode_fast(spec.scheme, raw, spec.path)  # raises with the offending values and counts
+            mapped = np.zeros(256, np.int64)
+            np.add.at(mapped, full, h)
+            out.append(mapped)
         return out
 
     def _rasterize(self, window: Window) -> np.ndarray:

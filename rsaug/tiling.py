@@ -278,9 +278,13 @@ def _union(tiles: list[tuple[int, int]], size: int) -> Window:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(state: dict[str, Any]) -> None:
+def _init_worker(state: dict[str, Any], enter_env: bool = True) -> None:
     _STATE.clear()
     _STATE.update(state)
+    if enter_env:  # one GDAL environment per worker process instead of one per rasterio.open
+        env = rasterio.Env()
+        env.__enter__()
+        _STATE["_env"] = env
 
 
 def _stats_unit(unit: _Unit) -> list[tuple[float, np.ndarray]]:
@@ -290,6 +294,9 @@ def _stats_unit(unit: _Unit) -> list[tuple[float, np.ndarray]]:
     k = spec.scheme.num_classes
     win = _union(unit.tiles, size)
     with MaskReader(spec) as reader:
+        hists = reader.read_counts(win, [c for _, c in unit.tiles], size)
+        if hists is not None:
+            return [(float(h[IGNORE]) / (size * size), h[:k].astype(np.int64)) for h in hists]
         mask = reader.read(win)
     out = []
     for _, c in unit.tiles:
@@ -352,11 +359,12 @@ def _run_units(func: Any, units: list[_Unit], state: dict[str, Any], workers: in
     """Run ``func`` over ``units`` in order, in-process or in ``workers`` processes."""
     results: list[Any] = []
     if workers <= 1 or len(units) <= 1:
-        _init_worker(state)
+        _init_worker(state, enter_env=False)
         try:
-            for u in units:
-                results.append(func(u))
-                bar.update(len(u.tiles))
+            with rasterio.Env():
+                for u in units:
+                    results.append(func(u))
+                    bar.update(len(u.tiles))
         finally:
             _STATE.clear()
         return results
