@@ -208,6 +208,10 @@ def write_tile(
         profile["transform"] = transform
     if is_mask:
         profile["nodata"] = IGNORE
+    elif count > 3:
+        # GDAL would mark the 4th band of a uint8 image (e.g. NAIP's NIR) as alpha; readers that honour alpha
+        # (rasterio.merge, hence TorchGeo) would then blank every pixel whose 4th band is 0.
+        profile["alpha"] = "UNSPECIFIED"
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(tmp, "w", **profile) as dst:
