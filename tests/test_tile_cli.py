@@ -168,3 +168,46 @@ def test_cli_bad_mask_in_later_pair_leaves_no_output(tmp_path: Path) -> None:
     r = run(scenes, masks, "-o", tmp_path / "o", "--tile-size", 224)
     assert_bad_input(r, masks / "pond_001.tif", "99 (1 px)")
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
+    """Kill a real ``rsaug tile`` process mid-run (SIGKILL), resume it, compare with an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from rsaug.tileset import TileSet
+
+    scene, mask = chesapeake_pair()
+    exe = Path(sys.executable).parent / "rsaug"
+    args = [str(exe), "tile", str(scene), str(mask), "--scheme", "chesapeake", "--tile-size", "16", "-q"]
+    full = tmp_path / "full"
+    assert subprocess.run([*args, "-o", str(full)], capture_output=True).returncode == 0
+    n_full = len(list((full / "images").iterdir()))
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "images").is_dir() and len(list((out / "images").iterdir())) > 30:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_early = not (out / "index.gpkg").exists()
+    r = run(scene, mask, "--scheme", "chesapeake", "--tile-size", 16, "-q", "-o", out)
+    assert_bad_input(r, out, "not empty")
+    r = run(scene, mask, "--scheme", "chesapeake", "--tile-size", 16, "-q", "-o", out, "--resume")
+    assert r.exit_code == 0, r.output
+    assert killed_early, "the run finished before it could be killed; the test did not test resume"
+    names = sorted(p.relative_to(full) for p in full.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())  # no temporaries left
+    assert len(names) == 2 * n_full + 3
+    for rel in names:
+        if rel.suffix == ".tif" or rel.name == "tileset.json":
+            assert (full / rel).read_bytes() == (out / rel).read_bytes(), rel
+    a, b = TileSet.open(full).index, TileSet.open(out).index
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+    assert np.allclose(np.array([g.bounds for g in a.geometry]), np.array([g.bounds for g in b.geometry]))
