@@ -615,6 +615,8 @@ def synthesize_tileset(
     if batch_size < 1:
         raise InputError(None, f"--batch-size must be at least 1, got {batch_size}")
     check_compatible(generator, ts, checkpoint)
+    if plan.total_samples == 0:
+        raise InputError(ts.root, "the plan is empty: nothing to synthesize (no rare class, or no mask selected)")
     cfg = plan.config
     vary_index = ts.scheme.index_of(cfg.vary_class) if cfg.mode == "vary" else None
     vary_name = cfg.vary_class if cfg.mode == "vary" else None
@@ -724,10 +726,6 @@ def synthesize_tileset(
         r["vary_class"] = vary_name or ""
         out_rows.append(r)
     index = gpd.GeoDataFrame(out_rows, geometry="geometry", crs=ts.index.crs).reset_index(drop=True)
-    if not len(index):
-        index = gpd.GeoDataFrame(columns=list(ts.index.columns) + ["source_tile", "sample", "seed",
-                                                                  "checkpoint_sha256", "vary_class"],
-                                 geometry="geometry", crs=ts.index.crs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pyogrio: no CRS for non-georeferenced sets
         write_index(out, index)
