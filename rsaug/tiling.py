@@ -528,7 +528,7 @@ def tile_scenes(
     size, step = int(opts.tile_size), int(opts.step)
     scheme = get_scheme(opts.scheme)
     out = Path(out)
-    pairs = [(Path(s), Path(m)) for s, m in pairs]
+    pairs = [(Path(os.path.abspath(s)), Path(os.path.abspath(m))) for s, m in pairs]
     if not pairs:
         raise InputError(None, "no scene/mask pairs given")
     mode = _prepare_output(out, overwrite, resume)
@@ -653,7 +653,7 @@ def tile_scenes(
     # ---- pass 2: write
     if mode == "overwrite":
         shutil.rmtree(out)
-    created = mode in ("new", "overwrite") and not out.exists()
+    fresh, existed = mode in ("new", "overwrite"), out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
         if mode == "resume":
@@ -692,8 +692,12 @@ def tile_scenes(
         }
         write_description(out, description)
     except BaseException as exc:
-        if created and isinstance(exc, InputError):
-            shutil.rmtree(out, ignore_errors=True)
+        if fresh and isinstance(exc, InputError):  # bad input found while writing: leave nothing behind
+            if existed:
+                for child in out.iterdir():
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            else:
+                shutil.rmtree(out, ignore_errors=True)
         raise
     elapsed = time.perf_counter() - t0
     mp_total = sum(sc.width * sc.height for sc in scenes) / 1e6

@@ -211,3 +211,23 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
     a, b = TileSet.open(full).index, TileSet.open(out).index
     assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
     assert np.allclose(np.array([g.bounds for g in a.geometry]), np.array([g.bounds for g in b.geometry]))
+
+
+def test_cli_scene_corrupt_in_the_middle_leaves_no_output(tmp_path: Path) -> None:
+    """A scene whose header and first/middle/last rows are fine but one strip is garbage fails while the tiles are
+    written: the error names the scene and the partly written output is removed."""
+    import tifffile
+
+    scene, mask = chesapeake_pair()
+    bad = tmp_path / "naip_bad.tif"
+    shutil.copy(scene, bad)
+    bad.chmod(0o644)
+    with tifffile.TiffFile(bad) as tf:
+        page = tf.pages[0]
+        offsets, counts = page.dataoffsets, page.databytecounts
+    with open(bad, "r+b") as f:  # strip 20 of 38 holds rows 140-146
+        f.seek(offsets[20])
+        f.write(bytes([0xFF]) * counts[20])
+    r = run(bad, mask, "--scheme", "chesapeake", "--tile-size", 64, "-o", tmp_path / "o", "-q")
+    assert_bad_input(r, bad, "cannot read scene raster")
+    assert not (tmp_path / "o").exists()
