@@ -324,3 +324,27 @@ def test_options_saved_as_json(chesapeake_tileset: Path) -> None:
     cfg = json.loads((chesapeake_tileset / "tile-config.json").read_text())
     assert TileOptions(**cfg["options"]).tile_size == 64
     assert cfg["sources"][0]["crs"] == "EPSG:26917"
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_any_dtype_and_band_count(tmp_path: Path, road_scheme: Path, dtype: str) -> None:
+    """A 5-band uint16 / float32 scene (the real image scaled, plus a derived band) keeps dtype, bands and values."""
+    scene, mask = GEOREF_PAIR / "image.tif", GEOREF_PAIR / "label.tif"
+    with rasterio.open(scene) as src:
+        rgb = src.read().astype(np.float64)
+        prof = src.profile
+    data = np.concatenate([rgb * 257.0, rgb[:2] * 100.5 + 3.25]).astype(dtype)
+    prof.update(count=5, dtype=dtype, compress="deflate")
+    big = tmp_path / f"scene_{dtype}.tif"
+    with rasterio.open(big, "w", **prof) as d:
+        d.write(data)
+    tile_scenes([(big, mask)], tmp_path / "t", tile_size=200, scheme=str(road_scheme), edge="pad")
+    ts = TileSet.open(tmp_path / "t")
+    assert ts.bands == 5 and ts.dtype == dtype and len(ts.index) == 9
+    for _, row in ts.index.iterrows():
+        tile = ts.read_image(row)
+        assert tile.dtype == np.dtype(dtype) and tile.shape == (5, 200, 200)
+        h = min(200, 512 - row.row_off)
+        w = min(200, 512 - row.col_off)
+        assert np.array_equal(tile[:, :h, :w], data[:, row.row_off:row.row_off + h, row.col_off:row.col_off + w])
+        assert (tile[:, h:] == 0).all() and (tile[:, :, w:] == 0).all()
