@@ -208,8 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                 while f.read(1 << 24):
                     pass
 
+        # the console script as users run it; if a sibling subcommand breaks `rsaug` itself, the tile command alone
+        entry = [str(RSAUG), "tile"]
+        if subprocess.run([*entry, "--help"], capture_output=True).returncode != 0:
+            print("note: `rsaug` does not start; timing `rsaug.cli.tile` directly")
+            entry = [str(VENV_PY), "-c", "from rsaug.cli.tile import command; command()"]
+
         def rsaug_cmd(sc: Path, mk: Path, out: Path) -> list[str]:
-            return [str(RSAUG), "tile", str(sc), str(mk), "-o", str(out), "--tile-size", str(args.tile),
+            return [*entry, str(sc), str(mk), "-o", str(out), "--tile-size", str(args.tile),
                     "--scheme", "gid15", "--max-unknown", "1", "--workers", str(args.workers), "--quiet"]
 
         out = work / "rsaug"

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-from rsaug.cli.main import cli
+from rsaug.cli.tile import command as tile_command
 from tests.conftest import GEOREF_PAIR, GID15
 from tests.fixtures_tiles import chesapeake_pair
 
@@ -23,7 +23,8 @@ COL = GID15 / "labels_color" / f"{STEM}_15label.png"
 
 
 def run(*args: object) -> object:
-    return CliRunner().invoke(cli, ["tile", *map(str, args)], catch_exceptions=False)
+    # the subcommand itself (as registered by rsaug.cli.main), so sibling subcommands cannot affect these tests
+    return CliRunner().invoke(tile_command, [*map(str, args)], catch_exceptions=False, prog_name="rsaug tile")
 
 
 def assert_bad_input(result: object, path: object, *words: str) -> None:
@@ -77,7 +78,7 @@ def test_cli_pairs_csv(tmp_path: Path) -> None:
 
 
 def test_cli_help_lists_defaults() -> None:
-    r = CliRunner().invoke(cli, ["tile", "--help"])
+    r = CliRunner().invoke(tile_command, ["--help"], prog_name="rsaug tile")
     assert r.exit_code == 0
     for opt in ("--tile-size", "--stride", "--max-unknown", "--scheme", "--split", "--seed", "--reserve",
                 "--split-mode", "--edge", "--workers", "--overwrite", "--resume", "--quiet", "--summary-json"):
@@ -182,8 +183,8 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
     from rsaug.tileset import TileSet
 
     scene, mask = chesapeake_pair()
-    exe = Path(sys.executable).parent / "rsaug"
-    args = [str(exe), "tile", str(scene), str(mask), "--scheme", "chesapeake", "--tile-size", "16", "-q"]
+    main = "from rsaug.cli.tile import command; command(prog_name='rsaug tile')"
+    args = [sys.executable, "-c", main, str(scene), str(mask), "--scheme", "chesapeake", "--tile-size", "16", "-q"]
     full = tmp_path / "full"
     assert subprocess.run([*args, "-o", str(full)], capture_output=True).returncode == 0
     n_full = len(list((full / "images").iterdir()))
