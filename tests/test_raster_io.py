@@ -101,3 +101,23 @@ def test_encode_fast_equals_scheme_encode() -> None:
     bad[0, :3] = 200
     with pytest.raises(InputError, match=r"200 \(3 px\)"):
         encode_fast(g15, bad, "x.tif")
+
+
+def test_vector_shapefile_with_raw_values(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Shapefile, numeric raw class values: a box over the left half is 'building', the rest unknown."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = GEOREF_PAIR / "image.tif"
+    with rasterio.open(image) as src:
+        b, t, crs = src.bounds, src.transform, src.crs
+    mid_x = (t * (256, 0))[0]
+    shp = tmp_path / "left.shp"
+    gpd.GeoDataFrame({"code": [2]}, geometry=[box(b.left, b.bottom, mid_x, b.top)], crs=crs).to_file(shp)
+    spec = open_mask(shp, open_scene(image), get_scheme(_scheme_file(tmp_path)), class_attribute="code")
+    assert spec.kind == "vector"
+    with MaskReader(spec) as r:
+        m = r.read(Window(128, 0, 256, 512))
+    assert (m[:, :128] == 2).all() and (m[:, 128:] == IGNORE).all()
+    with pytest.raises(InputError, match="no attribute 'class'"):
+        open_mask(shp, open_scene(image), get_scheme(_scheme_file(tmp_path)))
