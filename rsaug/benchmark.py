@@ -317,13 +317,14 @@ def make_plan(sizes: Sequence[int], fractions: Sequence[float], n_draws: int, se
         pos = np.flatnonzero(source == s)
         if len(pos) == 0:
             continue
-        rng = np.random.default_rng([seed, 100 + s])
+        # one stream per quantity, so the first n draws do not depend on how many draws the source gets
+        r_order, r_y, r_x, r_aug = (np.random.default_rng([seed, 100 + s, q]) for q in range(4))
         n_epochs = math.ceil(len(pos) / size)
-        order = np.concatenate([rng.permutation(size) for _ in range(n_epochs)])[: len(pos)]
+        order = np.concatenate([r_order.permutation(size) for _ in range(n_epochs)])[: len(pos)]
         tile[pos] = order
-        y0[pos] = rng.random(len(pos))
-        x0[pos] = rng.random(len(pos))
-        aug[pos] = rng.integers(0, 2**31 - 1, len(pos))
+        y0[pos] = r_y.random(len(pos))
+        x0[pos] = r_x.random(len(pos))
+        aug[pos] = r_aug.integers(0, 2**31 - 1, len(pos))
     return DrawPlan(source=source.astype(np.int64), tile=tile, y0=y0, x0=x0, aug_seed=aug)
 
 
@@ -735,7 +736,7 @@ def generate_synthetic(real: TileSet, checkpoint: str, out: Path, *, device: str
     from rsaug import synthesis
     from rsaug.generation import load_generator
 
-    if not Path(checkpoint).is_file():
+    if not Path(checkpoint).exists():
         raise InputError(checkpoint, "checkpoint not found")
     if (out / "tileset.json").is_file():
         return out
@@ -808,7 +809,7 @@ def run_benchmark(
     if clash:
         raise InputError(None, f"synthetic name(s) {sorted(clash)} given both as a tile set and as a checkpoint")
     for name, ck in checkpoints.items():
-        if not Path(ck).is_file():
+        if not Path(ck).exists():
             raise InputError(ck, "checkpoint not found")
     syn_sets: dict[str, TileSet] = {}
     for name, path in cfg.synthetic.items():
