@@ -6,8 +6,9 @@ EPSG:32650 with a uint8 index mask (scheme ``gid15``). Its content is a seeded m
 as on real imagery; without the shared data it falls back to smooth seeded noise.
 
 Every tool runs as its own subprocess, timed with a wall clock; peak memory is the child's peak RSS from
-``resource.getrusage(RUSAGE_CHILDREN)`` (largest single process) plus the largest sum of RSS over the whole
-process tree sampled every 20 ms (counts worker processes). Tools and settings, all 256-px tiles:
+``resource.getrusage(RUSAGE_CHILDREN)`` (largest single process) plus the largest sum of PSS (proportional set
+size, so pages shared by forked workers count once) over the whole process tree, sampled every 20 ms (counts
+worker processes). Tools and settings, all 256-px tiles:
 
 * ``rsaug tile`` (image + mask tiles + index.gpkg + tileset.json; deflate + horizontal predictor; ``--workers``)
 * ``gdal_retile.py -co COMPRESS=DEFLATE`` on the scene and on the mask (system python3; and with
@@ -110,7 +111,7 @@ def generate_scene(scene: Path, mask: Path, size: int, seed: int = 0) -> None:
 
 # --------------------------------------------------------------------------- measurement
 def _tree_rss(pid: int) -> int:
-    """Sum of RSS (bytes) of ``pid`` and all its descendants, from /proc."""
+    """Memory (bytes) of ``pid`` and all its descendants: the sum of their PSS (RSS where PSS is unavailable)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for d in os.listdir("/proc"):
@@ -127,9 +128,21 @@ def _tree_rss(pid: int) -> int:
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
-        total += rss.get(p, 0)
+        total += _pss(p, rss.get(p, 0))
         stack.extend(children.get(p, []))
     return total
+
+
+def _pss(pid: int, fallback: int) -> int:
+    """Proportional set size (shared pages split between the processes sharing them), in bytes."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return fallback
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
@@ -164,7 +177,7 @@ def _measure_main(cmd: list[str]) -> None:
         sys.exit(proc.returncode)
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"seconds": round(wall, 3), "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
-                      "peak_tree_rss_mb": round(peak[0] / 2**20, 1),
+                      "peak_tree_pss_mb": round(peak[0] / 2**20, 1),
                       "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2)}))
 
 
@@ -174,7 +187,7 @@ def _dir_mb(path: Path) -> float:
 
 def _combine(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     return {"seconds": round(a["seconds"] + b["seconds"], 3), "peak_rss_mb": max(a["peak_rss_mb"], b["peak_rss_mb"]),
-            "peak_tree_rss_mb": max(a["peak_tree_rss_mb"], b["peak_tree_rss_mb"]),
+            "peak_tree_pss_mb": max(a["peak_tree_pss_mb"], b["peak_tree_pss_mb"]),
             "cpu_seconds": round(a["cpu_seconds"] + b["cpu_seconds"], 2)}
 
 
@@ -282,10 +295,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{args.size}x{args.size} 4-band uint8 scene + uint8 mask, {args.tile}-px tiles "
           f"({n_tiles} per raster), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'tool':48s} {'s':>7s} {'MP/s':>7s} {'peak MB':>8s} {'tree MB':>8s} {'out MB':>7s}")
+    print(f"{'tool':44s} {'wall s':>7s} {'MP/s':>6s} {'CPU s':>6s} {'peak RSS MB':>11s} {'tree PSS MB':>11s} "
+          f"{'out MB':>6s}")
     for name, r in results.items():
-        print(f"{name:48s} {r['seconds']:7.2f} {r['megapixels_per_second']:7.1f} {r['peak_rss_mb']:8.0f} "
-              f"{r['peak_tree_rss_mb']:8.0f} {r.get('output_mb', float('nan')):7.0f}")
+        print(f"{name:44s} {r['seconds']:7.2f} {r['megapixels_per_second']:6.1f} {r['cpu_seconds']:6.1f} "
+              f"{r['peak_rss_mb']:11.0f} {r['peak_tree_pss_mb']:11.0f} {r.get('output_mb', float('nan')):6.0f}")
     if args.json:
         args.json.write_text(json.dumps({"size": args.size, "tile": args.tile, "workers": args.workers,
                                          "results": results}, indent=2))

@@ -36,7 +36,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 from shapely.geometry import box
 
-from rsaug.classes import IGNORE, ClassScheme, get_scheme
+from rsaug.classes import IGNORE, get_scheme
 from rsaug.errors import InputError
 from rsaug.fsutil import read_json, remove_temporaries, write_json
 from rsaug.raster_io import (
