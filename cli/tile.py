@@ -36,7 +36,10 @@ def _format_summary(s: dict[str, Any]) -> str:
 @click.option("--pairs", "pairs_csv", type=click.Path(path_type=Path), default=None,
               help="CSV of scene,mask pairs (instead of SCENE MASK); paths relative to the CSV.")
 @click.option("--mask-suffix", default="", show_default=True,
-              help="With directories: the mask of <stem>.tif is <stem><suffix>.* (e.g. _15label for GID).")
+              help="With directories: the mask of scene <key>.tif is <key><suffix>.* (e.g. _15label for GID).")
+@click.option("--scene-suffix", default="", show_default=True,
+              help="With directories: only scenes named <key><suffix>.* (e.g. _naip-new for Chesapeake, whose "
+                   "masks <key>_lc.tif sit in the same directory).")
 @click.option("--tile-size", type=int, default=256, show_default=True, help="Tile side in pixels.")
 @click.option("--stride", type=int, default=None, show_default="tile size",
               help="Step between tiles in pixels (smaller than the tile size = overlap).")
@@ -73,6 +76,7 @@ def _format_summary(s: dict[str, Any]) -> str:
 @quiet_option
 @guarded
 def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | None, mask_suffix: str,
+            scene_suffix: str,
             tile_size: int, stride: int | None, overlap: int | None, max_unknown: float, scheme: str,
             mask_kind: str, class_attribute: str, split_spec: str, seed: int, reserve: int, split_mode: str,
             block_size: int | None, edge: str, compress: str, workers: int, overwrite: bool, resume: bool,
@@ -88,7 +92,7 @@ def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | 
     else:
         if scene is None or mask is None:
             raise InputError(None, "give SCENE and MASK (files or directories) or --pairs CSV")
-        pairs = find_pairs(scene, mask, mask_suffix)
+        pairs = find_pairs(scene, mask, mask_suffix, scene_suffix)
     if overlap is not None:
         if stride is not None:
             raise InputError(None, "give either --stride or --overlap, not both")

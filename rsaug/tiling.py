@@ -154,12 +154,13 @@ def _raster_files(directory: Path) -> list[Path]:
 
 
 def find_pairs(scene: str | os.PathLike[str], mask: str | os.PathLike[str],
-               mask_suffix: str = "") -> list[tuple[Path, Path]]:
+               mask_suffix: str = "", scene_suffix: str = "") -> list[tuple[Path, Path]]:
     """Resolve SCENE and MASK arguments into scene/mask pairs.
 
-    Files are used as one pair. Directories are matched by stem: the mask of ``<stem>.tif`` is the file in
-    the mask directory whose stem is ``<stem><mask_suffix>`` (e.g. ``_15label`` for GID's colour labels),
-    whatever its extension (vector files included).
+    Files are used as one pair. Directories are matched by stem: a scene ``<key><scene_suffix>.<ext>`` (only
+    files whose stem ends with ``scene_suffix`` are scenes) is paired with the file of the mask directory whose
+    stem is ``<key><mask_suffix>``, whatever its extension (vector files included). GID: ``mask_suffix="_15label"``;
+    Chesapeake (one directory): ``scene_suffix="_naip-new", mask_suffix="_lc"``.
 
     Raises:
         InputError: Missing paths, a file paired with a directory, or scenes without a mask.
@@ -174,16 +175,19 @@ def find_pairs(scene: str | os.PathLike[str], mask: str | os.PathLike[str],
         kind = ("directory", "file") if m.is_dir() else ("file", "directory")
         raise InputError(m, f"mask is a {kind[0]} but scene {s} is a {kind[1]}; SCENE and MASK must both be "
                             "files or both be directories")
-    scenes = _raster_files(s)
+    scenes = [p for p in _raster_files(s) if p.stem.endswith(scene_suffix)]
+    if s.resolve() == m.resolve() and mask_suffix == scene_suffix:
+        raise InputError(m, "SCENE and MASK are the same directory: give --scene-suffix and --mask-suffix")
     if not scenes:
-        raise InputError(s, "no raster files (.tif, .png, ...) in scene directory")
+        raise InputError(s, f"no raster files (.tif, .png, ...) named '*{scene_suffix}.*' in scene directory")
     by_stem: dict[str, Path] = {}
     for p in sorted(m.iterdir()):
         if p.is_file() and not p.name.startswith("."):
             by_stem.setdefault(p.stem, p)
     pairs, missing = [], []
     for sc in scenes:
-        mk = by_stem.get(sc.stem + mask_suffix)
+        key = sc.stem[: len(sc.stem) - len(scene_suffix)]
+        mk = by_stem.get(key + mask_suffix)
         (missing.append(sc.name) if mk is None else pairs.append((sc, mk)))
     if missing:
         raise InputError(m, f"no mask '<stem>{mask_suffix}.*' for {len(missing)} scene(s), e.g. {missing[0]}")

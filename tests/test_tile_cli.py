@@ -232,3 +232,20 @@ def test_cli_scene_corrupt_in_the_middle_leaves_no_output(tmp_path: Path) -> Non
     r = run(bad, mask, "--scheme", "chesapeake", "--tile-size", 64, "-o", tmp_path / "o", "-q")
     assert_bad_input(r, bad, "cannot read scene raster")
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_one_directory_with_scene_and_mask_suffixes(tmp_path: Path) -> None:
+    """Chesapeake patches: <key>_naip-new.tif and <key>_lc.tif in one directory, paired by key."""
+    from tests.conftest import CHESAPEAKE
+
+    patches = CHESAPEAKE / "patches"
+    out = tmp_path / "o"
+    r = run(patches, patches, "--scene-suffix", "_naip-new", "--mask-suffix", "_lc", "--scheme", "chesapeake",
+            "--tile-size", 128, "-o", out, "-q", "--summary-json", tmp_path / "s.json")
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "s.json").read_text())
+    n = len(list(patches.glob("*_naip-new.tif")))
+    assert s["scenes"] == n and s["candidate_tiles"] == 4 * n
+    desc = json.loads((out / "tileset.json").read_text())
+    assert all(src["mask"].endswith("_lc.tif") and src["scene"].endswith("_naip-new.tif") for src in desc["sources"])
+    assert_bad_input(run(patches, patches, "-o", tmp_path / "o2"), patches, "same directory")
