@@ -205,8 +205,11 @@ def preset_configs(name: str | None, model: str = "csebgan", **train_overrides: 
     if name is not None and name not in TRAIN_PRESETS:
         raise InputError(None, f"unknown preset {name!r}; choose one of {', '.join(TRAIN_PRESETS)}")
     base = dict(TRAIN_PRESETS.get(name, {})) if name else {}
-    base.update({k: v for k, v in train_overrides.items() if v is not None})
-    if base.get("steps") is not None and "epochs" not in {k for k, v in train_overrides.items() if v is not None}:
+    given = {k: v for k, v in train_overrides.items() if v is not None}
+    base.update(given)
+    if "epochs" in given and "steps" not in given:
+        base["steps"] = None
+    if "steps" in given and "epochs" not in given:
         base["epochs"] = None
     cfg = TrainConfig(preset=name, **{k: v for k, v in base.items() if k != "preset"})
     model_over: dict[str, Any] = dict(MODEL_PRESETS.get(name, {})) if name else {}
