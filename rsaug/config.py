@@ -57,6 +57,8 @@ class ModelConfig:
             apply them with one gather-based affine (a custom autograd function that never stores full-size
             gamma/beta maps). ``False`` uses ``nn.BatchNorm2d(affine=False)`` + lookup, which
             ``nn.SyncBatchNorm.convert_sync_batchnorm`` can convert for multi-GPU training.
+        channels_last: Run SPADE-layout generators in channels-last memory format (per-pixel lookups become
+            contiguous row copies; oneDNN / cuDNN convolutions prefer it). Outputs are ordinary NCHW tensors.
         spectral_norm_g: Spectral normalisation on the generator's residual-block convolutions.
         spade_hidden: Hidden width of the SPADE norm's shared convolution.
         z_dim: Latent dimension of VSPADE's encoder / noise.
@@ -87,6 +89,7 @@ class ModelConfig:
     per_class_mlp: bool = True
     share_embeddings: bool = True
     fused_modulation: bool = True
+    channels_last: bool = True
     spectral_norm_g: bool = True
     spade_hidden: int = 128
     z_dim: int = 256
@@ -147,7 +150,9 @@ class ModelConfig:
                f"(2 ** num_upsampling / 2 ** p2p_downsampling)")
         _check(self.init in ("xavier", "normal", "kaiming", "default"), path,
                f"model config: init must be xavier, normal, kaiming or default, got {self.init!r}")
-        for name in ("per_class_mlp", "share_embeddings", "fused_modulation", "spectral_norm_g", "clade_noise"):
+        flags = ("per_class_mlp", "share_embeddings", "fused_modulation", "channels_last", "spectral_norm_g",
+                 "clade_noise")
+        for name in flags:
             _check(isinstance(getattr(self, name), bool), path, f"model config: {name} must be true or false")
         for name in ("band_low", "band_high"):
             v = getattr(self, name)

@@ -332,13 +332,14 @@ class SPADELayoutGenerator(_Generator):
         elif cfg.model == "spade":
             x = self.fc(ctx.onehot_at(sh, sw, torch.float32))
         else:
-            x = self.start(ctx.labels_at(sh, sw)).permute(0, 3, 1, 2).contiguous()
+            x = self.start(ctx.labels_at(sh, sw)).permute(0, 3, 1, 2)
+        x = x.contiguous(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
         for up, block in zip(self.upsample_before, self.blocks):
             if up:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = block(x, ctx)
         x = self.conv_img(F.leaky_relu(x, 0.2))
-        return torch.tanh(x), kl
+        return torch.tanh(x).contiguous(), kl
 
 
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -15,9 +15,9 @@ per-class affine is itself a per-(image, class, channel) affine of the *raw* inp
     out = x * (Gamma[b, k, c] / std_c) + (B[b, k, c] - mean_c * Gamma[b, k, c] / std_c),   k = label(b, h, w),
 
 so the layer computes the batch statistics, folds them into two small ``[B, C, L]`` tables and applies a
-single gather-based affine (:func:`class_affine`, a custom autograd function). Neither ``x_hat`` nor
-full-size per-pixel Gamma/B maps are ever stored for backward; the backward pass recomputes the gather and
-reduces the table gradients with a batched matrix product against the one-hot label map.
+single gather-based affine (``_FusedNormAffine``, a custom autograd function with an analytic backward
+that includes the batch-statistics terms). Neither ``x_hat`` nor full-size per-pixel Gamma/B maps are ever
+stored for backward: backward recomputes the gather and reduces the table gradients with scatter-adds.
 """
 from __future__ import annotations
 
@@ -28,55 +28,160 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class _Lookup:
+    """Per-pixel table lookups and per-class reductions for one feature map, in its memory layout.
+
+    Channels-last maps (``[B, H, W, C]`` in memory, the generators' default) use row lookups
+    (``F.embedding`` on a ``[B * L, C]`` table, one contiguous copy of ``C`` values per pixel) and row
+    scatter-adds (``index_add_``); NCHW maps use ``gather`` / ``scatter_add_`` along the pixel axis.
+    Pixel values are handled as a flat "pixel view": ``[B*H*W, C]`` (channels-last) or ``[B, C, H*W]``.
+    """
+
+    def __init__(self, x: Tensor, labels: Tensor, num_labels: int) -> None:
+        b, c, h, w = x.shape
+        self.shape = (b, c, h, w)
+        self.num_labels = num_labels
+        self.nhwc = (not x.is_contiguous()) and x.is_contiguous(memory_format=torch.channels_last)
+        if self.nhwc:
+            offset = torch.arange(b, device=labels.device).view(b, 1) * num_labels
+            self.index = (labels.reshape(b, h * w) + offset).reshape(-1)
+        else:
+            self.index = labels.reshape(b, 1, h * w).expand(b, c, h * w)
+
+    def view(self, t: Tensor) -> Tensor:
+        """Pixel view of a ``[B, C, H, W]`` tensor (made contiguous in this layout if needed)."""
+        b, c, h, w = self.shape
+        if self.nhwc:
+            return t.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b * h * w, c)
+        return t.contiguous().reshape(b, c, h * w)
+
+    def unview(self, t: Tensor) -> Tensor:
+        """Inverse of :meth:`view`: a ``[B, C, H, W]`` tensor (channels-last memory for NHWC maps)."""
+        b, c, h, w = self.shape
+        if self.nhwc:
+            return t.view(b, h, w, c).permute(0, 3, 1, 2)
+        return t.view(b, c, h, w)
+
+    def lookup(self, table: Tensor) -> Tensor:
+        """Pixel view of ``table[b, c, label[b, p]]`` for a ``[B, C, L]`` table."""
+        b, c, _, _ = self.shape
+        if self.nhwc:
+            return F.embedding(self.index, table.transpose(1, 2).reshape(b * self.num_labels, c))
+        return torch.gather(table, 2, self.index)
+
+    def segment_sum(self, values: Tensor) -> Tensor:
+        """``[B, C, L]`` sums of pixel-view ``values`` over the pixels of each label."""
+        b, c, _, _ = self.shape
+        if self.nhwc:
+            out = values.new_zeros(b * self.num_labels, c).index_add_(0, self.index, values)
+            return out.view(b, self.num_labels, c).transpose(1, 2)
+        return values.new_zeros(b, c, self.num_labels).scatter_add_(2, self.index, values)
+
+
 class _ClassAffine(torch.autograd.Function):
     """``out[b, c, p] = x[b, c, p] * scale[b, c, label[b, p]] + shift[b, c, label[b, p]]``."""
 
     @staticmethod
     def forward(ctx, x: Tensor, labels: Tensor, scale: Tensor, shift: Tensor) -> Tensor:  # type: ignore[override]
-        b, c, h, w = x.shape
-        idx = labels.reshape(b, 1, h * w).expand(b, c, h * w)
+        lk = _Lookup(x, labels, scale.shape[2])
         scale = scale.to(x.dtype)
-        shift = shift.to(x.dtype)
-        out = torch.gather(shift, 2, idx)
-        out.addcmul_(x.reshape(b, c, h * w), torch.gather(scale, 2, idx))
+        out = lk.lookup(shift.to(x.dtype))
+        out.addcmul_(lk.view(x), lk.lookup(scale))
         ctx.save_for_backward(x, labels, scale)
-        ctx.num_labels = scale.shape[2]
-        return out.view(b, c, h, w)
+        return lk.unview(out)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x, labels, scale = ctx.saved_tensors
-        b, c, h, w = x.shape
-        g = grad.reshape(b, c, h * w)
+        lk = _Lookup(x, labels, scale.shape[2])
+        g = lk.view(grad)
         grad_x = grad_scale = grad_shift = None
         if ctx.needs_input_grad[0]:
-            idx = labels.reshape(b, 1, h * w).expand(b, c, h * w)
-            grad_x = (g * torch.gather(scale, 2, idx)).view(b, c, h, w)
-        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
-            onehot = F.one_hot(labels.reshape(b, h * w), ctx.num_labels).to(g.dtype)  # [B, HW, L]
-            if ctx.needs_input_grad[3]:
-                grad_shift = torch.bmm(g, onehot)
-            if ctx.needs_input_grad[2]:
-                grad_scale = torch.bmm(g * x.reshape(b, c, h * w), onehot)
+            grad_x = lk.unview(g * lk.lookup(scale))
+        if ctx.needs_input_grad[3]:
+            grad_shift = lk.segment_sum(g)
+        if ctx.needs_input_grad[2]:
+            grad_scale = lk.segment_sum(g * lk.view(x))
         return grad_x, None, grad_scale, grad_shift
+
+
+class _FusedNormAffine(torch.autograd.Function):
+    """BatchNorm (no affine) + per-class affine in one op: ``x_hat * gamma[label] + beta[label]``.
+
+    Forward folds the statistics into ``scale = gamma * rstd`` and ``shift = beta - mean * scale`` tables and
+    applies one lookup-based affine. Backward (with batch statistics) is analytic: with ``S1 = sum g * x``,
+    ``S0 = sum g`` per (image, channel, class),
+
+    * ``dbeta = S0``, ``dgamma = (S1 - mean * S0) * rstd``,
+    * ``dmean = -sum_{b,k} S0 * scale``, ``drstd = sum_{b,k} (S1 - mean * S0) * gamma``,
+      ``dvar = -rstd^3 / 2 * drstd``,
+    * ``dx = g * scale[label] + x * (2 dvar / N) + (dmean / N - 2 mean dvar / N)``,
+
+    so the only full-size work is two per-class reductions, one lookup and two multiply-adds.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, labels: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,  # type: ignore[override]
+                var: Tensor, eps: float, batch_stats: bool) -> Tensor:
+        sdt = torch.promote_types(x.dtype, torch.float32)  # statistics dtype (float32 under autocast)
+        rstd = torch.rsqrt(var.to(sdt) + eps)
+        scale = gamma.to(sdt) * rstd[None, :, None]
+        shift = beta.to(sdt) - mean.to(sdt)[None, :, None] * scale
+        lk = _Lookup(x, labels, gamma.shape[2])
+        out = lk.lookup(shift.to(x.dtype))
+        out.addcmul_(lk.view(x), lk.lookup(scale.to(x.dtype)))
+        ctx.save_for_backward(x, labels, gamma, scale, mean, rstd)
+        ctx.batch_stats = batch_stats
+        return lk.unview(out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, labels, gamma, scale, mean, rstd = ctx.saved_tensors
+        lk = _Lookup(x, labels, gamma.shape[2])
+        g = lk.view(grad)
+        xf = lk.view(x)
+        sdt = rstd.dtype
+        s0 = lk.segment_sum(g).to(sdt)
+        s1 = lk.segment_sum(g * xf).to(sdt)
+        mean_f = mean.to(sdt)[None, :, None]
+        d_scale = s1 - mean_f * s0  # total derivative w.r.t. the scale table (shift depends on it)
+        grad_gamma = (d_scale * rstd[None, :, None]).to(gamma.dtype) if ctx.needs_input_grad[2] else None
+        grad_beta = s0.to(gamma.dtype) if ctx.needs_input_grad[3] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = lk.lookup(scale.to(x.dtype)).mul_(g)
+            if ctx.batch_stats:
+                b, _, h, w = x.shape
+                n = b * h * w
+                d_mean = -(s0 * scale).sum(dim=(0, 2))
+                d_rstd = (d_scale * gamma.to(sdt)).sum(dim=(0, 2))
+                d_var = -0.5 * rstd.pow(3) * d_rstd
+                a = (2.0 * d_var / n).to(x.dtype)
+                off = ((d_mean - 2.0 * mean.to(sdt) * d_var) / n).to(x.dtype)
+                if not lk.nhwc:
+                    a, off = a[None, :, None], off[None, :, None]
+                grad_x.addcmul_(xf, a).add_(off)
+            grad_x = lk.unview(grad_x)
+        return grad_x, None, grad_gamma, grad_beta, None, None, None, None
 
 
 def class_affine(x: Tensor, labels: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
     """Per-pixel affine whose parameters are looked up by label.
 
     Args:
-        x: Features ``[B, C, H, W]``.
+        x: Features ``[B, C, H, W]`` (NCHW or channels-last memory).
         labels: Long labels ``[B, H, W]`` in ``0..L-1``.
         scale: ``[B, C, L]`` (or ``[1, C, L]``, broadcast over the batch).
         shift: ``[B, C, L]`` (or ``[1, C, L]``).
 
     Returns:
-        ``x * scale[b, c, label] + shift[b, c, label]``, computed without storing full-size scale/shift maps.
+        ``x * scale[b, c, label] + shift[b, c, label]``, computed without storing full-size scale/shift maps
+        (same memory layout as ``x``).
     """
     b = x.shape[0]
     scale = scale.expand(b, -1, -1).contiguous()
     shift = shift.expand(b, -1, -1).contiguous()
-    return _ClassAffine.apply(x.contiguous(), labels.contiguous(), scale, shift)
+    return _ClassAffine.apply(x, labels.contiguous(), scale, shift)
 
 
 class ClassModulatedNorm(nn.Module):
@@ -111,18 +216,19 @@ class ClassModulatedNorm(nn.Module):
         if self.bn is not None:
             return class_affine(self.bn(x), labels, gamma, beta)
         if self.training:
-            var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), unbiased=False)
             with torch.no_grad():
+                var, mean = torch.var_mean(x.to(torch.promote_types(x.dtype, torch.float32)), dim=(0, 2, 3),
+                                           unbiased=False)
                 n = x.numel() / x.shape[1]
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_var.lerp_(var.detach() * (n / max(n - 1, 1)), self.momentum)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * (n / max(n - 1, 1)), self.momentum)
                 self.num_batches_tracked += 1
         else:
             var, mean = self.running_var, self.running_mean
-        rstd = torch.rsqrt(var + self.eps)
-        scale = gamma * rstd[None, :, None]
-        shift = beta - mean[None, :, None] * scale
-        return class_affine(x, labels, scale, shift)
+        bsz = x.shape[0]
+        gamma = gamma.expand(bsz, -1, -1).contiguous()
+        beta = beta.expand(bsz, -1, -1).contiguous()
+        return _FusedNormAffine.apply(x, labels.contiguous(), gamma, beta, mean, var, self.eps, self.training)
 
 
 class ClassMLP(nn.Module):

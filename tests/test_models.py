@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+import torch.nn.functional as F
 
 from rsaug.config import ModelConfig, model_preset
 from rsaug.conductor import build_conductor
@@ -179,13 +180,35 @@ def test_share_embeddings_false_has_per_layer_parameters():
 
 
 # ----------------------------------------------------------------------------------------- modulation
-def test_class_affine_gradcheck():
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_class_affine_gradcheck(layout):
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 4, 5, dtype=torch.double, requires_grad=True)
+    x = torch.randn(2, 3, 4, 5, dtype=torch.double).contiguous(memory_format=layout).requires_grad_(True)
     lab = torch.randint(0, 4, (2, 4, 5))
     s = torch.randn(2, 3, 4, dtype=torch.double, requires_grad=True)
     b = torch.randn(2, 3, 4, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, s, b: class_affine(x, lab, s, b), (x, s, b))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_fused_norm_matches_batchnorm_reference_in_double(layout):
+    """The analytic backward of the fused norm (incl. batch-statistics terms) equals autograd through BN."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 5, 6, dtype=torch.double).contiguous(memory_format=layout).requires_grad_(True)
+    lab = torch.randint(0, 3, (3, 5, 6))
+    gamma = torch.randn(3, 4, 3, dtype=torch.double, requires_grad=True)
+    beta = torch.randn(3, 4, 3, dtype=torch.double, requires_grad=True)
+    norm = SMBlk(4, 3, 2, 2, fused=True).double()
+    out = norm.modulate(x, lab, gamma, beta)
+    bi = torch.arange(3)[:, None, None]
+    look = lambda t: t.permute(0, 2, 1)[bi, lab].permute(0, 3, 1, 2)  # noqa: E731
+    ref = F.batch_norm(x, None, None, training=True, eps=1e-5) * look(gamma) + look(beta)
+    torch.testing.assert_close(out, ref)
+    w = torch.randn_like(ref)
+    got = torch.autograd.grad((out * w).sum(), (x, gamma, beta))
+    want = torch.autograd.grad((ref * w).sum(), (x, gamma, beta))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
 
 
 def test_fused_smblk_equals_batchnorm_then_lookup():
