@@ -350,3 +350,35 @@ def test_any_dtype_and_band_count(tmp_path: Path, road_scheme: Path, dtype: str)
         w = min(200, 512 - row.col_off)
         assert np.array_equal(tile[:, :h, :w], data[:, row.row_off:row.row_off + h, row.col_off:row.col_off + w])
         assert (tile[:, h:] == 0).all() and (tile[:, :, w:] == 0).all()
+
+
+def test_scenes_in_two_crs_share_one_index(tmp_path: Path, road_scheme: Path) -> None:
+    """Tiles keep their own scene's CRS; the index footprints are all in the first scene's CRS."""
+    from rasterio.warp import transform_geom
+    from shapely.geometry import box, shape
+
+    scene, mask = GEOREF_PAIR / "image.tif", GEOREF_PAIR / "label.tif"
+    dst_crs = CRS.from_epsg(32619)
+    paths = []
+    for src_path, name in ((scene, "image_utm19.tif"), (mask, "label_utm19.tif")):
+        with rasterio.open(src_path) as src:
+            t, w, h = calculate_default_transform(src.crs, dst_crs, src.width, src.height, *src.bounds)
+            out = np.zeros((src.count, h, w), src.dtypes[0])
+            reproject(src.read(), out, src_transform=src.transform, src_crs=src.crs, dst_transform=t,
+                      dst_crs=dst_crs, resampling=Resampling.nearest)
+            prof = {**src.profile, "crs": dst_crs, "transform": t, "width": w, "height": h}
+        with rasterio.open(tmp_path / name, "w", **prof) as d:
+            d.write(out)
+        paths.append(tmp_path / name)
+    idx = tile_scenes([(scene, mask), tuple(paths)], tmp_path / "t", tile_size=128, scheme=str(road_scheme),
+                      max_unknown=1.0)
+    with rasterio.open(scene) as s0:
+        assert idx.crs == s0.crs
+    ts = TileSet.open(tmp_path / "t")
+    second = ts.index[ts.index.tile_id.str.startswith("image_utm19")]
+    assert len(second) > 0
+    for _, row in second.iterrows():
+        with rasterio.open(ts.image_path(row)) as t:
+            assert t.crs == dst_crs
+            expect = shape(transform_geom(dst_crs, idx.crs, box(*t.bounds).__geo_interface__))
+        assert row.geometry.symmetric_difference(expect).area < 1e-6 * expect.area
