@@ -161,6 +161,7 @@ class MaskSpec:
         resample: Whether the mask must be warped onto the scene grid (other CRS/resolution/extent).
         class_attribute: Attribute holding the class (vector masks).
         pixel_grid: Whether both are used on the bare pixel grid (non-georeferenced).
+        notes: Remarks for the user (e.g. one of the pair is not georeferenced), shown as warnings.
     """
 
     path: str
