@@ -121,3 +121,16 @@ def test_vector_shapefile_with_raw_values(tmp_path) -> None:  # type: ignore[no-
     assert (m[:, :128] == 2).all() and (m[:, 128:] == IGNORE).all()
     with pytest.raises(InputError, match="no attribute 'class'"):
         open_mask(shp, open_scene(image), get_scheme(_scheme_file(tmp_path)))
+
+
+def test_decode_colors_fast_equals_scheme_decode() -> None:
+    from rsaug.raster_io import decode_colors_fast
+
+    g15 = get_scheme("gid15")
+    with rasterio.open(GID15 / "labels_color" / "pond_001_15label.png") as src:
+        rgb = src.read()
+    assert np.array_equal(decode_colors_fast(g15, rgb), g15.decode_colors(rgb))
+    bad = rgb.copy()
+    bad[:, 0, :2] = 7
+    with pytest.raises(InputError, match=r"\(7,7,7\)x2"):
+        decode_colors_fast(g15, bad, "x.png")
