@@ -56,6 +56,7 @@ class SceneInfo:
         crs: CRS as WKT, or ``None`` when not georeferenced.
         transform: Affine transform (identity when not georeferenced).
         nodata: Nodata value of the scene, if any (used to fill padded border tiles).
+        block_width: Width of the scene's internal blocks (the full width for striped files).
     """
 
     path: str
@@ -66,6 +67,7 @@ class SceneInfo:
     crs: str | None
     transform: tuple[float, ...]
     nodata: float | None = None
+    block_width: int = 0
 
     @property
     def georeferenced(self) -> bool:
@@ -128,6 +130,7 @@ def open_scene(path: str | os.PathLike[str]) -> SceneInfo:
             path=str(Path(path)), width=src.width, height=src.height, count=src.count,
             dtype=str(src.dtypes[0]), crs=_crs_of(src), transform=tuple(src.transform)[:6],
             nodata=None if nodata is None or (isinstance(nodata, float) and math.isnan(nodata)) else nodata,
+            block_width=int(src.block_shapes[0][1]),
         )
         if len(set(src.dtypes)) != 1:
             raise InputError(path, f"scene bands have mixed dtypes {sorted(set(src.dtypes))}")

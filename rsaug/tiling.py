@@ -60,7 +60,8 @@ from rsaug.tileset import (
 CONFIG_FILE = "tile-config.json"
 RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".img", ".vrt")
 SPLIT_NAMES = ("train", "val", "test")
-UNIT_MAX_WIDTH = 4096  # pixels of scene width read at once per work unit
+UNIT_MAX_WIDTH = 4096  # pixels of scene width read at once per work unit (tiled sources)
+UNIT_MAX_BYTES = 64 * 2**20  # striped sources: whole rows of tiles up to this buffer size (strips decoded once)
 
 
 class TilingWarning(UserWarning):
@@ -253,8 +254,9 @@ class _Unit:
     keep: list[bool] = field(default_factory=list)
 
 
-def _units(scene_idx: int, windows: list[tuple[int, int]], size: int) -> list[_Unit]:
-    """Group the windows of one scene into row-chunks whose union is at most ~UNIT_MAX_WIDTH wide."""
+def _units(scene_idx: int, windows: list[tuple[int, int]], size: int,
+           max_width: int = UNIT_MAX_WIDTH) -> list[_Unit]:
+    """Group the windows of one scene into row-chunks whose union is at most ~``max_width`` wide."""
     units: list[_Unit] = []
     by_row: dict[int, list[tuple[int, int]]] = {}
     for r, c in windows:
@@ -262,7 +264,7 @@ def _units(scene_idx: int, windows: list[tuple[int, int]], size: int) -> list[_U
     for r in sorted(by_row):
         cur: list[tuple[int, int]] = []
         for t in by_row[r]:
-            if cur and t[1] + size - cur[0][1] > max(UNIT_MAX_WIDTH, size):
+            if cur and t[1] + size - cur[0][1] > max(max_width, size):
                 units.append(_Unit(scene_idx, cur))
                 cur = []
             cur.append(t)
@@ -591,7 +593,11 @@ def tile_scenes(
             raise InputError(sc.path, f"tile size {size} is larger than the scene ({sc.width}x{sc.height})")
         if opts.edge == "drop":
             partial += count_partial(sc.width, sc.height, size, step)
-        all_units.extend(_units(i, wins, size))
+        max_width = UNIT_MAX_WIDTH
+        row_bytes = sc.count * size * np.dtype(sc.dtype).itemsize
+        if sc.block_width >= sc.width and row_bytes * (sc.width + size) <= UNIT_MAX_BYTES:
+            max_width = sc.width + size  # striped file: read whole rows of tiles so each strip is decoded once
+        all_units.extend(_units(i, wins, size, max_width))
     n_cand = sum(len(u.tiles) for u in all_units)
     state = {"scenes": scenes, "masks": masks, "size": size, "out": out, "resume": mode == "resume",
              "compress": opts.compress}
