@@ -379,7 +379,7 @@ def _run_units(func: Any, units: list[_Unit], state: dict[str, Any], workers: in
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(state,)) as pool:
-        chunk = max(1, min(8, len(units) // (workers * 8)))
+        chunk = max(1, min(4, len(units) // (workers * 16)))  # small chunks: balanced tail
         for u, res in zip(units, pool.map(func, units, chunksize=chunk)):
             results.append(res)
             bar.update(len(u.tiles))
