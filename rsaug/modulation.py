@@ -184,6 +184,30 @@ def class_affine(x: Tensor, labels: Tensor, scale: Tensor, shift: Tensor) -> Ten
     return _ClassAffine.apply(x, labels.contiguous(), scale, shift)
 
 
+def batch_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and biased variance over (batch, height, width), in float32 (or float64 for double).
+
+    Computed as ``E[x]`` and ``E[x^2] - E[x]^2`` with two matrix-vector products over the pixel view, which is
+    several times faster on CPU than ``torch.var_mean`` for channels-last maps.
+    """
+    b, c, h, w = x.shape
+    sdt = torch.promote_types(x.dtype, torch.float32)
+    if (not x.is_contiguous()) and x.is_contiguous(memory_format=torch.channels_last):
+        xv = x.permute(0, 2, 3, 1).reshape(b * h * w, c).to(sdt)
+        ones = xv.new_ones(1, xv.shape[0])
+        with torch.autocast(x.device.type, enabled=False):  # keep the statistics in full precision
+            s1 = torch.mm(ones, xv)[0]
+            s2 = torch.mm(ones, xv * xv)[0]
+    else:
+        xv = x.reshape(b, c, h * w).to(sdt)
+        s1 = xv.sum(dim=(0, 2))
+        s2 = (xv * xv).sum(dim=(0, 2))
+    n = b * h * w
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp_(min=0)
+    return mean, var
+
+
 class ClassModulatedNorm(nn.Module):
     """BatchNorm without affine followed by a per-class affine ``x_hat * Gamma[label] + B[label]``.
 
@@ -217,8 +241,7 @@ class ClassModulatedNorm(nn.Module):
             return class_affine(self.bn(x), labels, gamma, beta)
         if self.training:
             with torch.no_grad():
-                var, mean = torch.var_mean(x.to(torch.promote_types(x.dtype, torch.float32)), dim=(0, 2, 3),
-                                           unbiased=False)
+                mean, var = batch_stats(x)
                 n = x.numel() / x.shape[1]
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(var * (n / max(n - 1, 1)), self.momentum)
