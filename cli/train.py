@@ -127,7 +127,7 @@ def command(tiles: Path, run_dir: Path, model: str, preset: str, crop_size: int 
         result = trainer.fit()
     except TrainingDiverged as exc:
         raise click.ClickException(str(exc)) from None
-    if quiet:
+    if quiet or getattr(trainer, "global_rank", 0) != 0:
         return
     keys = [k for k in ("g_total", "g_adv", "g_fm", "g_vgg", "g_cond", "g_kl", "g_ds", "d_total", "c_real",
                         "c_fake") if k in result.last_losses]

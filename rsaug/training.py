@@ -552,7 +552,8 @@ class Trainer:
     def _build(self, fabric: Any) -> None:
         from rsaug.generation import build_models
 
-        if fabric.world_size > 1 and self.model_cfg.fused_modulation:
+        sync_bn = fabric.world_size > 1 and fabric.device.type == "cuda"  # SyncBatchNorm is CUDA-only
+        if sync_bn and self.model_cfg.fused_modulation:
             # fused statistics are per device; plain BatchNorm2d converts to SyncBatchNorm
             self.model_cfg.fused_modulation = False
             self.echo("note: multi-process training uses unfused modulation (synchronised BatchNorm)")
@@ -560,7 +561,7 @@ class Trainer:
         models = build_models(self.model_cfg, discriminator=self.cfg.discriminator,
                               conductor=self.cfg.conductor != "none")
         self.G, self.D, self.C = models.G, models.D, models.C
-        if fabric.world_size > 1:
+        if sync_bn:
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
             if self.C is not None:
                 self.C = nn.SyncBatchNorm.convert_sync_batchnorm(self.C)
@@ -891,6 +892,7 @@ class Trainer:
 
         fabric = self._fabric()
         fabric.launch()
+        self.global_rank = fabric.global_rank
         self._build(fabric)
         start = 0
         if self.resume_state is not None:
