@@ -611,6 +611,9 @@ def train_segmenter(
         trainer.fit(task, train_dataloaders=loader)
         seconds = time.perf_counter() - t0
     counter.close()
+    if int(trainer.global_step) != cfg.iterations:  # e.g. Lightning stopped gracefully on SIGTERM
+        raise RuntimeError(f"training stopped after {trainer.global_step} of {cfg.iterations} steps; "
+                           "the run is not recorded")
     model = task.model.to(dev).eval()
     info = {
         "steps": int(trainer.global_step),
