@@ -294,4 +294,48 @@ def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "a
                      train_config=state.get("train_config"), tileset=state.get("tileset"), device=dev)
 
 
-__all__ = ["Generator", "Models", "build_models", "load_generator", "file_sha256"]
+def sample_grid(gen: Generator, tiles: str | os.PathLike[str], out: str | os.PathLike[str], rows: int = 6,
+                fakes: int = 3, seed: int = 0, split: str = "val", crop: int | None = None) -> Path:
+    """Write a PNG grid (mask | real | ``fakes`` generated images) for tiles spread over a split.
+
+    Args:
+        gen: A loaded generator.
+        tiles: Tile-set directory with the same class scheme.
+        out: Destination PNG.
+        rows: Number of tiles (evenly spaced over the split's rows).
+        fakes: Generated images per mask (noise seeds ``seed``, ``seed + 1``, ...).
+        seed: First noise seed.
+        split: Split to take the tiles from.
+        crop: Centre crop size (``None``: whole tiles; tiles of different sizes need a crop).
+
+    Returns:
+        The PNG path.
+
+    Raises:
+        InputError: If the tile set's scheme differs from the generator's or the split is empty.
+    """
+    from rsaug.tileset import TileSet
+    from rsaug.training import save_grid
+
+    ts = TileSet.open(tiles)
+    if not ts.scheme.same_classes(gen.scheme):
+        raise InputError(ts.root, f"class scheme {ts.scheme.name!r} differs from the generator's {gen.scheme.name!r}")
+    sel = ts.split(split)
+    if len(sel) == 0:
+        raise InputError(ts.root, f"the {split!r} split is empty")
+    picks = np.linspace(0, len(sel) - 1, min(rows, len(sel))).round().astype(int).tolist()
+    masks, reals = [], []
+    for i in picks:
+        m, img = ts.read_mask(sel.iloc[i]), ts.read_image(sel.iloc[i])
+        c = crop or min(m.shape)
+        y, x = (m.shape[0] - c) // 2, (m.shape[1] - c) // 2
+        masks.append(m[y:y + c, x:x + c])
+        reals.append(img[:, y:y + c, x:x + c])
+    mask = np.stack(masks)
+    real = gen.normalization.normalize(np.stack(reals))
+    outs = [gen.generate(mask, seed=seed + k).cpu() for k in range(fakes)]
+    save_grid(Path(out), torch.from_numpy(mask.astype(np.int64)), real, outs, gen.scheme)
+    return Path(out)
+
+
+__all__ = ["Generator", "Models", "build_models", "load_generator", "file_sha256", "sample_grid"]

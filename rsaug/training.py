@@ -852,7 +852,9 @@ class Trainer:
     def _monitor(self, fabric: Any, step: int) -> tuple[dict[str, float], Path | None]:
         self._refresh_ema_bn(fabric, step)
         n = min(self.cfg.sample_rows, len(self.val_data))
-        items = [self.val_data[i] for i in range(n)]
+        # tiles spread over the split (sorted tile sets group similar scenes together)
+        picks = np.linspace(0, len(self.val_data) - 1, n).round().astype(int).tolist()
+        items = [self.val_data[i] for i in picks]
         image = torch.stack([it["image"] for it in items]).to(fabric.device)
         mask = torch.stack([it["mask"] for it in items]).to(fabric.device)
         labels = generator_labels(mask, self.K)

@@ -128,3 +128,14 @@ def test_build_models_follows_the_config() -> None:
     assert m.D is None and m.C is None
     out, kl = m.G(torch.zeros(2, 32, 32, dtype=torch.long), m.G.sample_noise(2))
     assert out.shape == (2, 3, 32, 32) and kl is None
+
+
+def test_sample_grid_png(gen: Generator, gid15_tileset: Path, chesapeake_tileset: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from rsaug.generation import sample_grid
+
+    out = sample_grid(gen, gid15_tileset, tmp_path / "grid.png", rows=3, fakes=2, crop=40)
+    assert Image.open(out).size == (4 * 42 + 2, 3 * 42 + 2)
+    with pytest.raises(InputError, match="class scheme 'chesapeake' differs"):
+        sample_grid(gen, chesapeake_tileset, tmp_path / "x.png")
