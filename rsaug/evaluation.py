@@ -22,10 +22,14 @@ was trained on the fly, ``segmenter.pt`` (reusable with ``--segmenter``).
 """
 from __future__ import annotations
 
+import contextlib
 import html
+import logging
 import math
 import os
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,8 +311,9 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
             scfg.iterations = int(cfg.segmenter_iterations)
         say(f"Training a U-Net on the real train split of {ts.root} ({scfg.iterations} steps, preset "
             f"{cfg.segmenter_preset}) for segmentation fidelity ...")
-        seg = train_segmenter(ts, config=scfg, seed=cfg.seed, device=device, split="train", progress=progress,
-                              desc="U-Net (real)")
+        with _quiet_lightning():
+            seg = train_segmenter(ts, config=scfg, seed=cfg.seed, device=device, split="train",
+                                  progress=progress, desc="U-Net (real)")
         save_segmenter(seg, out / SEGMENTER_FILE, ts.scheme, scfg,
                        {"tileset": str(ts.root), "split": "train", "seed": cfg.seed})
         segmenter_info = {"source": "trained", "file": str(out / SEGMENTER_FILE), "preset": cfg.segmenter_preset,
@@ -421,6 +426,24 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
     with atomic_path(out / HTML_FILE) as tmp:
         tmp.write_text(html_report(results))
     return results
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's informational log lines and warnings while the U-Net trains (errors still show)."""
+    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="lightning")
+            warnings.filterwarnings("ignore", message=".*val_dataloader.*")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
 
 
 def _chunk_seed(seed: int, first_index: int) -> int:

@@ -134,3 +134,39 @@ def test_evaluate_bad_inputs(gid15_tileset, checkpoints, tmp_path) -> None:
     assert not out.exists()  # nothing written by a failed run
     # a missing required option is a usage error (click's exit code 2)
     assert CliRunner().invoke(cli, ["evaluate", ok, "-o", str(out)]).exit_code == 2
+
+
+def test_rgb8_conversion_and_labels(tmp_path) -> None:
+    import numpy as np
+
+    from rsaug.evaluation import RGB8, checkpoint_label, markdown_table
+
+    img = np.arange(2 * 3 * 4 * 4, dtype=np.uint8).reshape(2, 3, 4, 4)
+    assert torch.equal(RGB8("uint8", [0, 1, 2], list(img))(img), torch.from_numpy(img))
+    assert torch.equal(RGB8("uint8", [2, 1, 0], list(img))(img), torch.from_numpy(img[:, ::-1].copy()))
+    # uint16 4-band: per-band 2nd/98th-percentile stretch fitted on the reference tiles, applied to any input
+    rng = np.random.default_rng(0)
+    ref = rng.integers(1000, 3000, size=(3, 4, 8, 8)).astype(np.uint16)
+    conv = RGB8("uint16", [3, 2, 1], list(ref))
+    out = conv(ref)
+    assert out.dtype == torch.uint8 and out.shape == (3, 3, 8, 8)
+    lo, hi = np.percentile(ref[:, 3], 2), np.percentile(ref[:, 3], 98)
+    expected = np.rint(np.clip((ref[:, 3].astype(float) - lo) / (hi - lo) * 255, 0, 255))
+    assert np.array_equal(out[:, 0].numpy(), expected)
+    assert int(out.min()) == 0 and int(out.max()) == 255
+
+    run = tmp_path / "myrun"
+    (run / "checkpoints").mkdir(parents=True)
+    assert checkpoint_label(run) == "myrun"
+    assert checkpoint_label(run / "checkpoints" / "last.ckpt") == "myrun/last"
+    assert checkpoint_label(tmp_path / "model.ckpt") == "model"
+
+    results = {"config": {"seed": 0, "lpips_net": "alex", "diversity_samples": 10, "diversity_pairs": 10,
+                          "diversity_masks": 50, "region": "masked", "csd_masks": 20, "csd_min_pixels": 64},
+               "tileset": "T", "scheme": "gid15", "split": "test", "tiles": 3, "segmenter": None,
+               "reference": {}, "class_names": ["a"],
+               "checkpoints": [{"label": "X", "model": "spade", "step": 7, "fid": 12.345, "segmentation": None,
+                                "diversity": {"lpips": 0.0}, "class_diversity": None, "notes": ["no noise"]}]}
+    md = markdown_table(results)
+    assert "| X (spade, step 7) | 12.35 | – | – | – | 0.0000 | – | – |" in md
+    assert "X: no noise" in md
