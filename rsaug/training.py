@@ -574,7 +574,7 @@ class Trainer:
                       if self.D is not None else None)
         self.c_trainable = self.C is not None and self.cfg.conductor in ("joint", "no-real")
         self.opt_C = (torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr_c, betas=betas)
-                      if self.C is not None else None)
+                      if self.c_trainable else None)
         lam = lambda s: lr_factor(s, self.total_steps, self.cfg.decay_start)  # noqa: E731
         self.scheds = {"G": torch.optim.lr_scheduler.LambdaLR(self.opt_G, lam)}
         if self.opt_D is not None:
@@ -618,7 +618,12 @@ class Trainer:
             "opt_C": None if not self.c_trainable else self.opt_C.state_dict(),
             "schedulers": {k: s.state_dict() for k, s in self.scheds.items()},
             "rng": _rng_state(), "log_columns": self.columns,
+            "grad_scaler": None if self._scaler() is None else self._scaler().state_dict(),
         }
+
+    def _scaler(self) -> Any:
+        fabric = getattr(self, "_fabric_obj", None)
+        return getattr(getattr(getattr(fabric, "strategy", None), "precision", None), "scaler", None)
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
@@ -650,7 +655,8 @@ class Trainer:
                 except OSError:
                     shutil.copyfile(step_path, tmp)
             if self.cfg.keep_checkpoints > 0:
-                old = sorted(self.ckpt_dir.glob("step_*.ckpt"))[:-self.cfg.keep_checkpoints]
+                old = sorted(self.ckpt_dir.glob("step_*.ckpt"),
+                             key=lambda p: int(p.stem.split("_")[1]))[:-self.cfg.keep_checkpoints]
                 for p in old:
                     p.unlink()
         fabric.barrier()
@@ -908,6 +914,9 @@ class Trainer:
             self._pretrain_conductor(fabric)
         self.columns = self._columns()
         self._setup_fabric_objects(fabric)
+        self._fabric_obj = fabric
+        if self.resume_state is not None and self.resume_state.get("grad_scaler") and self._scaler() is not None:
+            self._scaler().load_state_dict(self.resume_state["grad_scaler"])
         self.G.train()
         if self.D is not None:
             self.D.train()
