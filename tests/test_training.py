@@ -297,3 +297,10 @@ def test_bad_mask_values_and_empty_split_are_input_errors(gid15_tileset: Path, t
     with pytest.raises(InputError, match="'train' split of the tile set is empty"):
         Trainer(empty.root, tmp_path / "run2", *tiny_configs(steps=1))
     assert not (tmp_path / "run").exists() and not (tmp_path / "run2").exists()
+
+
+def test_epochs_set_the_number_of_steps(gid15_tileset: Path, tmp_path: Path) -> None:
+    cfg, mcfg, lcfg = tiny_configs(epochs=0.5)
+    assert cfg.steps is None
+    trainer = Trainer(gid15_tileset, tmp_path / "run", cfg, mcfg, lcfg)
+    assert trainer.total_steps == int(np.ceil(0.5 * len(trainer.train_data) / cfg.batch_size))
