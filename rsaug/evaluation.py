@@ -431,7 +431,10 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """Silence Lightning's informational log lines and warnings while the U-Net trains (errors still show)."""
-    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")
+    import lightning.pytorch  # noqa: F401  (imported first: it sets its loggers' levels on import)
+
+    names = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+             "lightning.fabric.utilities.rank_zero", "lightning")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     try:
