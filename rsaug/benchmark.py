@@ -360,17 +360,8 @@ class PlanDataset(torch.utils.data.Dataset):
         img = img[:, y:y + self.crop, x:x + self.crop]
         msk = msk[y:y + self.crop, x:x + self.crop]
         if self.augment is not None:
-            import random
-
-            state = random.getstate()
-            random.seed(int(self.plan.aug_seed[i]))
-            np_state = np.random.get_state()
-            np.random.seed(int(self.plan.aug_seed[i]))
-            try:
-                out = self.augment(image=np.ascontiguousarray(np.moveaxis(img, 0, -1)), mask=msk)
-            finally:
-                random.setstate(state)
-                np.random.set_state(np_state)
+            self.augment.set_random_seed(int(self.plan.aug_seed[i]))  # albumentations 2: per-draw determinism
+            out = self.augment(image=np.ascontiguousarray(np.moveaxis(img, 0, -1)), mask=np.ascontiguousarray(msk))
             img = np.moveaxis(out["image"], -1, 0)
             msk = out["mask"]
         x_t = self.norm.apply(torch.from_numpy(np.ascontiguousarray(img))[None])[0]
