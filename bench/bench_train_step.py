@@ -10,7 +10,8 @@ discriminator and conductor and measures
 
 reporting the median wall-clock (and process CPU) time over ``--repeats`` timed runs after ``--warmup``
 untimed ones, and the peak memory of that subprocess (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` on
-CPU - tracemalloc does not see torch's allocations - or ``torch.cuda.max_memory_allocated`` on GPU). Ratios CSEBGAN / SPADE are printed at the end.
+CPU - tracemalloc does not see torch's allocations - or ``torch.cuda.max_memory_allocated`` on GPU).
+Ratios CSEBGAN / SPADE are printed at the end.
 
 Workers run with ``OMP_WAIT_POLICY=PASSIVE`` unless ``--omp-active``: on a machine shared by several busy
 processes, OpenMP threads that spin at barriers steal the cores from the threads doing the work (measured
