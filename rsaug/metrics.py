@@ -6,7 +6,8 @@ FID
     Fréchet distance between Gaussians fitted (float64 mean and unbiased covariance) to the 2048-d pool3 features
     of the standard FID Inception, computed on RGB uint8 images (TF1 bilinear resize to 299, no antialias).
     ``tr sqrt(S1 S2)`` is computed exactly, either as ``tr sqrt(A S2 A)`` with ``A = S1^(1/2)`` from symmetric
-    eigendecompositions or, for sets smaller than 2048, as a nuclear norm (:func:`fid_from_features`). Multispectral images are reduced to three bands by the caller (:func:`to_uint8_rgb`).
+    eigendecompositions or, for sets smaller than 2048, as a nuclear norm (:func:`fid_from_features`).
+    Multispectral images are reduced to three bands by the caller (:func:`to_uint8_rgb`).
 
 LPIPS
     LPIPS v0.1 (AlexNet by default) on images in [-1, 1].
@@ -52,7 +53,7 @@ ProgressFn = Callable[[int], Any]
 
 
 class GeneratorLike(Protocol):
-    """The part of :class:`rsaug.generation` 's loaded generator that the diversity metrics use."""
+    """The part of :class:`rsaug.generation.Generator` that the diversity metrics use."""
 
     def sample_noise(self, batch: int, seed: Any = None) -> Any:  # noqa: D102
         ...
