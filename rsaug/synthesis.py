@@ -651,19 +651,22 @@ def synthesize_tileset(
             if (out / "images" / f"{sid}.tif").is_file() and (out / "masks" / f"{sid}.tif").is_file()}
     todo = [it for it in items if it[3] not in done]
 
-    mask_cache: dict[str, tuple[np.ndarray, Any, Any]] = {}
-
     def load_mask(tid: str) -> tuple[np.ndarray, Any, Any]:
-        if tid not in mask_cache:
-            import rasterio
+        import rasterio
 
-            path = ts.mask_path(rows.loc[tid])
-            with _quiet_georef(), rasterio.open(path) as src:
-                crs, transform = src.crs, (src.transform if ts.georeferenced else None)
-            if len(mask_cache) > 256:
-                mask_cache.clear()
-            mask_cache[tid] = (read_raster(path)[0], crs, transform)
-        return mask_cache[tid]
+        path = ts.mask_path(rows.loc[tid])
+        with _quiet_georef(), rasterio.open(path) as src:
+            crs, transform = src.crs, (src.transform if ts.georeferenced else None)
+        return read_raster(path)[0], crs, transform
+
+    def load_batch(batch: list[Any]) -> dict[str, tuple[np.ndarray, Any, Any]]:
+        return {tid: load_mask(tid) for tid in dict.fromkeys(it[0] for it in batch)}
+
+    def shape_of(it: Any) -> tuple[int, int]:
+        r = rows.loc[it[0]]
+        if "height" in r.index and "width" in r.index:
+            return int(r["height"]), int(r["width"])
+        return load_mask(it[0])[0].shape
 
     def write_pair(arr: np.ndarray, m: tuple[np.ndarray, Any, Any], tid: str, s: int, sd: int, sid: str) -> None:
         mask, crs, transform = m
@@ -682,12 +685,17 @@ def synthesize_tileset(
     bar = tqdm(total=len(items), initial=len(items) - len(todo), disable=not progress, unit="tile",
                desc="synthesize")
     pending: list[Any] = []
+    batches = list(_batches(todo, batch_size, shape_of))
     with ThreadPoolExecutor(max_workers=max(1, writers)) as pool, torch.inference_mode():
-        for batch in _batches(todo, batch_size, lambda it: load_mask(it[0])[0].shape):
+        reading = pool.submit(load_batch, batches[0]) if batches else None
+        for bi, batch in enumerate(batches):
+            loaded = reading.result()
+            if bi + 1 < len(batches):  # read the next masks while this batch is generated
+                reading = pool.submit(load_batch, batches[bi + 1])
             masks = []
             noises = []
             for tid, s, sd, _ in batch:
-                masks.append(torch.from_numpy(load_mask(tid)[0].astype(np.int64)))
+                masks.append(torch.from_numpy(loaded[tid][0].astype(np.int64)))
                 if vary_index is None:
                     noises.append(sample_noise(generator, sd))
                 else:
@@ -700,11 +708,11 @@ def synthesize_tileset(
             gen_seconds += time.perf_counter() - g0
             if on_batch is not None:
                 on_batch(len(batch), time.perf_counter() - g0)
-            while len(pending) > 2 * max(1, writers):  # back-pressure: bounded queue of writes
+            while len(pending) > 2 * max(1, writers) * batch_size:  # back-pressure: bounded queue of writes
                 pending.pop(0).result()
                 bar.update(1)
             for arr, (tid, s, sd, sid) in zip(arrs, batch):
-                pending.append(pool.submit(write_pair, np.ascontiguousarray(arr), load_mask(tid), tid, s, sd, sid))
+                pending.append(pool.submit(write_pair, np.ascontiguousarray(arr), loaded[tid], tid, s, sd, sid))
         for f in pending:
             f.result()
             bar.update(1)
