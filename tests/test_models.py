@@ -296,3 +296,32 @@ def test_csebgan_fits_a_real_tile():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("shape, size", [((8, 4, 3), 16), ((64, 64, 3), 2)])  # weight-scaled / output-scaled
+def test_snconv_equals_torch_spectral_norm(shape, size):
+    from torch.nn.utils import parametrizations
+
+    from rsaug.generator import SNConv2d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(shape[0], shape[1], shape[2], padding=1).double()
+    sn = SNConv2d.from_conv(conv).double()
+    ref = parametrizations.spectral_norm(torch.nn.Conv2d(shape[0], shape[1], shape[2], padding=1).double())
+    with torch.no_grad():
+        ref.parametrizations.weight.original.copy_(conv.weight)
+        ref.bias.copy_(conv.bias)
+        ref.parametrizations.weight[0]._u.copy_(sn.u)
+        ref.parametrizations.weight[0]._v.copy_(sn.v)
+    x = torch.randn(2, shape[0], size, size, dtype=torch.double)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    o1, o2 = sn(x1), ref(x2)
+    torch.testing.assert_close(o1, o2)
+    w = torch.randn_like(o1)
+    (o1 * w).sum().backward()
+    (o2 * w).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(sn.weight.grad, ref.parametrizations.weight.original.grad)
+    torch.testing.assert_close(sn.u, ref.parametrizations.weight[0]._u)
+    sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), 2)
+    assert torch.dot(sn.u, sn.weight.flatten(1) @ sn.v).item() == pytest.approx(sigma.item(), rel=0.05)
