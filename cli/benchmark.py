@@ -127,6 +127,9 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
             click.echo(f"  {c['arm']:<20}{cells}")
     for item in s["noise"]["comparisons"]:
         click.echo(item["text"])
+    expected = len(report["arms"]) * seeds
+    if len(report["runs"]) < expected:
+        click.echo(f"{len(report['runs'])} of {expected} runs finished; run the same command again to continue.")
     click.echo(f"report: {Path(out) / 'report.html'}")
 
 
