@@ -93,12 +93,17 @@ class SNConv2d(nn.Conv2d):
     whichever is smaller, the weight or the output: the 16ngf trunk layers at low resolution have weights
     (9.4 M values at ngf 64) much larger than their outputs, and dividing them costs a weight-sized pass
     forward and several backward.
+
+    The matrix whose norm is estimated is ``W`` with its columns in ``(kh, kw, in)`` order (a view of
+    channels-last weights; the column order does not change the spectral norm). 1x1 convolutions on
+    channels-last inputs are computed as a matrix product over the pixel view (PyTorch's oneDNN path falls
+    back to a slow kernel for them).
     """
 
     def __init__(self, *args, eps: float = 1e-12, **kwargs) -> None:  # noqa: D107
         super().__init__(*args, **kwargs)
         self.eps = eps
-        w = self.weight.detach().flatten(1)
+        w = self._matrix(self.weight.detach())
         self.register_buffer("u", F.normalize(torch.randn(w.shape[0]), dim=0, eps=eps))
         self.register_buffer("v", F.normalize(torch.randn(w.shape[1]), dim=0, eps=eps))
         self.reset_power_iteration()
@@ -115,6 +120,10 @@ class SNConv2d(nn.Conv2d):
         sn.reset_power_iteration()
         return sn
 
+    @staticmethod
+    def _matrix(w: Tensor) -> Tensor:
+        return w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)
+
     @torch.no_grad()
     def reset_power_iteration(self, iterations: int = 15) -> None:
         """Run power iterations from the current ``u`` / ``v`` (after re-initialising the weight)."""
@@ -123,7 +132,7 @@ class SNConv2d(nn.Conv2d):
 
     @torch.no_grad()
     def _power_step(self) -> None:
-        w = self.weight.flatten(1)
+        w = self._matrix(self.weight)
         self.u.copy_(F.normalize(torch.mv(w, self.v), dim=0, eps=self.eps))
         self.v.copy_(F.normalize(torch.mv(w.t(), self.u), dim=0, eps=self.eps))
 
@@ -131,9 +140,15 @@ class SNConv2d(nn.Conv2d):
         if self.training:
             self._power_step()
         w = self.weight
-        sigma = torch.dot(self.u, torch.mv(w.flatten(1), self.v))
+        sigma = torch.dot(self.u, torch.mv(self._matrix(w), self.v))
         b, _, h, wd = x.shape
         out_numel = b * self.out_channels * (h // self.stride[0]) * (wd // self.stride[1])
+        pointwise = (self.kernel_size == (1, 1) and self.stride == (1, 1) and self.groups == 1
+                     and self.padding in ((0, 0), "valid") and not x.is_contiguous()
+                     and x.is_contiguous(memory_format=torch.channels_last))
+        if pointwise:
+            xv = x.permute(0, 2, 3, 1)  # contiguous [B, H, W, C]
+            return F.linear(xv, w.reshape(w.shape[0], -1) / sigma, self.bias).permute(0, 3, 1, 2)
         if w.numel() <= out_numel:
             return self._conv_forward(x, w / sigma, self.bias)
         out = self._conv_forward(x, w, None)
@@ -328,6 +343,8 @@ class SPADELayoutGenerator(_Generator):
         if kind == "csebgan":
             sets = 1 if cfg.share_embeddings else self.num_mod_layers
             self.embeddings = SemanticEmbeddings(L, cfg.embed_dim, sets)
+        if cfg.channels_last:  # 4-d weights in the activations' layout: no per-call weight reorders
+            self.to(memory_format=torch.channels_last)
 
     # -- noise -------------------------------------------------------------------------------------------
     def sample_noise(self, batch: int, generator: torch.Generator | None = None,
