@@ -257,6 +257,36 @@ class Generator:
         return self.normalization.denormalize(img)
 
 
+def upgrade_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map spectral-norm keys of older checkpoints onto the current layout.
+
+    Checkpoints written before the generator used :class:`rsaug.generator.SNConv2d` store torch's
+    parametrisation (``P.parametrizations.weight.original`` / ``.0._u`` / ``.0._v``, ``v`` in
+    ``(in, kh, kw)`` order); the current layout is ``P.weight`` / ``P.u`` / ``P.v`` with ``v`` in
+    ``(kh, kw, in)`` order. Keys the current network does not expect in the new form are left alone.
+
+    Args:
+        state: A stored state dict.
+        expected: The current network's ``state_dict()`` (for the key names).
+
+    Returns:
+        The (possibly) converted state dict.
+    """
+    suffix = ".parametrizations.weight.original"
+    out = dict(state)
+    for key in [k for k in state if k.endswith(suffix)]:
+        prefix = key[: -len(suffix)]
+        if f"{prefix}.u" not in expected or f"{prefix}.weight" in state:
+            continue
+        w = out.pop(key)
+        u = out.pop(f"{prefix}.parametrizations.weight.0._u")
+        v = out.pop(f"{prefix}.parametrizations.weight.0._v")
+        out[f"{prefix}.weight"] = w
+        out[f"{prefix}.u"] = u
+        out[f"{prefix}.v"] = v.reshape(w.shape[1], w.shape[2], w.shape[3]).permute(1, 2, 0).reshape(-1)
+    return out
+
+
 def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "auto",
                    ema: bool = True) -> Generator:
     """Load a generator from an rsaug checkpoint (or a run directory: its ``checkpoints/last.ckpt``).
@@ -285,7 +315,7 @@ def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "a
     net = build_generator(cfg)
     key = "G_ema" if ema and state.get("G_ema") is not None else "G"
     try:
-        net.load_state_dict(state[key])
+        net.load_state_dict(upgrade_state_dict(state[key], net.state_dict()))
     except RuntimeError as exc:
         raise InputError(path, f"generator weights do not match the stored config: {exc}") from None
     net.to(dev).eval()
@@ -338,4 +368,5 @@ def sample_grid(gen: Generator, tiles: str | os.PathLike[str], out: str | os.Pat
     return Path(out)
 
 
-__all__ = ["Generator", "Models", "build_models", "load_generator", "file_sha256", "sample_grid"]
+__all__ = ["Generator", "Models", "build_models", "load_generator", "file_sha256", "sample_grid",
+           "upgrade_state_dict"]

@@ -139,3 +139,24 @@ def test_sample_grid_png(gen: Generator, gid15_tileset: Path, chesapeake_tileset
     assert Image.open(out).size == (4 * 42 + 2, 3 * 42 + 2)
     with pytest.raises(InputError, match="class scheme 'chesapeake' differs"):
         sample_grid(gen, chesapeake_tileset, tmp_path / "x.png")
+
+
+def test_old_spectral_norm_keys_are_upgraded() -> None:
+    from torch.nn.utils import parametrizations
+
+    from rsaug.generation import upgrade_state_dict
+    from rsaug.generator import SNConv2d
+
+    torch.manual_seed(0)
+    old = torch.nn.Module()
+    old.conv = parametrizations.spectral_norm(torch.nn.Conv2d(5, 7, 3, padding=1))
+    for _ in range(20):  # converge the power iteration
+        old.conv(torch.randn(1, 5, 8, 8))
+    new = torch.nn.Module()
+    new.conv = SNConv2d(5, 7, 3, padding=1)
+    sd = upgrade_state_dict(old.state_dict(), new.state_dict())
+    new.load_state_dict(sd)
+    w = new.conv._matrix(new.conv.weight.detach())
+    old_sigma = float(old.conv.parametrizations.weight.original.flatten(1).matmul(
+        old.conv.parametrizations.weight[0]._v) @ old.conv.parametrizations.weight[0]._u)
+    assert float(new.conv.u @ w @ new.conv.v) == pytest.approx(old_sigma, rel=1e-5)
