@@ -909,7 +909,12 @@ class Trainer:
         start = 0
         if self.resume_state is not None:
             start = int(self.resume_state["step"])
-            self._load_state(self.resume_state)
+            try:
+                self._load_state(self.resume_state)
+            except (RuntimeError, ValueError, KeyError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(self.resume_path, "cannot resume: the checkpoint's networks or optimiser "
+                                 f"states do not fit this rsaug version ({first[:200]})") from None
             if self.cfg.conductor == "frozen" and self.C is not None:
                 _requires_grad(self.C, False)
                 self.C.eval()

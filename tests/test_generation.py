@@ -157,6 +157,7 @@ def test_old_spectral_norm_keys_are_upgraded() -> None:
     sd = upgrade_state_dict(old.state_dict(), new.state_dict())
     new.load_state_dict(sd)
     w = new.conv._matrix(new.conv.weight.detach())
-    old_sigma = float(old.conv.parametrizations.weight.original.flatten(1).matmul(
-        old.conv.parametrizations.weight[0]._v) @ old.conv.parametrizations.weight[0]._u)
+    with torch.no_grad():
+        old_sigma = float(old.conv.parametrizations.weight.original.flatten(1).matmul(
+            old.conv.parametrizations.weight[0]._v) @ old.conv.parametrizations.weight[0]._u)
     assert float(new.conv.u @ w @ new.conv.v) == pytest.approx(old_sigma, rel=1e-5)
