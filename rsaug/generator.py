@@ -140,7 +140,8 @@ class SNConv2d(nn.Conv2d):
         if self.training:
             self._power_step()
         w = self.weight
-        sigma = torch.dot(self.u, torch.mv(self._matrix(w), self.v))
+        # clones: a second forward before backward (e.g. two noise samples) updates the buffers in place
+        sigma = torch.dot(self.u.clone(), torch.mv(self._matrix(w), self.v.clone()))
         b, _, h, wd = x.shape
         out_numel = b * self.out_channels * (h // self.stride[0]) * (wd // self.stride[1])
         pointwise = (self.kernel_size == (1, 1) and self.stride == (1, 1) and self.groups == 1
