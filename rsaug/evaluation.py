@@ -506,6 +506,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "FID: standard FID Inception (offline TF weights), TF-style bilinear resize to 299, real test tiles vs "
         "generated images of their masks. Small sets give large, biased FID values: compare rows of one table only.",
     ]
+    if not cfg.get("segmentation", True):
+        lines.append("mIoU / FWIoU / Acc: not measured in this run (--no-segmentation).")
     if seg:
         lines.append(f"mIoU / FWIoU / Acc (%): U-Net ({seg.get('backbone')}, {seg.get('iterations')} steps, "
                      f"{'trained here' if seg.get('source') == 'trained' else 'from ' + str(seg.get('file'))}) "
