@@ -587,7 +587,13 @@ def train_segmenter(
     seed_everything(seed)  # same initialisation for a given seed in every arm
     task = _build_task(num_classes, bands, cfg)
     counter = _StepCounter(cfg.iterations, desc, progress)
+    import logging
+
+    pl_log = logging.getLogger("lightning.pytorch")
+    old_level = pl_log.level
+    pl_log.setLevel(logging.ERROR)  # no per-run "GPU available" banners inside the progress display
     with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*validation_step.*")
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*number of training batches.*")
         warnings.filterwarnings("ignore", ".*GPU available but not used.*")
@@ -599,7 +605,10 @@ def train_segmenter(
             deterministic=False,
         )
         t0 = time.perf_counter()
-        trainer.fit(task, train_dataloaders=loader)
+        try:
+            trainer.fit(task, train_dataloaders=loader)
+        finally:
+            pl_log.setLevel(old_level)
         seconds = time.perf_counter() - t0
     counter.close()
     if int(trainer.global_step) != cfg.iterations:  # e.g. Lightning stopped gracefully on SIGTERM
