@@ -266,11 +266,8 @@ def plan_synthesis(
     else:
         samples, rare, threshold = _rare_samples(P, names, cfg, priority, where)
         plan.rare, plan.threshold = rare, threshold
-    order = np.argsort(priority, kind="stable") if cfg.mode == "plain" else np.arange(len(rows))
-    plan.tiles = [(ids[i], int(samples[i])) for i in order if samples[i] > 0]
+    plan.tiles = [(ids[i], int(samples[i])) for i in range(len(rows)) if samples[i] > 0]  # index order
     plan.counts_after = (before + (samples[:, None] * P).sum(axis=0)).tolist()
-    if cfg.mode == "plain":  # keep the index order for readability
-        plan.tiles.sort(key=lambda t: ids.index(t[0]))
     return plan
 
 
