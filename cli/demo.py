@@ -81,7 +81,7 @@ def command(out: Path, steps: int, bench_seeds: int, bench_iterations: int, over
                                                     "--csd-masks", "4", "--device", device, *common],
                                  "4/5 evaluate")
     times["benchmark"] = _run(benchmark.command, [str(tiles), "-o", str(bench), "--synthetic", str(syn),
-                                                  "--arms", "real,real+synthetic,real+classic",
+                                                  "--arms", "real,real+synthetic,classic",
                                                   "--seeds", str(bench_seeds), "--iterations",
                                                   str(bench_iterations), "--preset", "cpu-small",
                                                   "--device", device, *common],
