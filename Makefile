@@ -1,6 +1,8 @@
 # Two commands for a fresh clone:  `make demo`  and  `make test`.
 # Both create .venv once (the index's default CUDA torch build, which also runs on CPU) and reuse it.
 PYTHON ?= python3
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made torch 3-5x slower.
+export OMP_WAIT_POLICY ?= PASSIVE
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rsaug-installed
