@@ -41,7 +41,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rsaug.classes import IGNORE, ClassScheme
+from rsaug.classes import IGNORE
 from rsaug.errors import InputError
 from rsaug.fsutil import read_json, write_json
 from rsaug.runtime import seed_everything, select_device

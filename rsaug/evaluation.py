@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-import math
 import os
 import time
 import warnings
@@ -40,7 +39,7 @@ from tqdm.auto import tqdm
 
 from rsaug import __version__
 from rsaug.errors import InputError
-from rsaug.fsutil import atomic_path, write_json
+from rsaug.fsutil import atomic_path, strict_json, write_json
 from rsaug.tileset import TileSet
 
 RESULTS_FILE = "evaluation.json"
@@ -216,12 +215,6 @@ class RGB8:
 
 def _batches(n: int, size: int) -> list[range]:
     return [range(i, min(n, i + size)) for i in range(0, n, size)]
-
-
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 # -------------------------------------------------------------------------------------------- evaluation
@@ -419,7 +412,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
     finally:
         bar.close()
     results["seconds"] = round(time.perf_counter() - t_start, 2)
-    results = _clean(results)
+    results = strict_json(results)
     write_json(out / RESULTS_FILE, results)
     with atomic_path(out / MARKDOWN_FILE) as tmp:
         tmp.write_text(markdown_table(results))
@@ -451,16 +444,6 @@ def _quiet_lightning() -> Iterator[None]:
 
 def _chunk_seed(seed: int, first_index: int) -> int:
     return int((seed * 7_919 + first_index * 104_729 + 17) % (2**31 - 1))
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    return _finite(obj)
 
 
 # ------------------------------------------------------------------------------------------------ tables

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -66,6 +67,22 @@ def remove_temporaries(directory: str | os.PathLike[str]) -> int:
             p.unlink()
             n += 1
     return n
+
+
+def strict_json(obj: Any) -> Any:
+    """Return ``obj`` with NumPy scalars/arrays as Python values and NaN / inf replaced by ``None``.
+
+    Use it before :func:`write_json` when the data may hold non-finite numbers, so the file is strict JSON.
+    """
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy scalars and arrays
+        return strict_json(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rsaug.fsutil import atomic_path, read_json, write_json
+from rsaug.fsutil import atomic_path, read_json, strict_json, write_json
 
 METRICS = ("miou", "fwiou", "acc")
 METRIC_LABELS = {"miou": "mIoU", "fwiou": "FWIoU", "acc": "accuracy"}
@@ -249,7 +249,7 @@ def build_report(
             report["files"][name] = f"{name}.png"
     gallery_html = _gallery_html(gallery or [], palette)
     report["files"].update({"html": "report.html", "json": "report.json"})
-    write_json(out / "report.json", _clean(report))
+    write_json(out / "report.json", strict_json(report))
     page = render_html(report, plots, gallery_html)
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -525,19 +525,6 @@ def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _clean(obj: Any) -> Any:
-    """Replace NaN / inf by None so report.json is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    return obj
 
 
 class _quiet:

@@ -607,7 +607,6 @@ def tile_scenes(
     rows: list[dict[str, Any]] = []
     geoms = []
     dropped_unknown = 0
-    k = scheme.num_classes
     tile_refs: list[tuple[int, int]] = []  # (unit idx, tile idx) of candidate tiles kept by the filter
     for ui, (u, st) in enumerate(zip(all_units, stats)):
         sc = scenes[u.scene_idx]
