@@ -466,6 +466,10 @@ def render_html(report: dict[str, Any], plots: dict[str, bytes | None], gallery_
                      "of every tile of the real test split, unknown pixels ignored. "
                      f"Preset: {e(str(cfg.get('preset')))}. Real tiles: <code>{e(str(cfg.get('real')))}</code>; "
                      f"synthetic sets: {e(', '.join(f'{k} = {v}' for k, v in cfg.get('synthetic', {}).items()) or 'none')}.</p>")
+        reduced = protocol_reductions(cfg)
+        if reduced:
+            parts.append("<p><b>Reduced protocol:</b> this run uses " + e("; ".join(reduced)) + " than its preset, "
+                         "so its numbers are noisier and less converged than a full preset run.</p>")
     parts.append("<h2>Scores per arm</h2><table><tr><th>arm</th><th>seeds</th>" + "".join(
         f"<th>{METRIC_LABELS[m]} mean ± std</th>" for m in METRICS) + "</tr>")
     for a in arms:
@@ -537,6 +541,32 @@ class _quiet:
 
     def __exit__(self, *exc: Any) -> None:
         self._w.__exit__(*exc)
+
+
+def protocol_reductions(cfg: dict[str, Any]) -> list[str]:
+    """Where a benchmark's protocol (its saved config) does less than its named preset.
+
+    Returns:
+        Human-readable items such as ``"2 seeds instead of 3"``; empty when nothing was reduced or no preset
+        was named.
+    """
+    name = cfg.get("preset")
+    if not name:
+        return []
+    from rsaug.benchmark import BenchmarkConfig, preset
+
+    try:
+        ref = preset(str(name))
+    except Exception:  # an unknown preset name in an old report
+        return []
+    seg = cfg.get("segmenter", {})
+    out = []
+    default_seeds = BenchmarkConfig.__dataclass_fields__["seeds"].default
+    if int(cfg.get("seeds", default_seeds)) < default_seeds:
+        out.append(f"{cfg.get('seeds')} seeds instead of {default_seeds}")
+    if int(seg.get("iterations", ref.iterations)) < ref.iterations:
+        out.append(f"{seg.get('iterations')} U-Net steps instead of {ref.iterations}")
+    return out
 
 
 def load_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -160,3 +160,13 @@ def test_report_files_and_html_in_headless_chromium(tmp_path: Path) -> None:
     bad.write_text("<!DOCTYPE html><html><body><script>notAFunction();</script></body></html>")
     _, stderr_bad = _chromium_screenshot(bad, tmp_path / "bad")
     assert any("notAFunction" in ln for ln in _console_errors(stderr_bad))
+
+
+def test_reduced_protocol_is_reported() -> None:
+    """A run with fewer seeds or steps than its preset says so (the demo's report relies on it)."""
+    from rsaug.report import protocol_reductions
+
+    assert protocol_reductions({"preset": "cpu-small", "seeds": 2, "segmenter": {"iterations": 150}}) == [
+        "2 seeds instead of 3", "150 U-Net steps instead of 500"]
+    assert protocol_reductions({"preset": "cpu-small", "seeds": 3, "segmenter": {"iterations": 500}}) == []
+    assert protocol_reductions({"preset": None, "seeds": 1}) == []
