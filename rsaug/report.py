@@ -468,8 +468,9 @@ def render_html(report: dict[str, Any], plots: dict[str, bytes | None], gallery_
                      f"synthetic sets: {e(', '.join(f'{k} = {v}' for k, v in cfg.get('synthetic', {}).items()) or 'none')}.</p>")
         reduced = protocol_reductions(cfg)
         if reduced:
-            parts.append("<p><b>Reduced protocol:</b> this run uses " + e("; ".join(reduced)) + " than its preset, "
-                         "so its numbers are noisier and less converged than a full preset run.</p>")
+            parts.append(f"<p><b>Reduced protocol</b> compared with preset {e(str(cfg.get('preset')))}: "
+                         + e("; ".join(reduced)) + ". Its numbers are noisier and less converged than those of a "
+                         "full preset run.</p>")
     parts.append("<h2>Scores per arm</h2><table><tr><th>arm</th><th>seeds</th>" + "".join(
         f"<th>{METRIC_LABELS[m]} mean ± std</th>" for m in METRICS) + "</tr>")
     for a in arms:
