@@ -66,6 +66,24 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def _time_into(result: dict, key: str, step, args, device, before=None) -> None:
+    """Run ``step`` ``args.warmup`` untimed then ``args.repeats`` timed times; store median wall/CPU seconds."""
+    times, cpu = [], []
+    for i in range(args.warmup + args.repeats):
+        if before is not None:
+            before()
+        _sync(device)
+        t, c0 = time.perf_counter(), time.process_time()
+        step()
+        _sync(device)
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c0)
+    result[f"{key}_s"] = statistics.median(times)
+    result[f"{key}_all_s"] = times
+    result[f"{key}_cpu_s"] = statistics.median(cpu)
+
+
 def worker(args: argparse.Namespace) -> dict:
     """Measure one (model, config) in this process and return the numbers."""
     import torch
@@ -92,19 +110,7 @@ def worker(args: argparse.Namespace) -> dict:
         out, _ = g(labels, real=real)
         out.mean().backward()
 
-    times, cpu = [], []
-    for i in range(args.warmup + args.repeats):
-        g.zero_grad(set_to_none=True)
-        _sync(device)
-        t, c0 = time.perf_counter(), time.process_time()
-        g_step()
-        _sync(device)
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c0)
-    result["g_fwd_bwd_s"] = statistics.median(times)
-    result["g_fwd_bwd_all_s"] = times
-    result["g_fwd_bwd_cpu_s"] = statistics.median(cpu)
+    _time_into(result, "g_fwd_bwd", g_step, args, device, before=lambda: g.zero_grad(set_to_none=True))
 
     if not args.g_only:
         d = build_discriminator(cfg).to(device)
@@ -141,18 +147,7 @@ def worker(args: argparse.Namespace) -> dict:
             loss_g.backward()
             opt_g.step()
 
-        times, cpu = [], []
-        for i in range(args.warmup + args.repeats):
-            _sync(device)
-            t, c0 = time.perf_counter(), time.process_time()
-            full_step()
-            _sync(device)
-            if i >= args.warmup:
-                times.append(time.perf_counter() - t)
-                cpu.append(time.process_time() - c0)
-        result["full_step_s"] = statistics.median(times)
-        result["full_step_all_s"] = times
-        result["full_step_cpu_s"] = statistics.median(cpu)
+        _time_into(result, "full_step", full_step, args, device)
     if device.type == "cuda":
         result["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         result["peak_mem_kind"] = "cuda max_memory_allocated"
