@@ -482,11 +482,11 @@ def prepare_output(out: Path, overwrite: bool, resume: bool, job: SynthesisConfi
             old = read_json(job_path)
         except (OSError, ValueError) as exc:
             raise InputError(job_path, f"cannot read: {exc}") from None
-        key = job.job_key()
+        key = json_roundtrip(job.job_key())
         old_key = {"tiles": old.get("tiles"), "checkpoint_sha256": old.get("checkpoint_sha256"),
                    "plan": old.get("plan")}
-        if old_key != json_roundtrip(key):
-            diff = [k for k in key if json_roundtrip(key)[k] != old_key[k]]
+        if old_key != key:
+            diff = [k for k in key if key[k] != old_key[k]]
             raise InputError(out, f"cannot resume: the earlier run used different {', '.join(diff)}")
         return "resume"
     if overwrite:
