@@ -227,19 +227,22 @@ def main(argv: list[str] | None = None) -> int:
             print("note: `rsaug` does not start; timing `rsaug.cli.tile` directly")
             entry = [str(VENV_PY), "-c", "from rsaug.cli.tile import command; command()"]
 
-        def rsaug_cmd(sc: Path, mk: Path, out: Path) -> list[str]:
+        def rsaug_cmd(sc: Path, mk: Path, out: Path, *extra: str) -> list[str]:
             return [*entry, str(sc), str(mk), "-o", str(out), "--tile-size", str(args.tile),
-                    "--scheme", "gid15", "--max-unknown", "1", "--workers", str(args.workers), "--quiet"]
+                    "--scheme", "gid15", "--max-unknown", "1", "--workers", str(args.workers), "--quiet", *extra]
 
         out = work / "rsaug"
-        shutil.rmtree(out, ignore_errors=True)
-        results["rsaug tile"] = {**measure(rsaug_cmd(scene, mask, out)), "output_mb": _dir_mb(out)}
-        n_tiles = len(list((out / "images").iterdir()))
+        for label, extra in (("rsaug tile (defaults: deflate 1, predictor 2)", ()),
+                             ("rsaug tile --compress-level 6", ("--compress-level", "6"))):
+            shutil.rmtree(out, ignore_errors=True)
+            results[label] = {**measure(rsaug_cmd(scene, mask, out, *extra)), "output_mb": _dir_mb(out)}
+            n_tiles = len(list((out / "images").iterdir()))
         shutil.rmtree(out, ignore_errors=True)
 
         if not args.skip_gdal and shutil.which("gdal_retile.py"):
             for label, extra in (("gdal_retile.py (deflate)", []),
-                                 ("gdal_retile.py (deflate, predictor 2)", ["-co", "PREDICTOR=2"])):
+                                 ("gdal_retile.py (deflate, predictor 2)", ["-co", "PREDICTOR=2"]),
+                                 ("gdal_retile.py (deflate 1, predictor 2)", ["-co", "PREDICTOR=2", "-co", "ZLEVEL=1"])):
                 runs = []
                 size_mb = 0.0
                 for src in (scene, mask):
@@ -295,10 +298,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{args.size}x{args.size} 4-band uint8 scene + uint8 mask, {args.tile}-px tiles "
           f"({n_tiles} per raster), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'tool':44s} {'wall s':>7s} {'MP/s':>6s} {'CPU s':>6s} {'peak RSS MB':>11s} {'tree PSS MB':>11s} "
-          f"{'out MB':>6s}")
+    base = results.get("gdal_retile.py (deflate)")
+    print("x gdal: throughput relative to gdal_retile.py (deflate) in this run")
+    print(f"{'tool':46s} {'wall s':>7s} {'MP/s':>6s} {'x gdal':>6s} {'CPU s':>6s} {'peak RSS MB':>11s} "
+          f"{'tree PSS MB':>11s} {'out MB':>6s}")
     for name, r in results.items():
-        print(f"{name:44s} {r['seconds']:7.2f} {r['megapixels_per_second']:6.1f} {r['cpu_seconds']:6.1f} "
+        ratio = base["seconds"] / r["seconds"] if base and "4x pixels" not in name else float("nan")
+        r["x_gdal_retile"] = round(ratio, 2) if ratio == ratio else None
+        print(f"{name:46s} {r['seconds']:7.2f} {r['megapixels_per_second']:6.1f} {ratio:6.2f} {r['cpu_seconds']:6.1f} "
               f"{r['peak_rss_mb']:11.0f} {r['peak_tree_pss_mb']:11.0f} {r.get('output_mb', float('nan')):6.0f}")
     if args.json:
         args.json.write_text(json.dumps({"size": args.size, "tile": args.tile, "workers": args.workers,

@@ -67,6 +67,9 @@ def _format_summary(s: dict[str, Any]) -> str:
               help="Partial border tiles: drop them, or pad them (image nodata/0, mask unknown).")
 @click.option("--compress", type=click.Choice(["deflate", "lzw", "zstd", "none"]), default="deflate",
               show_default=True, help="GeoTIFF compression of the tiles.")
+@click.option("--compress-level", type=int, default=1, show_default=True,
+              help="Deflate (1-12) or zstd (1-22) level. With the predictor rsaug uses, level 1 is as small as "
+                   "GDAL's default 6 on satellite imagery and ~1.5x faster to write.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing tile set in OUT.")
 @click.option("--resume", is_flag=True, default=False,
@@ -79,7 +82,7 @@ def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | 
             scene_suffix: str,
             tile_size: int, stride: int | None, overlap: int | None, max_unknown: float, scheme: str,
             mask_kind: str, class_attribute: str, split_spec: str, seed: int, reserve: int, split_mode: str,
-            block_size: int | None, edge: str, compress: str, workers: int, overwrite: bool, resume: bool,
+            block_size: int | None, edge: str, compress: str, compress_level: int, workers: int, overwrite: bool, resume: bool,
             summary_json: Path | None, quiet: bool) -> None:
     """Cut SCENE and MASK into a tile set in OUT (GeoTIFF tiles, index.gpkg, tileset.json).
 
@@ -105,7 +108,8 @@ def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | 
         raise InputError(out, "give either --overwrite or --resume, not both")
     opts = TileOptions(tile_size=tile_size, stride=stride, max_unknown=max_unknown, scheme=scheme,
                        split=split_spec, seed=seed, reserve=reserve, split_mode=split_mode, block_size=block_size,
-                       edge=edge, mask_kind=mask_kind, class_attribute=class_attribute, compress=compress)
+                       edge=edge, mask_kind=mask_kind, class_attribute=class_attribute, compress=compress,
+                       compress_level=compress_level)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         index = tile_scenes(pairs, out, opts, workers=workers, overwrite=overwrite, resume=resume,

@@ -49,6 +49,7 @@ from rsaug.raster_io import (
     read_padded,
 )
 from rsaug.tileset import (
+    DEFAULT_COMPRESS_LEVEL,
     DESCRIPTION_FILE,
     INDEX_COLUMNS,
     count_column,
@@ -87,6 +88,7 @@ class TileOptions:
         mask_kind: ``auto``, ``index``, ``color`` or ``vector``.
         class_attribute: Attribute of vector masks holding the class name or raw value.
         compress: GeoTIFF compression of the tiles.
+        compress_level: Deflate (1-12) / zstd (1-22) level of the tiles (ignored for ``lzw`` / ``none``).
     """
 
     tile_size: int = 256
@@ -102,6 +104,7 @@ class TileOptions:
     mask_kind: str = "auto"
     class_attribute: str = "class"
     compress: str = "deflate"
+    compress_level: int = DEFAULT_COMPRESS_LEVEL
 
     @property
     def step(self) -> int:
@@ -126,6 +129,10 @@ class TileOptions:
             raise InputError(None, f"split mode must be 'random' or 'blocked', got {self.split_mode!r}")
         if self.edge not in ("drop", "pad"):
             raise InputError(None, f"edge policy must be 'drop' or 'pad', got {self.edge!r}")
+        top = {"deflate": 12, "zstd": 22}.get(self.compress)
+        if top is not None and not 1 <= int(self.compress_level) <= top:
+            raise InputError(None, f"--compress-level for {self.compress} must be within 1..{top}, "
+                                   f"got {self.compress_level}")
         if self.block_size is not None and int(self.block_size) < 1:
             raise InputError(None, f"block size must be positive, got {self.block_size}")
         return parse_split(self.split)
@@ -320,6 +327,7 @@ def _write_unit(unit: _Unit) -> tuple[int, int]:
     out: Path = _STATE["out"]
     resume: bool = _STATE["resume"]
     compress: str = _STATE["compress"]
+    level: int = _STATE["compress_level"]
     todo = []
     skipped = 0
     for (r, c), keep in zip(unit.tiles, unit.keep):
@@ -350,9 +358,10 @@ def _write_unit(unit: _Unit) -> tuple[int, int]:
         dc = c - int(win.col_off)
         transform = rasterio.windows.transform(Window(c, r, size, size), scene.affine) if crs is not None else None
         write_tile(img_p, np.ascontiguousarray(image[:, :, dc:dc + size]), crs=crs, transform=transform,
-                   compress=compress)
+                   compress=compress, compress_level=level)
         write_tile(msk_p, np.ascontiguousarray(mask[:, dc:dc + size]), crs=crs, transform=transform,
-                   is_mask=True, scheme=scheme, compress=compress)
+                   is_mask=True, scheme=scheme, compress=compress,
+                   compress_level=level)
     return len(todo), skipped
 
 
@@ -600,7 +609,7 @@ def tile_scenes(
         all_units.extend(_units(i, wins, size, max_width))
     n_cand = sum(len(u.tiles) for u in all_units)
     state = {"scenes": scenes, "masks": masks, "size": size, "out": out, "resume": mode == "resume",
-             "compress": opts.compress}
+             "compress": opts.compress, "compress_level": opts.compress_level}
     with tqdm(total=n_cand, desc="checking masks", unit="tile", disable=not progress, leave=False) as bar:
         stats = _run_units(_stats_unit, all_units, state, workers, bar)
 

@@ -81,7 +81,7 @@ def test_cli_help_lists_defaults() -> None:
     r = CliRunner().invoke(tile_command, ["--help"], prog_name="rsaug tile")
     assert r.exit_code == 0
     for opt in ("--tile-size", "--stride", "--max-unknown", "--scheme", "--split", "--seed", "--reserve",
-                "--split-mode", "--edge", "--workers", "--overwrite", "--resume", "--quiet", "--summary-json"):
+                "--split-mode", "--edge", "--compress", "--compress-level", "--workers", "--overwrite", "--resume", "--quiet", "--summary-json"):
         assert opt in r.output
     assert "[default: 256]" in r.output and "[default: 0.8]" in r.output and "[default: 4:1:1]" in r.output
 
@@ -135,6 +135,7 @@ def _bad_cases(tmp: Path) -> list[tuple[str, list[object], object, tuple[str, ..
         ("unknown scheme", [IMG, LAB, "--scheme", "nonsense"], None, ("unknown class scheme",)),
         ("vector class names", [GEOREF_PAIR / "image.tif", vec, "--scheme", scheme], vec, ("'lava' (1 features)",)),
         ("missing pairs csv", ["--pairs", tmp / "none.csv"], tmp / "none.csv", ("not found",)),
+        ("compression level", [IMG, LAB, "--tile-size", 224, "--compress-level", 0], None, ("--compress-level",)),
         ("mask size mismatch", [IMG, GEOREF_PAIR / "label.tif", "--scheme", scheme, "--tile-size", 64],
          GEOREF_PAIR / "label.tif", ("sizes differ",)),
     ]
@@ -249,3 +250,22 @@ def test_cli_one_directory_with_scene_and_mask_suffixes(tmp_path: Path) -> None:
     desc = json.loads((out / "tileset.json").read_text())
     assert all(src["mask"].endswith("_lc.tif") and src["scene"].endswith("_naip-new.tif") for src in desc["sources"])
     assert_bad_input(run(patches, patches, "-o", tmp_path / "o2"), patches, "same directory")
+
+
+def test_cli_compression_level_reaches_gdal_and_keeps_pixels(tmp_path: Path) -> None:
+    """Level 1 (default) and level 9 tiles hold identical pixels; the level changes the encoded bytes."""
+    outs = {}
+    for level in (1, 9):
+        out = tmp_path / f"z{level}"
+        r = run(IMG, LAB, "--tile-size", 224, "--compress-level", level, "-o", out, "--quiet")
+        assert r.exit_code == 0, r.output
+        outs[level] = out
+    (img1,) = sorted((outs[1] / "images").glob("*.tif"))
+    img9 = outs[9] / "images" / img1.name
+    with rasterio.open(img1) as a, rasterio.open(img9) as b:
+        assert a.profile["compress"] == b.profile["compress"] == "deflate"
+        assert (a.read() == b.read()).all()
+    with rasterio.open(IMG) as src:
+        with rasterio.open(img1) as a:
+            assert (a.read() == src.read(window=((0, 224), (0, 224)))).all()
+    assert img1.read_bytes() != img9.read_bytes()
