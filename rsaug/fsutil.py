@@ -9,7 +9,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # drivers (GDAL, GPKG) prefer to create the file themselves
-    tmp_path = Path(tmp)
+    # unique per process and thread (no two writers share a destination), so no mkstemp round trip is needed;
+    # drivers (GDAL, GPKG) create the file themselves
+    tmp_path = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{path.name}")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
         aux = Path(str(tmp_path) + ".aux.xml")
         if aux.exists():
             aux.unlink()

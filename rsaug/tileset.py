@@ -25,9 +25,8 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
@@ -36,6 +35,9 @@ from rsaug import __version__
 from rsaug.classes import IGNORE, ClassScheme
 from rsaug.errors import InputError
 from rsaug.fsutil import atomic_path, read_json, write_json
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 FORMAT_NAME = "rsaug-tileset"
 FORMAT_VERSION = 1
@@ -94,6 +96,8 @@ class TileSet:
         if not index_path.is_file():
             raise InputError(index_path, "tile index not found")
         try:
+            import geopandas as gpd
+
             index = gpd.read_file(index_path, layer=INDEX_LAYER)
         except Exception as exc:  # pyogrio raises several types
             raise InputError(index_path, f"cannot read tile index: {exc}") from None

@@ -26,15 +26,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
-from shapely.geometry import box
 
 from rsaug.classes import IGNORE, get_scheme
 from rsaug.errors import InputError
@@ -57,6 +55,9 @@ from rsaug.tileset import (
     write_index,
     write_tile,
 )
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 CONFIG_FILE = "tile-config.json"
 RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".img", ".vrt")
@@ -287,6 +288,9 @@ def _union(tiles: list[tuple[int, int]], size: int) -> Window:
     return Window(c0, r, c1 - c0, size)
 
 
+# GDAL checks the free disk space before creating every tile file; the tile set's size is known to be small
+_GDAL_WRITE_OPTIONS = {"CHECK_DISK_FREE_SPACE": False}
+
 # Worker state (set per process by the pool initializer, or in-process for workers == 1).
 _STATE: dict[str, Any] = {}
 
@@ -295,7 +299,7 @@ def _init_worker(state: dict[str, Any], enter_env: bool = True) -> None:
     _STATE.clear()
     _STATE.update(state)
     if enter_env:  # one GDAL environment per worker process instead of one per rasterio.open
-        env = rasterio.Env()
+        env = rasterio.Env(**_GDAL_WRITE_OPTIONS)
         env.__enter__()
         _STATE["_env"] = env
 
@@ -370,29 +374,60 @@ def tile_id(scene: SceneInfo, row_off: int, col_off: int) -> str:
     return f"{scene.stem}_r{row_off}_c{col_off}"
 
 
-def _run_units(func: Any, units: list[_Unit], state: dict[str, Any], workers: int, bar: Any) -> list[Any]:
-    """Run ``func`` over ``units`` in order, in-process or in ``workers`` processes."""
-    results: list[Any] = []
-    if workers <= 1 or len(units) <= 1:
-        _init_worker(state, enter_env=False)
-        try:
-            with rasterio.Env():
-                for u in units:
-                    results.append(func(u))
-                    bar.update(len(u.tiles))
-        finally:
-            _STATE.clear()
-        return results
-    import multiprocessing as mp
+class _Runner:
+    """Runs work units in order, in-process (``workers <= 1``) or in one pool of worker processes that serves
+    both passes (forked once, each worker with its own GDAL environment)."""
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(state,)) as pool:
-        chunk = max(1, min(4, len(units) // (workers * 16)))  # small chunks: balanced tail
-        for u, res in zip(units, pool.map(func, units, chunksize=chunk)):
+    def __init__(self, state: dict[str, Any], workers: int, n_units: int) -> None:
+        self.state = state
+        self.workers = workers if n_units > 1 else 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._env: Any = None
+
+    def __enter__(self) -> _Runner:
+        if self.workers <= 1:
+            _init_worker(self.state, enter_env=False)
+            self._env = rasterio.Env(**_GDAL_WRITE_OPTIONS)
+            self._env.__enter__()
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(self.state,))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._env is not None:
+            self._env.__exit__(*exc)
+            _STATE.clear()
+
+    def map(self, func: Any, units: list[_Unit], bar: Any, while_waiting: Any = None) -> list[Any]:
+        """``[func(u) for u in units]``; ``while_waiting()`` runs in this process once the work is queued."""
+        results: list[Any] = []
+        if self._pool is None:
+            if while_waiting is not None:
+                while_waiting()
+            for u in units:
+                results.append(func(u))
+                bar.update(len(u.tiles))
+            return results
+        chunk = max(1, min(4, len(units) // (self.workers * 16)))  # small chunks: balanced tail
+        it = self._pool.map(func, units, chunksize=chunk)  # submits everything now
+        if while_waiting is not None:
+            while_waiting()
+        for u, res in zip(units, it):
             results.append(res)
             bar.update(len(u.tiles))
-    return results
+        return results
+
+
+def _import_index_libraries() -> None:
+    """Import geopandas/shapely (a third of the start-up time) while the workers already read masks."""
+    import geopandas  # noqa: F401
+    import shapely.geometry  # noqa: F401
 
 
 # --------------------------------------------------------------------------- splits
@@ -610,113 +645,116 @@ def tile_scenes(
     n_cand = sum(len(u.tiles) for u in all_units)
     state = {"scenes": scenes, "masks": masks, "size": size, "out": out, "resume": mode == "resume",
              "compress": opts.compress, "compress_level": opts.compress_level}
-    with tqdm(total=n_cand, desc="checking masks", unit="tile", disable=not progress, leave=False) as bar:
-        stats = _run_units(_stats_unit, all_units, state, workers, bar)
+    with _Runner(state, workers, len(all_units)) as runner:
+        with tqdm(total=n_cand, desc="checking masks", unit="tile", disable=not progress, leave=False) as bar:
+            stats = runner.map(_stats_unit, all_units, bar, while_waiting=_import_index_libraries)
 
-    rows: list[dict[str, Any]] = []
-    geoms = []
-    dropped_unknown = 0
-    tile_refs: list[tuple[int, int]] = []  # (unit idx, tile idx) of candidate tiles kept by the filter
-    for ui, (u, st) in enumerate(zip(all_units, stats)):
-        sc = scenes[u.scene_idx]
-        u.keep = []
-        for ti, ((r, c), (unk, counts)) in enumerate(zip(u.tiles, st)):
-            keep = unk <= opts.max_unknown + 1e-12
-            u.keep.append(keep)
-            if not keep:
-                dropped_unknown += 1
-                continue
-            tid = tile_id(sc, r, c)
-            row = {"tile_id": tid, "image": f"images/{tid}.tif", "mask": f"masks/{tid}.tif",
-                   "source_image": str(sc.path), "source_mask": str(masks[u.scene_idx].path),
-                   "col_off": c, "row_off": r, "width": size, "height": size, "split": "",
-                   "unknown_fraction": round(unk, 6), "synthetic": False}
-            for name, cnt in zip(scheme.names, counts.tolist()):
-                row[count_column(name)] = int(cnt)
-            rows.append(row)
-            geoms.append(_footprint(sc, r, c, size, index_crs))
-            tile_refs.append((ui, ti))
-    if not rows:
-        raise InputError(pairs[0][1] if len(pairs) == 1 else None,
-                         f"no tile has at most {opts.max_unknown:.0%} unknown pixels; nothing to write")
-    fp = gpd.GeoSeries(geoms, crs=index_crs)
+        rows: list[dict[str, Any]] = []
+        geoms = []
+        dropped_unknown = 0
+        tile_refs: list[tuple[int, int]] = []  # (unit idx, tile idx) of candidate tiles kept by the filter
+        for ui, (u, st) in enumerate(zip(all_units, stats)):
+            sc = scenes[u.scene_idx]
+            u.keep = []
+            for ti, ((r, c), (unk, counts)) in enumerate(zip(u.tiles, st)):
+                keep = unk <= opts.max_unknown + 1e-12
+                u.keep.append(keep)
+                if not keep:
+                    dropped_unknown += 1
+                    continue
+                tid = tile_id(sc, r, c)
+                row = {"tile_id": tid, "image": f"images/{tid}.tif", "mask": f"masks/{tid}.tif",
+                       "source_image": str(sc.path), "source_mask": str(masks[u.scene_idx].path),
+                       "col_off": c, "row_off": r, "width": size, "height": size, "split": "",
+                       "unknown_fraction": round(unk, 6), "synthetic": False}
+                for name, cnt in zip(scheme.names, counts.tolist()):
+                    row[count_column(name)] = int(cnt)
+                rows.append(row)
+                geoms.append(_footprint(sc, r, c, size, index_crs))
+                tile_refs.append((ui, ti))
+        if not rows:
+            raise InputError(pairs[0][1] if len(pairs) == 1 else None,
+                             f"no tile has at most {opts.max_unknown:.0%} unknown pixels; nothing to write")
+        import geopandas as gpd
 
-    # ---- splits
-    dropped_buffer = 0
-    if opts.split_mode == "random":
-        splits = assign_random(len(rows), ratios, int(opts.reserve), int(opts.seed))
-    else:
-        block = int(opts.block_size or 4 * size)
-        keys = _block_keys(rows, scenes, [all_units[ui].scene_idx for ui, _ in tile_refs], block, index_crs)
-        splits = assign_blocked(keys, ratios, int(opts.reserve), int(opts.seed))
-        groups = None if index_crs is not None else [all_units[ui].scene_idx for ui, _ in tile_refs]
-        drop: set[int] = set()
-        for i, j in overlapping_pairs(fp, groups):
-            if splits[i] != splits[j]:
-                drop.update((i, j))
-        if drop:
-            dropped_buffer = len(drop)
-            for i in drop:
-                ui, ti = tile_refs[i]
-                all_units[ui].keep[ti] = False
-            keep_idx = [i for i in range(len(rows)) if i not in drop]
-            rows = [rows[i] for i in keep_idx]
-            splits = splits[keep_idx]
-            fp = gpd.GeoSeries([fp.values[i] for i in keep_idx], crs=index_crs)
-    for row, sp in zip(rows, splits):
-        row["split"] = str(sp)
-    columns = list(INDEX_COLUMNS) + [count_column(n) for n in scheme.names]
-    index = gpd.GeoDataFrame(rows, columns=columns, geometry=fp.values, crs=index_crs)
+        fp = gpd.GeoSeries(geoms, crs=index_crs)
 
-    # ---- pass 2: write
-    if mode == "overwrite":
-        shutil.rmtree(out)
-    fresh, existed = mode in ("new", "overwrite"), out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        if mode == "resume":
-            remove_temporaries(out)
+        # ---- splits
+        dropped_buffer = 0
+        if opts.split_mode == "random":
+            splits = assign_random(len(rows), ratios, int(opts.reserve), int(opts.seed))
         else:
-            write_json(out / CONFIG_FILE, config)
-        write_units = [u for u in all_units if any(u.keep)]
-        n_write = sum(sum(u.keep) for u in write_units)
-        with tqdm(total=sum(len(u.tiles) for u in write_units), desc="writing tiles", unit="tile",
-                  disable=not progress) as bar:
-            res = _run_units(_write_unit, write_units, state, workers, bar)
-        written = sum(r[0] for r in res)
-        skipped = sum(r[1] for r in res)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*crs.*was not provided.*")
-            write_index(out, index)
-        split_counts = {s: int((index["split"] == s).sum()) for s in (*SPLIT_NAMES, "reserved")}
-        class_px = np.array([int(index[count_column(n)].sum()) for n in scheme.names], dtype=np.int64)
-        total_px = len(index) * size * size
-        summary = {
-            "scenes": len(scenes),
-            "candidate_tiles": n_cand + partial,
-            "kept": len(index),
-            "dropped": {"unknown_fraction": dropped_unknown, "partial_edge": partial,
-                        "split_buffer": dropped_buffer},
-            "splits": split_counts,
-            "class_pixel_shares": {n: round(float(v) / total_px, 6) for n, v in zip(scheme.names, class_px)},
-            "unknown_pixel_share": round(1.0 - float(class_px.sum()) / total_px, 6),
-        }
-        description = {
-            "scheme": scheme.to_dict(), "tile_size": size, "stride": step,
-            "bands": scenes[0].count, "dtype": scenes[0].dtype,
-            "crs": None if index_crs is None else index_crs.to_string(),
-            "georeferenced": index_crs is not None, "synthetic": False,
-            "sources": sources, "options": asdict(opts), "split_counts": split_counts, "summary": summary,
-        }
-        write_description(out, description)
-    except BaseException as exc:
-        if fresh and isinstance(exc, InputError):  # bad input found while writing: leave nothing behind
-            if existed:
-                for child in out.iterdir():
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            block = int(opts.block_size or 4 * size)
+            keys = _block_keys(rows, scenes, [all_units[ui].scene_idx for ui, _ in tile_refs], block, index_crs)
+            splits = assign_blocked(keys, ratios, int(opts.reserve), int(opts.seed))
+            groups = None if index_crs is not None else [all_units[ui].scene_idx for ui, _ in tile_refs]
+            drop: set[int] = set()
+            for i, j in overlapping_pairs(fp, groups):
+                if splits[i] != splits[j]:
+                    drop.update((i, j))
+            if drop:
+                dropped_buffer = len(drop)
+                for i in drop:
+                    ui, ti = tile_refs[i]
+                    all_units[ui].keep[ti] = False
+                keep_idx = [i for i in range(len(rows)) if i not in drop]
+                rows = [rows[i] for i in keep_idx]
+                splits = splits[keep_idx]
+                fp = gpd.GeoSeries([fp.values[i] for i in keep_idx], crs=index_crs)
+        for row, sp in zip(rows, splits):
+            row["split"] = str(sp)
+        columns = list(INDEX_COLUMNS) + [count_column(n) for n in scheme.names]
+        index = gpd.GeoDataFrame(rows, columns=columns, geometry=fp.values, crs=index_crs)
+
+        # ---- pass 2: write
+        if mode == "overwrite":
+            shutil.rmtree(out)
+        fresh, existed = mode in ("new", "overwrite"), out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            if mode == "resume":
+                remove_temporaries(out)
             else:
-                shutil.rmtree(out, ignore_errors=True)
-        raise
+                write_json(out / CONFIG_FILE, config)
+            write_units = [u for u in all_units if any(u.keep)]
+            n_write = sum(sum(u.keep) for u in write_units)
+            with tqdm(total=sum(len(u.tiles) for u in write_units), desc="writing tiles", unit="tile",
+                      disable=not progress) as bar:
+                res = runner.map(_write_unit, write_units, bar)
+            written = sum(r[0] for r in res)
+            skipped = sum(r[1] for r in res)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*crs.*was not provided.*")
+                write_index(out, index)
+            split_counts = {s: int((index["split"] == s).sum()) for s in (*SPLIT_NAMES, "reserved")}
+            class_px = np.array([int(index[count_column(n)].sum()) for n in scheme.names], dtype=np.int64)
+            total_px = len(index) * size * size
+            summary = {
+                "scenes": len(scenes),
+                "candidate_tiles": n_cand + partial,
+                "kept": len(index),
+                "dropped": {"unknown_fraction": dropped_unknown, "partial_edge": partial,
+                            "split_buffer": dropped_buffer},
+                "splits": split_counts,
+                "class_pixel_shares": {n: round(float(v) / total_px, 6) for n, v in zip(scheme.names, class_px)},
+                "unknown_pixel_share": round(1.0 - float(class_px.sum()) / total_px, 6),
+            }
+            description = {
+                "scheme": scheme.to_dict(), "tile_size": size, "stride": step,
+                "bands": scenes[0].count, "dtype": scenes[0].dtype,
+                "crs": None if index_crs is None else index_crs.to_string(),
+                "georeferenced": index_crs is not None, "synthetic": False,
+                "sources": sources, "options": asdict(opts), "split_counts": split_counts, "summary": summary,
+            }
+            write_description(out, description)
+        except BaseException as exc:
+            if fresh and isinstance(exc, InputError):  # bad input found while writing: leave nothing behind
+                if existed:
+                    for child in out.iterdir():
+                        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                else:
+                    shutil.rmtree(out, ignore_errors=True)
+            raise
     elapsed = time.perf_counter() - t0
     mp_total = sum(sc.width * sc.height for sc in scenes) / 1e6
     index.attrs["summary"] = {**summary, "written": written, "skipped_existing": skipped,
@@ -728,6 +766,7 @@ def tile_scenes(
 
 def _footprint(sc: SceneInfo, r: int, c: int, size: int, index_crs: CRS | None) -> Any:
     from rasterio.windows import bounds as win_bounds
+    from shapely.geometry import box
 
     left, bottom, right, top = win_bounds(Window(c, r, size, size), sc.affine)
     geom = box(min(left, right), min(bottom, top), max(left, right), max(bottom, top))
