@@ -54,6 +54,8 @@ def _format_summary(s: dict[str, Any]) -> str:
                                       "1 band = index.")
 @click.option("--class-attribute", default="class", show_default=True,
               help="Attribute of vector masks holding the class name or raw class value.")
+@click.option("--vector-fill", default=None, metavar="CLASS", show_default="unknown",
+              help="Class (name or raw value) of scene pixels that no polygon of a vector mask covers.")
 @click.option("--split", "split_spec", default="4:1:1", show_default=True, help="Split ratios train:val:test.")
 @seed_option
 @click.option("--reserve", type=int, default=0, show_default=True,
@@ -81,9 +83,9 @@ def _format_summary(s: dict[str, Any]) -> str:
 def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | None, mask_suffix: str,
             scene_suffix: str,
             tile_size: int, stride: int | None, overlap: int | None, max_unknown: float, scheme: str,
-            mask_kind: str, class_attribute: str, split_spec: str, seed: int, reserve: int, split_mode: str,
-            block_size: int | None, edge: str, compress: str, compress_level: int, workers: int, overwrite: bool, resume: bool,
-            summary_json: Path | None, quiet: bool) -> None:
+            mask_kind: str, class_attribute: str, vector_fill: str | None, split_spec: str, seed: int,
+            reserve: int, split_mode: str, block_size: int | None, edge: str, compress: str, compress_level: int,
+            workers: int, overwrite: bool, resume: bool, summary_json: Path | None, quiet: bool) -> None:
     """Cut SCENE and MASK into a tile set in OUT (GeoTIFF tiles, index.gpkg, tileset.json).
 
     SCENE and MASK are files, or directories matched by stem (see --mask-suffix); or give --pairs CSV.
@@ -108,8 +110,8 @@ def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | 
         raise InputError(out, "give either --overwrite or --resume, not both")
     opts = TileOptions(tile_size=tile_size, stride=stride, max_unknown=max_unknown, scheme=scheme,
                        split=split_spec, seed=seed, reserve=reserve, split_mode=split_mode, block_size=block_size,
-                       edge=edge, mask_kind=mask_kind, class_attribute=class_attribute, compress=compress,
-                       compress_level=compress_level)
+                       edge=edge, mask_kind=mask_kind, class_attribute=class_attribute,
+                       vector_fill=vector_fill, compress=compress, compress_level=compress_level)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         index = tile_scenes(pairs, out, opts, workers=workers, overwrite=overwrite, resume=resume,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,7 @@ class MaskSpec:
         class_attribute: Attribute holding the class (vector masks).
         pixel_grid: Whether both are used on the bare pixel grid (non-georeferenced).
         notes: Remarks for the user (e.g. one of the pair is not georeferenced), shown as warnings.
+        fill: Internal value of scene pixels no polygon covers (vector masks; default unknown).
     """
 
     path: str
@@ -175,6 +176,26 @@ class MaskSpec:
     class_attribute: str = "class"
     pixel_grid: bool = False
     notes: tuple[str, ...] = field(default=())
+    fill: int = IGNORE
+
+
+def _with_mask_nodata(scheme: ClassScheme, nodata: float | None, path: Path, notes: list[str]) -> ClassScheme:
+    """The scheme extended so that an index mask's own nodata value reads as unknown.
+
+    A nodata value that is a class value of the scheme stays that class (with a note for the user); negative
+    or fractional nodata values are ignored.
+    """
+    if nodata is None or not math.isfinite(nodata) or nodata < 0 or not float(nodata).is_integer():
+        return scheme
+    v = int(nodata)
+    if v in scheme.unknown_values:
+        return scheme
+    same = [c.name for c in scheme.classes if c.value == v]
+    if same:
+        notes.append(f"{path}: the mask's nodata value {v} is class {same[0]!r} of scheme {scheme.name!r}; "
+                     "those pixels are kept as that class")
+        return scheme
+    return replace(scheme, unknown_values=(*scheme.unknown_values, v))
 
 
 def is_vector_path(path: str | os.PathLike[str]) -> bool:
@@ -189,6 +210,7 @@ def open_mask(
     *,
     kind: str = "auto",
     class_attribute: str = "class",
+    vector_fill: str | None = None,
 ) -> MaskSpec:
     """Inspect a mask, decide how it is read on ``scene``'s grid, and check that the two overlap.
 
@@ -199,6 +221,8 @@ def open_mask(
         kind: ``auto`` (vector by suffix; rasters with 3+ bands are colour-coded, 1 band is an index mask),
             ``index``, ``color`` or ``vector``.
         class_attribute: Attribute with the class name or raw value (vector masks).
+        vector_fill: Class (name or raw value) of scene pixels that no polygon of a vector mask covers;
+            ``None`` = unknown. Ignored for raster masks.
 
     Returns:
         A :class:`MaskSpec`.
@@ -211,7 +235,8 @@ def open_mask(
         raise InputError(path, f"unknown mask kind {kind!r}; use one of {', '.join(MASK_KINDS)}")
     p = Path(path)
     if kind == "vector" or (kind == "auto" and is_vector_path(p)):
-        return _open_vector_mask(p, scene, scheme, class_attribute)
+        spec = _open_vector_mask(p, scene, scheme, class_attribute)
+        return spec if vector_fill is None else replace(spec, fill=class_index(scheme, vector_fill))
     notes: list[str] = []
     with _open(p, "mask") as src:
         if kind == "auto":
@@ -223,6 +248,8 @@ def open_mask(
         if kind == "color" and src.dtypes[0] != "uint8":
             raise InputError(p, f"colour-coded mask must be uint8, found {src.dtypes[0]}")
         check_readable(src, p, "mask")
+        if kind == "index":
+            scheme = _with_mask_nodata(scheme, src.nodata, p, notes)
         mask_crs = _crs_of(src)
         same_size = (src.width, src.height) == (scene.width, scene.height)
         if not scene.georeferenced or mask_crs is None:
@@ -306,6 +333,20 @@ def vector_class_values(gdf: Any, path: str | os.PathLike[str], scheme: ClassSch
         raise InputError(path, f"class names not in scheme {scheme.name!r}: "
                                + ", ".join(f"{b!r} ({n} features)" for b, n in counts.items()))
     return np.array([lookup[n] for n in names], dtype=np.uint8)
+
+
+def class_index(scheme: ClassScheme, name_or_value: str) -> int:
+    """Internal value of a class given by name or raw value.
+
+    Raises:
+        InputError: If the scheme has no such class.
+    """
+    key = str(name_or_value).strip()
+    for i, c in enumerate(scheme.classes):
+        if c.name == key or (key.lstrip("-").isdigit() and c.value == int(key)):
+            return i
+    raise InputError(None, f"class {key!r} is not in scheme {scheme.name!r} "
+                           f"(classes: {', '.join(scheme.names)})")
 
 
 def _open_vector_mask(path: Path, scene: SceneInfo, scheme: ClassScheme, class_attribute: str) -> MaskSpec:
@@ -535,11 +576,11 @@ class MaskReader:
             transform = rasterio.windows.transform(window, spec.scene.affine)
             bbox = box(*win_bounds(window, spec.scene.affine))
         idx = np.sort(self._gdf.sindex.query(bbox, predicate="intersects"))
-        out = np.full((h, w), IGNORE, dtype=np.uint8)
+        out = np.full((h, w), spec.fill, dtype=np.uint8)
         if len(idx):
             geoms = self._gdf.geometry.values[idx]
             vals = self._values[idx]  # type: ignore[index]
-            rasterize(zip(geoms, vals.tolist()), out_shape=(h, w), transform=transform, fill=IGNORE,
+            rasterize(zip(geoms, vals.tolist()), out_shape=(h, w), transform=transform, fill=spec.fill,
                       out=out, dtype="uint8")
         # pixels outside the scene are unknown
         clipped = clip_window(window, spec.scene.width, spec.scene.height)

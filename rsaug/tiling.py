@@ -41,6 +41,7 @@ from rsaug.raster_io import (
     MaskReader,
     MaskSpec,
     SceneInfo,
+    class_index,
     open_mask,
     open_scene,
     _short,
@@ -88,6 +89,8 @@ class TileOptions:
         edge: ``drop`` partial border tiles or ``pad`` them (image with nodata/0, mask with unknown).
         mask_kind: ``auto``, ``index``, ``color`` or ``vector``.
         class_attribute: Attribute of vector masks holding the class name or raw value.
+        vector_fill: Class (name or raw value) given to scene pixels no polygon of a vector mask covers
+            (``None`` = unknown).
         compress: GeoTIFF compression of the tiles.
         compress_level: Deflate (1-12) / zstd (1-22) level of the tiles (ignored for ``lzw`` / ``none``).
     """
@@ -104,6 +107,7 @@ class TileOptions:
     edge: str = "drop"
     mask_kind: str = "auto"
     class_attribute: str = "class"
+    vector_fill: str | None = None
     compress: str = "deflate"
     compress_level: int = DEFAULT_COMPRESS_LEVEL
 
@@ -577,6 +581,8 @@ def tile_scenes(
     ratios = opts.validate()
     size, step = int(opts.tile_size), int(opts.step)
     scheme = get_scheme(opts.scheme)
+    if opts.vector_fill is not None:
+        class_index(scheme, opts.vector_fill)  # an unknown class is an error even when no mask is a vector
     out = Path(out)
     pairs = [(Path(os.path.abspath(s)), Path(os.path.abspath(m))) for s, m in pairs]
     if not pairs:
@@ -601,7 +607,8 @@ def tile_scenes(
         if opts.edge == "drop" and (sc.width < size or sc.height < size):
             raise InputError(s, f"tile size {size} is larger than the scene ({sc.width}x{sc.height}); use a "
                                 "smaller --tile-size or --edge pad")
-        spec = open_mask(m, sc, scheme, kind=opts.mask_kind, class_attribute=opts.class_attribute)
+        spec = open_mask(m, sc, scheme, kind=opts.mask_kind, class_attribute=opts.class_attribute,
+                         vector_fill=opts.vector_fill)
         notes.extend(spec.notes)
         scenes.append(sc)
         masks.append(spec)

@@ -138,6 +138,39 @@ def test_partially_overlapping_mask_gives_unknown_outside(tmp_path: Path, road_s
     assert idx.attrs["summary"]["dropped"]["unknown_fraction"] == 8
 
 
+def test_mask_nodata_value_reads_as_unknown(tmp_path: Path) -> None:
+    """A source mask's own nodata value (not a class of the scheme) becomes unknown; a class value stays."""
+    stem = "lake_001"
+    scene, lab = GID15 / "images" / f"{stem}.tif", GID15 / "labels_index" / f"{stem}.tif"
+    with rasterio.open(lab) as src:
+        raw = src.read(1)
+        prof = dict(src.profile)
+    holed = raw.copy()
+    holed[:50, :70] = 200  # a block of "no data" in the file's own convention
+    for nodata, name in ((200, "holes.tif"), (None, "holes_undeclared.tif")):
+        with rasterio.open(tmp_path / name, "w", **{**prof, "nodata": nodata}) as d:
+            d.write(holed, 1)
+    idx = tile_scenes([(scene, tmp_path / "holes.tif")], tmp_path / "t", tile_size=224, scheme="gid15",
+                      max_unknown=1.0)
+    ts = TileSet.open(tmp_path / "t")
+    got = ts.read_mask(ts.index.iloc[0])
+    expect = get_scheme("gid15").encode(raw)
+    expect[:50, :70] = IGNORE
+    assert (got == expect).all()
+    assert idx.iloc[0]["unknown_fraction"] == pytest.approx(float((expect == IGNORE).mean()), abs=1e-6)
+    from rsaug.errors import InputError
+    with pytest.raises(InputError, match="outside class scheme"):  # undeclared: still an error
+        tile_scenes([(scene, tmp_path / "holes_undeclared.tif")], tmp_path / "u", tile_size=224, scheme="gid15")
+    # nodata equal to a class value (0 = industrial_land in gid15): pixels keep their class, with a warning
+    with rasterio.open(tmp_path / "zero.tif", "w", **{**prof, "nodata": 0}) as d:
+        d.write(raw, 1)
+    with pytest.warns(TilingWarning, match="nodata value 0 is class 'industrial_land'"):
+        tile_scenes([(scene, tmp_path / "zero.tif")], tmp_path / "z", tile_size=224, scheme="gid15",
+                    max_unknown=1.0)
+    z = TileSet.open(tmp_path / "z")
+    assert (z.read_mask(z.index.iloc[0]) == get_scheme("gid15").encode(raw)).all()
+
+
 def test_colour_labels_gid15_equal_index_labels(tmp_path: Path) -> None:
     stems = gid15_fixture_stems(per_class=1)
     colour = [(GID15 / "images" / f"{s}.tif", GID15 / "labels_color" / f"{s}_15label.png") for s in stems]
@@ -173,6 +206,33 @@ def test_vector_mask_rasterized_like_raster(tmp_path: Path, road_scheme: Path) -
     agree = [(tv.read_mask(a) == tr.read_mask(b)).mean() for (_, a), (_, b) in
              zip(tv.index.iterrows(), tr.index.iterrows())]
     assert min(agree) > 0.99  # polygon edges through a reprojection round trip may flip a few pixels
+
+
+def test_vector_fill_gives_uncovered_pixels_a_class(tmp_path: Path, road_scheme: Path) -> None:
+    """Only road and building polygons: uncovered scene pixels are unknown, or background with --vector-fill."""
+    import geopandas as gpd
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    scene, mask = GEOREF_PAIR / "image.tif", GEOREF_PAIR / "label.tif"
+    with rasterio.open(mask) as src:
+        lab = src.read(1)
+        feats = [(shape(g), int(v)) for g, v in shapes(lab, transform=src.transform) if int(v) != 0]
+        crs = src.crs
+    names = ["background", "road", "building"]
+    vec = tmp_path / "objects.geojson"
+    gpd.GeoDataFrame({"class": [names[v] for _, v in feats]}, geometry=[g for g, _ in feats], crs=crs).to_file(vec)
+    kw = {"tile_size": 128, "scheme": str(road_scheme), "max_unknown": 1.0}
+    tile_scenes([(scene, vec)], tmp_path / "plain", **kw)
+    tile_scenes([(scene, vec)], tmp_path / "filled", vector_fill="background", **kw)
+    tile_scenes([(scene, mask)], tmp_path / "raster", **kw)
+    tp, tf, tr = (TileSet.open(tmp_path / n) for n in ("plain", "filled", "raster"))
+    for (_, a), (_, b), (_, c) in zip(tp.index.iterrows(), tf.index.iterrows(), tr.index.iterrows()):
+        ref = tr.read_mask(c)
+        plain, filled = tp.read_mask(a), tf.read_mask(b)
+        assert (plain[ref == 0] == IGNORE).all()  # background not covered by any polygon -> unknown
+        assert (filled == ref).all()  # background filled in: identical to the raster mask
+    assert tf.index["unknown_fraction"].max() == 0.0
 
 
 def test_non_georeferenced_warns_and_has_no_crs(gid15_tileset: Path) -> None:

@@ -81,7 +81,8 @@ def test_cli_help_lists_defaults() -> None:
     r = CliRunner().invoke(tile_command, ["--help"], prog_name="rsaug tile")
     assert r.exit_code == 0
     for opt in ("--tile-size", "--stride", "--max-unknown", "--scheme", "--split", "--seed", "--reserve",
-                "--split-mode", "--edge", "--compress", "--compress-level", "--workers", "--overwrite", "--resume", "--quiet", "--summary-json"):
+                "--split-mode", "--edge", "--compress", "--compress-level", "--vector-fill", "--workers", "--overwrite",
+                "--resume", "--quiet", "--summary-json"):
         assert opt in r.output
     assert "[default: 256]" in r.output and "[default: 0.8]" in r.output and "[default: 4:1:1]" in r.output
 
@@ -135,6 +136,8 @@ def _bad_cases(tmp: Path) -> list[tuple[str, list[object], object, tuple[str, ..
         ("unknown scheme", [IMG, LAB, "--scheme", "nonsense"], None, ("unknown class scheme",)),
         ("vector class names", [GEOREF_PAIR / "image.tif", vec, "--scheme", scheme], vec, ("'lava' (1 features)",)),
         ("missing pairs csv", ["--pairs", tmp / "none.csv"], tmp / "none.csv", ("not found",)),
+        ("unknown vector fill class", [IMG, LAB, "--tile-size", 224, "--vector-fill", "lava"], None,
+         ("class 'lava' is not in scheme",)),
         ("compression level", [IMG, LAB, "--tile-size", 224, "--compress-level", 0], None, ("--compress-level",)),
         ("mask size mismatch", [IMG, GEOREF_PAIR / "label.tif", "--scheme", scheme, "--tile-size", 64],
          GEOREF_PAIR / "label.tif", ("sizes differ",)),
