@@ -54,6 +54,13 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--lr", type=float, default=None, show_default="from preset", help="Peak AdamW learning rate.")
 @click.option("--synthetic-fraction", type=float, default=None, show_default="proportional to tile counts",
               help="Share of the training draws taken from synthetic tiles in real+synthetic arms.")
+@click.option("--real-fractions", default="", show_default="none", metavar="F1,F2,...",
+              help="Training-set-size sweep (Table III): also train 'real' and every 'real+NAME' arm on these "
+                   "shares (0..1) of the real training tiles (nested seeded subsets; synthetic tiles only from "
+                   "the kept tiles' masks).")
+@click.option("--replace-fractions", default="", show_default="none", metavar="R1,R2,...",
+              help="Replace-vs-augment curve: arms 'replace-NAME@R' with a share R of the real training tiles "
+                   "replaced by the synthetic tiles made from their masks (the set keeps its size).")
 @click.option("--test-split", default="test", show_default=True, help="Real split used for evaluation.")
 @click.option("--threads", type=int, default=None, show_default="from preset (2 for cpu-small)",
               help="Torch CPU threads (0 = torch default).")
@@ -65,7 +72,8 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 @guarded
 def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tuple[str, ...], preset: str, arms: str,
             seeds: int, iterations: int | None, crop: int | None, batch_size: int | None, backbone: str | None,
-            lr: float | None, synthetic_fraction: float | None, test_split: str, threads: int | None,
+            lr: float | None, synthetic_fraction: float | None, real_fractions: str, replace_fractions: str,
+            test_split: str, threads: int | None,
             max_runs: int | None, seed: int, device: str, quiet: bool) -> None:
     """Train TorchGeo's U-Net on real, real + synthetic, classic-augmented and synthetic-only data (several
     paired seeds each, same steps and evaluation) and report d-mIoU / d-FWIoU / d-acc with their noise.
@@ -105,7 +113,9 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
     if unknown:
         raise InputError(None, f"unknown arm(s) {unknown}")
     cfg = BenchmarkConfig(real=str(tiles), synthetic=syn, arms=arm_list, seeds=seeds, first_seed=seed, segmenter=seg,
-                          test_split=test_split, synthetic_fraction=synthetic_fraction, preset=preset)
+                          test_split=test_split, synthetic_fraction=synthetic_fraction, preset=preset,
+                          real_fractions=_fractions(real_fractions, "--real-fractions"),
+                          replace_fractions=_fractions(replace_fractions, "--replace-fractions"))
     report = run_benchmark(cfg, out, device=device, checkpoints=ckp, progress=not quiet,
                            log=None if quiet else (lambda s: click.echo(s, err=True)), max_runs=max_runs)
     if quiet:
@@ -127,10 +137,28 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
             click.echo(f"  {c['arm']:<20}{cells}")
     for item in s["noise"]["comparisons"]:
         click.echo(item["text"])
-    expected = len(report["arms"]) * seeds
+    sweep = report.get("sweep", {}).get("rows", [])
+    if sweep:
+        click.echo("")
+        click.echo("size sweep / replace curve (paired by seed): mIoU arm vs reference, d-mIoU % (points, p)")
+        for r in sweep:
+            c = r["comparison"]["miou"]
+            arm, ref = r["arm_stats"]["miou"], r["reference_stats"]["miou"]
+            click.echo(f"  {r['arm']:<28} vs {r['reference']:<12} {_pm(arm['mean'], arm['std'])} vs "
+                       f"{_num(ref['mean'], '.4f')}  d-mIoU {_num(c['relative_pct'], '+.2f')}% "
+                       f"({_num(c['points'], '+.2f')} pt, p={_num(c['p_ttest'], '.3g')})")
+    n_sweep = len(report.get("config", {}).get("sweep_arms", []))
+    expected = (len(report["arms"]) + n_sweep) * seeds
     if len(report["runs"]) < expected:
         click.echo(f"{len(report['runs'])} of {expected} runs finished; run the same command again to continue.")
     click.echo(f"report: {Path(out) / 'report.html'}")
+
+
+def _fractions(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(None, f"{option} must be comma-separated numbers, got {text!r}") from None
 
 
 def _num(v: float | None, fmt: str) -> str:

@@ -123,6 +123,13 @@ class BenchmarkConfig:
         synthetic_fraction: Share of the draws of a ``real+<name>`` arm that come from synthetic tiles;
             ``None`` = proportional to tile counts (the union of both sets, as in the paper).
         preset: Name of the preset the protocol came from (for the record).
+        real_fractions: Training-set-size sweep (the paper's Table III): for each fraction f < 1, the arms
+            ``real@f`` and ``real+<name>@f`` train on a subset of f of the real training tiles (nested seeded
+            subsets, the same in every arm and seed) plus, for ``real+<name>@f``, the synthetic tiles made
+            from those tiles' masks.
+        replace_fractions: Replace-vs-augment curve (the companion study's Fig. 3): for each fraction r, the
+            arm ``replace-<name>@r`` trains on the real training tiles with a share r removed, plus the
+            synthetic tiles made from the removed tiles' masks (so the set keeps its size).
     """
 
     real: str
@@ -134,6 +141,8 @@ class BenchmarkConfig:
     test_split: str = "test"
     synthetic_fraction: float | None = None
     preset: str | None = None
+    real_fractions: list[float] = field(default_factory=list)
+    replace_fractions: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -182,12 +191,21 @@ class TileArrays:
         images: One (C, H, W) array per tile.
         masks: One (H, W) uint8 array per tile.
         tile_ids: Tile ids, aligned with ``images``.
+        source_tiles: For synthetic tiles, the id of the real tile whose mask each was generated from.
     """
 
     name: str
     images: list[np.ndarray]
     masks: list[np.ndarray]
     tile_ids: list[str]
+    source_tiles: list[str] = field(default_factory=list)
+
+    def select(self, indices: Sequence[int]) -> TileArrays:
+        """The tiles at ``indices`` (same name)."""
+        idx = list(indices)
+        return TileArrays(self.name, [self.images[i] for i in idx], [self.masks[i] for i in idx],
+                          [self.tile_ids[i] for i in idx],
+                          [self.source_tiles[i] for i in idx] if self.source_tiles else [])
 
     def __len__(self) -> int:
         return len(self.images)
@@ -209,6 +227,7 @@ def load_tiles(ts: TileSet, splits: Sequence[str] | None, name: str) -> TileArra
         what = "any" if splits is None else "/".join(splits)
         raise InputError(ts.root, f"tile set has no {what} tiles")
     images, masks, ids = [], [], []
+    sources = [str(v) for v in rows["source_tile"]] if "source_tile" in rows.columns else []
     for _, row in rows.iterrows():
         img = ts.read_image(row)
         msk = ts.read_mask(row)
@@ -217,7 +236,7 @@ def load_tiles(ts: TileSet, splits: Sequence[str] | None, name: str) -> TileArra
         images.append(img)
         masks.append(msk)
         ids.append(str(row["tile_id"]))
-    return TileArrays(name=name, images=images, masks=masks, tile_ids=ids)
+    return TileArrays(name=name, images=images, masks=masks, tile_ids=ids, source_tiles=sources)
 
 
 @dataclass
@@ -634,14 +653,17 @@ class Arm:
     """One arm of the benchmark.
 
     Attributes:
-        name: Arm name (``real``, ``real+<syn>``, ``classic``, ``<syn>-only``).
-        kind: One of :data:`ARM_KINDS`.
+        name: Arm name (``real``, ``real+<syn>``, ``classic``, ``<syn>-only``; sweep arms ``real@f``,
+            ``real+<syn>@f``, ``replace-<syn>@r``).
+        kind: One of :data:`ARM_KINDS`, or ``replace``.
         synthetic: Name of the synthetic set it uses, if any.
+        real_fraction: Share of the real training tiles used (see :func:`real_subset`).
     """
 
     name: str
     kind: str
     synthetic: str | None = None
+    real_fraction: float = 1.0
 
     @property
     def augment(self) -> bool:
@@ -685,6 +707,50 @@ def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Ar
     if not out:
         raise InputError(None, "no arms selected")
     return out
+
+
+def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float],
+               replace_fractions: Sequence[float]) -> list[Arm]:
+    """Arms of the training-set-size sweep and of the replace-vs-augment curve (see :class:`BenchmarkConfig`).
+
+    They use the synthetic sets of the ``real+<name>`` arms among ``arms``.
+
+    Raises:
+        InputError: For a fraction outside (0, 1), or a replace curve without a ``real+<name>`` arm.
+    """
+    syn = [a.synthetic for a in arms if a.kind == "real+synthetic"]
+    for what, fr in (("--real-fractions", real_fractions), ("--replace-fractions", replace_fractions)):
+        bad = [f for f in fr if not 0 < f < 1]
+        if bad:
+            raise InputError(None, f"{what} must lie strictly between 0 and 1, got {bad}")
+    if replace_fractions and not syn:
+        raise InputError(None, "--replace-fractions needs a synthetic set (and a real+synthetic arm)")
+    out: list[Arm] = []
+    for f in sorted(set(real_fractions)):
+        out.append(Arm(f"real@{f:g}", "real", None, f))
+        out += [Arm(f"real+{n}@{f:g}", "real+synthetic", n, f) for n in syn]
+    for r in sorted(set(replace_fractions)):
+        out += [Arm(f"replace-{n}@{r:g}", "replace", n, 1.0 - r) for n in syn]
+    return out
+
+
+def real_subset(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the real training tiles kept at ``fraction``: the first ``round(fraction * n)`` entries of one
+    seeded permutation, so smaller subsets are nested in larger ones and every arm and seed sees the same one."""
+    perm = np.random.default_rng([seed, 7]).permutation(n)
+    return np.sort(perm[: max(1, min(n, round(fraction * n)))])
+
+
+def from_sources(syn: TileArrays, source_ids: set[str], name: str) -> TileArrays:
+    """The synthetic tiles generated from the masks of the real tiles ``source_ids``.
+
+    Raises:
+        InputError: When the synthetic set records no source tiles (not made by ``rsaug synthesize``).
+    """
+    if not syn.source_tiles:
+        raise InputError(None, f"synthetic set {name!r} has no 'source_tile' column; the size sweep and the "
+                               "replace curve need to know which real mask each synthetic tile came from")
+    return syn.select([i for i, s in enumerate(syn.source_tiles) if s in source_ids])
 
 
 def check_synthetic(real: TileSet, syn: TileSet, name: str) -> None:
@@ -820,6 +886,7 @@ def run_benchmark(
         check_synthetic(real, ts, name)
         syn_sets[name] = ts
     arms = resolve_arms(cfg.arms, list(cfg.synthetic) + list(checkpoints))
+    sweep = sweep_arms(arms, cfg.real_fractions, cfg.replace_fractions)
 
     # ---- on-the-fly synthesis (checkpoint -> synthetic tile set inside OUT)
     for name, ck in checkpoints.items():
@@ -840,20 +907,22 @@ def run_benchmark(
         if old_key is not None and _protocol_mismatch(old_key, key):
             raise InputError(out, "holds results of a different benchmark protocol or data (differs in: "
                                   f"{', '.join(_protocol_mismatch(old_key, key))}); use another output directory")
-    write_json(cfg_path, {"config": cfg.to_dict(), "protocol_key": key, "arms": [asdict(a) for a in arms]})
+    write_json(cfg_path, {"config": cfg.to_dict(), "protocol_key": key, "arms": [asdict(a) for a in arms],
+                          "sweep_arms": [asdict(a) for a in sweep]})
 
     # ---- data in memory
     say(f"loading tiles from {real.root}")
     train = load_tiles(real, ["train"], "real")
     test = load_tiles(real, [cfg.test_split], "test")
     norm = Normalization.fit(train, real.dtype)
-    syn_tiles = {n: load_tiles(t, _synthetic_rows(t), n) for n, t in syn_sets.items() if any(a.synthetic == n for a in arms)}
+    syn_tiles = {n: load_tiles(t, _synthetic_rows(t), n) for n, t in syn_sets.items()
+                 if any(a.synthetic == n for a in arms)}
     names = real.scheme.names
     k = real.scheme.num_classes
 
     # ---- runs: seed-major, so an interrupted benchmark still has complete paired seeds
     seeds = cfg.seed_list()
-    todo = [(s, a) for s in seeds for a in arms]
+    todo = [(s, a) for s in seeds for a in arms] + [(s, a) for s in seeds for a in sweep]  # main arms first
     done_before = sum(run_path(out, a.name, s).is_file() for s, a in todo)
     outer = tqdm(total=len(todo), initial=done_before, desc="benchmark", unit="run", disable=not progress)
     trained = 0
@@ -867,8 +936,13 @@ def run_benchmark(
         if arm.kind == "synthetic-only":
             base, extra, frac = syn_tiles[arm.synthetic], None, None
         else:
-            base = train
-            extra = syn_tiles[arm.synthetic] if arm.kind == "real+synthetic" else None
+            base = train if arm.real_fraction >= 1 else train.select(
+                real_subset(len(train), arm.real_fraction, cfg.first_seed))
+            extra = syn_tiles[arm.synthetic] if arm.kind in ("real+synthetic", "replace") else None
+            if arm.kind == "replace":  # the synthetic tiles of the removed tiles' masks
+                extra = from_sources(extra, set(train.tile_ids) - set(base.tile_ids), arm.synthetic)
+            elif extra is not None and arm.real_fraction < 1:  # only the masks of the kept tiles
+                extra = from_sources(extra, set(base.tile_ids), arm.synthetic)
             frac = cfg.synthetic_fraction
         seg = train_segmenter(base, config=cfg.segmenter, seed=seed, device=device, extra=extra, extra_fraction=frac,
                               augment=arm.augment, norm=norm, num_classes=k, dtype=real.dtype, progress=progress,
@@ -882,7 +956,9 @@ def run_benchmark(
                        "class_pixels": sc["class_pixels"]},
             "confusion_matrix": cm.tolist(),
             "train": seg.info, "eval_seconds": time.perf_counter() - t0,
-            "test_tiles": len(test), "protocol_key": key,
+            "test_tiles": len(test), "protocol_key": key, "real_fraction": arm.real_fraction,
+            "train_tiles": {"real": 0 if arm.kind == "synthetic-only" else len(base),
+                            "synthetic": len(base) if arm.kind == "synthetic-only" else len(extra or [])},
         }
         write_json(path, result)
         trained += 1
@@ -891,7 +967,7 @@ def run_benchmark(
             f"({seg.info['seconds']:.0f} s)")
     outer.close()
 
-    runs = collect_runs(out, arms, seeds)
+    runs = collect_runs(out, arms + sweep, seeds)
     counts = {"real": real.class_pixel_counts("train").tolist()}
     for n, t in syn_sets.items():
         rows = t.index if _synthetic_rows(t) is None else t.split("train")
@@ -899,7 +975,9 @@ def run_benchmark(
         counts[f"real+{n}"] = (np.asarray(counts["real"]) + syn_counts).tolist()
     return rep.build_report(out, runs=runs, arms=[a.name for a in arms], class_names=names, class_counts=counts,
                             palette=real.scheme.palette(), gallery=make_gallery(real, syn_sets),
+                            sweep=[asdict(a) for a in sweep],
                             config={**cfg.to_dict(), "test_tiles": len(test), "train_tiles": len(train),
+                                    "sweep_arms": [a.name for a in sweep],
                                     "synthetic_tiles": {n: len(t) for n, t in syn_tiles.items()}})
 
 

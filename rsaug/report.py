@@ -182,6 +182,61 @@ def noise_verdict(arm_stats: dict[str, Any], comparisons: list[dict[str, Any]]) 
     return {"baseline_std_points": base_std, "comparisons": items}
 
 
+def summarize_sweep(runs: list[dict[str, Any]], sweep: Sequence[dict[str, Any]],
+                    class_names: Sequence[str]) -> dict[str, Any]:
+    """The training-set-size sweep (Table III) and the replace-vs-augment curve, paired by seed.
+
+    Size rows compare ``real+<name>@f`` with ``real@f`` (and, at f = 1, ``real+<name>`` with ``real``);
+    replace rows compare ``replace-<name>@r`` with ``real`` (all real tiles).
+
+    Returns:
+        ``rows``: dicts with ``curve`` (``size`` / ``replace``), ``fraction`` (real share kept, or share
+        replaced), ``synthetic``, ``reference``, ``arm``, per-arm stats ``reference_stats`` / ``arm_stats``
+        (mean/std/n per metric) and ``comparison`` (:func:`paired_comparison` per metric).
+    """
+    if not sweep:
+        return {"rows": []}
+    by_arm: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in runs:
+        by_arm.setdefault(r["arm"], {})[int(r["seed"])] = r
+    names = sorted({a["name"] for a in sweep} | {BASELINE} | {f"real+{a['synthetic']}" for a in sweep
+                                                              if a.get("synthetic")})
+    stats_ = summarize([r for r in runs if r["arm"] in names], [n for n in names if n in by_arm],
+                       class_names)["arms"]
+    rows = []
+
+    def row(curve: str, fraction: float, syn: str, ref: str, arm: str) -> None:
+        if ref not in by_arm or arm not in by_arm:
+            return
+        comp = {m: paired_comparison({s: r["scores"][m] for s, r in by_arm[ref].items()},
+                                     {s: r["scores"][m] for s, r in by_arm[arm].items()}) for m in METRICS}
+        pick = (lambda st: {m: {k: st[m][k] for k in ("mean", "std")} | {"n": st["n"]} for m in METRICS})
+        rows.append({"curve": curve, "fraction": fraction, "synthetic": syn, "reference": ref, "arm": arm,
+                     "reference_stats": pick(stats_[ref]), "arm_stats": pick(stats_[arm]), "comparison": comp})
+
+    syns = sorted({a["synthetic"] for a in sweep if a.get("synthetic")})
+    fractions = sorted({a["real_fraction"] for a in sweep if a["kind"] != "replace"})
+    for f in fractions + [1.0]:
+        for n in syns:
+            row("size", f, n, BASELINE if f >= 1 else f"real@{f:g}", f"real+{n}" if f >= 1 else f"real+{n}@{f:g}")
+    for a in sweep:
+        if a["kind"] == "replace":
+            row("replace", round(1.0 - a["real_fraction"], 6), a["synthetic"], BASELINE, a["name"])
+    return {"rows": rows}
+
+
+def _sweep_csv_rows(sw: dict[str, Any]) -> list[list[Any]]:
+    rows = [["curve", "fraction", "synthetic", "arm", "reference", "n"]
+            + [f"{m}_{w}" for m in METRICS for w in ("arm_mean", "arm_std", "reference_mean", "relative_pct",
+                                                    "points", "p_ttest")]]
+    for r in sw["rows"]:
+        c, a, ref = r["comparison"], r["arm_stats"], r["reference_stats"]
+        rows.append([r["curve"], r["fraction"], r["synthetic"], r["arm"], r["reference"], c["miou"]["n"]]
+                    + [v for m in METRICS for v in (a[m]["mean"], a[m]["std"], ref[m]["mean"],
+                                                    c[m]["relative_pct"], c[m]["points"], c[m]["p_ttest"])])
+    return rows
+
+
 def class_shares(counts: dict[str, Sequence[int]]) -> dict[str, list[float]]:
     """Pixel share of every class (fractions summing to 1) for each named count vector."""
     out = {}
@@ -203,6 +258,7 @@ def build_report(
     gallery: list[dict[str, Any]] | None = None,
     config: dict[str, Any] | None = None,
     title: str = "rsaug benchmark-augmentation",
+    sweep: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write ``report.json``, CSVs, PNG plots and ``report.html`` into ``out_dir``.
 
@@ -216,6 +272,8 @@ def build_report(
         gallery: Samples ``{"tile_id", "mask", "real", "synthetic": [...], "source"}`` (arrays (H, W) / (C, H, W)).
         config: Benchmark configuration (copied into the report).
         title: Page title.
+        sweep: Arms of the size sweep / replace curve (``name``, ``kind``, ``synthetic``, ``real_fraction``),
+            summarised by :func:`summarize_sweep` (their runs are in ``runs``).
 
     Returns:
         The report dictionary (also saved as ``report.json``).
@@ -234,14 +292,19 @@ def build_report(
         "summary": summary,
         "class_counts": {k: [int(x) for x in v] for k, v in class_counts.items()},
         "class_shares": shares,
+        "sweep": summarize_sweep(runs, list(sweep or []), class_names),
         "files": {},
     }
     _write_csvs(out, runs, arms, class_names, summary, shares)
+    if report["sweep"]["rows"]:
+        _write_csv(out / "sweep.csv", _sweep_csv_rows(report["sweep"]))
     plots = {
         "metrics_by_arm": plot_metrics_by_arm(summary, arms),
         "paired_differences": plot_paired_differences(summary),
         "per_class_iou": plot_per_class_iou(summary, arms, class_names),
         "class_shares": plot_class_shares(shares, class_names),
+        "size_sweep": plot_sweep(report["sweep"], "size"),
+        "replace_curve": plot_sweep(report["sweep"], "replace"),
     }
     for name, png in plots.items():
         if png is not None:
@@ -318,6 +381,36 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plot_sweep(sw: dict[str, Any], curve: str) -> bytes | None:
+    """mIoU (mean +- std over seeds) against the real share kept (``size``) or the share replaced
+    (``replace``), per synthetic set, with the reference arms."""
+    rows = [r for r in sw.get("rows", []) if r["curve"] == curve]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for n in sorted({r["synthetic"] for r in rows}):
+        rs = sorted((r for r in rows if r["synthetic"] == n), key=lambda r: r["fraction"])
+        xs = [r["fraction"] for r in rs]
+        ax.errorbar(xs, [r["arm_stats"]["miou"]["mean"] for r in rs], yerr=[_nan(r["arm_stats"]["miou"]["std"])
+                    for r in rs], marker="o", capsize=3, label=rs[0]["arm"].split("@")[0] if curve == "size"
+                    else f"replace with {n}")
+    if curve == "size":
+        rs = sorted({r["fraction"]: r for r in rows}.values(), key=lambda r: r["fraction"])
+        ax.errorbar([r["fraction"] for r in rs], [r["reference_stats"]["miou"]["mean"] for r in rs],
+                    yerr=[_nan(r["reference_stats"]["miou"]["std"]) for r in rs], marker="s", capsize=3,
+                    color="black", label="real only")
+        ax.set_xlabel("share of the real training tiles used")
+    else:
+        ref = rows[0]["reference_stats"]["miou"]
+        ax.axhline(ref["mean"], color="black", lw=1, label="all real tiles")
+        ax.set_xlabel("share of real training tiles replaced by synthetic ones")
+    ax.set_ylabel("test mIoU")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _fig_png(fig)
 
 
 def plot_metrics_by_arm(summary: dict[str, Any], arms: Sequence[str]) -> bytes:
@@ -505,6 +598,7 @@ def render_html(report: dict[str, Any], plots: dict[str, bytes | None], gallery_
         if plots.get(key):
             uri = "data:image/png;base64," + base64.b64encode(plots[key]).decode("ascii")
             parts.append(f"<h2>{e(cap)}</h2><img class='plot' alt='{e(cap)}' src='{uri}'>")
+    parts.append(_sweep_html(report.get("sweep", {}), plots))
     names = report["class_names"]
     parts.append("<h2>Per-class IoU (mean over seeds)</h2><table><tr><th>class</th>" + "".join(
         f"<th>{e(a)}</th>" for a in arms) + "".join(f"<th>share {e(k)} (%)</th>" for k in report["class_shares"])
@@ -523,6 +617,36 @@ def render_html(report: dict[str, Any], plots: dict[str, bytes | None], gallery_
             f"<td>{_fmt(t.get('seconds'), 0)}</td></tr>")
     parts.append("</table></body></html>")
     return "\n".join(parts)
+
+
+def _sweep_html(sw: dict[str, Any], plots: dict[str, bytes | None]) -> str:
+    e = html.escape
+    parts = []
+    for curve, title, what in (
+            ("size", "Training-set-size sweep (Table III)", "real tiles kept"),
+            ("replace", "Replacing real tiles with synthetic ones (companion study, Fig. 3)", "share replaced")):
+        rows = [r for r in sw.get("rows", []) if r["curve"] == curve]
+        if not rows:
+            continue
+        parts.append(f"<h2>{e(title)}</h2><table><tr><th>arm vs reference</th><th>{e(what)}</th><th>seeds</th>"
+                     "<th>mIoU arm</th><th>mIoU reference</th>" + "".join(
+                         f"<th>d-{METRIC_LABELS[m]} % (points, p)</th>" for m in METRICS) + "<th>resolved?</th></tr>")
+        for r in rows:
+            c = r["comparison"]
+            parts.append(
+                f"<tr><td>{e(r['arm'])} vs {e(r['reference'])}</td><td>{r['fraction']:g}</td><td>{c['miou']['n']}</td>"
+                f"<td>{_fmt(r['arm_stats']['miou']['mean'])} ± {_fmt(r['arm_stats']['miou']['std'])}</td>"
+                f"<td>{_fmt(r['reference_stats']['miou']['mean'])} ± {_fmt(r['reference_stats']['miou']['std'])}</td>"
+                + "".join(f"<td>{_fmt(c[m]['relative_pct'], 2)} ({_fmt(c[m]['points'], 2)}, "
+                          f"{_fmt(c[m]['p_ttest'], 3)})</td>" for m in METRICS)
+                + f"<td class='{'ok' if c['miou']['resolved'] else 'no'}'>{'yes' if c['miou']['resolved'] else 'no'}"
+                "</td></tr>")
+        parts.append("</table>")
+        key = "size_sweep" if curve == "size" else "replace_curve"
+        if plots.get(key):
+            uri = "data:image/png;base64," + base64.b64encode(plots[key]).decode("ascii")  # type: ignore[arg-type]
+            parts.append(f"<img class='plot' alt='{e(title)}' src='{uri}'>")
+    return "".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------- helpers

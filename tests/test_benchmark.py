@@ -155,6 +155,54 @@ def test_different_protocol_in_same_output_is_refused(tiny_run: dict) -> None:
         run_benchmark(cfg, tiny_run["out"], device="cpu", progress=False)
 
 
+def test_size_sweep_and_replace_curve(gid15_tileset: Path, synthetic_set: Path, tmp_path: Path) -> None:
+    """Table III sweep and replace curve: nested subsets, synthetic tiles only from the right masks, sizes kept."""
+    from rsaug.benchmark import real_subset
+
+    out = tmp_path / "sweep"
+    cfg = BenchmarkConfig(real=str(gid15_tileset), synthetic={"csebgan": str(synthetic_set)},
+                          arms=["real", "real+synthetic"], seeds=2, segmenter=TINY, real_fractions=[0.5],
+                          replace_fractions=[0.5])
+    report = run_benchmark(cfg, out, device="cpu", progress=False)
+    runs = {(r["arm"], r["seed"]): r for r in collect_runs(out)}
+    assert {a for a, _ in runs} == {"real", "real+csebgan", "real@0.5", "real+csebgan@0.5", "replace-csebgan@0.5"}
+    assert len(runs) == 10
+    real = TileSet.open(gid15_tileset)
+    syn = TileSet.open(synthetic_set)
+    n = int((real.index["split"] == "train").sum())
+    half = round(0.5 * n)
+    per_mask = syn.index.groupby("source_tile").size()
+    train_ids = list(real.split("train")["tile_id"])
+    kept = {train_ids[i] for i in real_subset(n, 0.5, 0)}
+    for seed in (0, 1):
+        assert runs[("real", seed)]["train_tiles"] == {"real": n, "synthetic": 0}
+        assert runs[("real@0.5", seed)]["train_tiles"] == {"real": half, "synthetic": 0}
+        assert runs[("real+csebgan@0.5", seed)]["train_tiles"] == {
+            "real": half, "synthetic": int(per_mask[per_mask.index.isin(kept)].sum())}
+        # replace: the removed half's masks come back as synthetic tiles (one per mask here), size unchanged
+        assert runs[("replace-csebgan@0.5", seed)]["train_tiles"] == {
+            "real": half, "synthetic": int(per_mask[~per_mask.index.isin(kept)].sum())}
+        assert sum(runs[("replace-csebgan@0.5", seed)]["train_tiles"].values()) == n
+        for arm in ("real@0.5", "real+csebgan@0.5", "replace-csebgan@0.5"):
+            r = runs[(arm, seed)]
+            assert r["train"]["steps"] == TINY.iterations  # same iterations as every other arm
+    assert set(real_subset(n, 0.25, 0)) <= set(real_subset(n, 0.5, 0))  # nested subsets
+    assert len(real_subset(n, 0.5, 0)) == half
+    rows = report["sweep"]["rows"]
+    assert [(r["curve"], r["fraction"], r["arm"], r["reference"]) for r in rows] == [
+        ("size", 0.5, "real+csebgan@0.5", "real@0.5"), ("size", 1.0, "real+csebgan", "real"),
+        ("replace", 0.5, "replace-csebgan@0.5", "real")]
+    for r in rows:  # paired differences recomputed by hand
+        a = [runs[(r["arm"], s)]["scores"]["miou"] for s in (0, 1)]
+        b = [runs[(r["reference"], s)]["scores"]["miou"] for s in (0, 1)]
+        assert r["comparison"]["miou"]["diffs"] == pytest.approx([x - y for x, y in zip(a, b)])
+    assert report["summary"]["arms"].keys() == {"real", "real+csebgan"}  # the main table is unchanged
+    for f in ("sweep.csv", "size_sweep.png", "replace_curve.png"):
+        assert (out / f).is_file(), f
+    page = (out / "report.html").read_text()
+    assert "Training-set-size sweep" in page and "Replacing real tiles" in page
+
+
 # ----------------------------------------------------------------------------------------------- CLI bad inputs
 def _cli(*args: str) -> tuple[int, str]:
     res = CliRunner().invoke(command, list(args))
@@ -172,6 +220,9 @@ def test_cli_bad_inputs(tmp_path: Path, gid15_tileset: Path, chesapeake_tileset:
         ([str(gid15_tileset), "-o", str(out), "--crop", "50"], "multiple of 32"),
         ([str(gid15_tileset), "-o", str(out), "--test-split", "holdout"], "no 'holdout' tiles"),
         ([str(gid15_tileset), "-o", str(out), "--seeds", "0"], "seeds must be"),
+        ([str(gid15_tileset), "-o", str(out), "--real-fractions", "0.5,1.5"], "strictly between 0 and 1"),
+        ([str(gid15_tileset), "-o", str(out), "--real-fractions", "half"], "comma-separated numbers"),
+        ([str(gid15_tileset), "-o", str(out), "--replace-fractions", "0.5"], "needs a synthetic set"),
         ([str(gid15_tileset), "-o", str(out), "--device", "cuda:7"] if not torch.cuda.is_available() else
          [str(gid15_tileset), "-o", str(out), "--device", "nonsense"], "device"),
     ]
