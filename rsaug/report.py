@@ -97,6 +97,37 @@ def paired_comparison(a: dict[int, float], b: dict[int, float]) -> dict[str, Any
     return out
 
 
+def _runs_by_arm(runs: list[dict[str, Any]], arms: Sequence[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Run results of ``arms`` as arm -> seed -> run."""
+    by_arm: dict[str, dict[int, dict[str, Any]]] = {a: {} for a in arms}
+    for r in runs:
+        if r["arm"] in by_arm:
+            by_arm[r["arm"]][int(r["seed"])] = r
+    return by_arm
+
+
+def _arm_stats(rs: dict[int, dict[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+    """Mean / std / per-seed values of every metric and per-class IoU mean / std of one arm's runs."""
+    st: dict[str, Any] = {"n": len(rs), "seeds": sorted(rs)}
+    for m in METRICS:
+        vals = [rs[s]["scores"][m] for s in sorted(rs)]
+        st[m] = dict(zip(("mean", "std"), mean_std(vals)))
+        st[m]["values"] = vals
+    ious = np.array([[np.nan if v is None else v for v in rs[s]["scores"]["iou"]] for s in sorted(rs)],
+                    dtype=np.float64).reshape(len(rs), len(class_names))
+    with np.errstate(all="ignore"), _quiet():
+        st["iou_mean"] = np.nanmean(ious, axis=0).tolist() if len(rs) else [float("nan")] * len(class_names)
+        st["iou_std"] = (np.nanstd(ious, axis=0, ddof=1).tolist() if len(rs) > 1
+                         else [float("nan")] * len(class_names))
+    return st
+
+
+def _metric_comparisons(ref: dict[int, dict[str, Any]], arm: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """:func:`paired_comparison` of every metric, ``arm`` against ``ref`` (seed -> run)."""
+    return {m: paired_comparison({s: r["scores"][m] for s, r in ref.items()},
+                                 {s: r["scores"][m] for s, r in arm.items()}) for m in METRICS}
+
+
 def summarize(runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequence[str]) -> dict[str, Any]:
     """Per-arm statistics and paired comparisons from run results.
 
@@ -110,25 +141,8 @@ def summarize(runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequ
         non-baseline arm vs the baseline, plus every ``real+X`` arm vs every other arm), and ``noise``
         (baseline spread vs effects).
     """
-    by_arm: dict[str, dict[int, dict[str, Any]]] = {a: {} for a in arms}
-    for r in runs:
-        if r["arm"] in by_arm:
-            by_arm[r["arm"]][int(r["seed"])] = r
-    arm_stats: dict[str, Any] = {}
-    for arm in arms:
-        rs = by_arm[arm]
-        st: dict[str, Any] = {"n": len(rs), "seeds": sorted(rs)}
-        for m in METRICS:
-            vals = [rs[s]["scores"][m] for s in sorted(rs)]
-            st[m] = dict(zip(("mean", "std"), mean_std(vals)))
-            st[m]["values"] = vals
-        ious = np.array([[np.nan if v is None else v for v in rs[s]["scores"]["iou"]] for s in sorted(rs)],
-                        dtype=np.float64).reshape(len(rs), len(class_names))
-        with np.errstate(all="ignore"), _quiet():
-            st["iou_mean"] = np.nanmean(ious, axis=0).tolist() if len(rs) else [float("nan")] * len(class_names)
-            st["iou_std"] = (np.nanstd(ious, axis=0, ddof=1).tolist() if len(rs) > 1
-                             else [float("nan")] * len(class_names))
-        arm_stats[arm] = st
+    by_arm = _runs_by_arm(runs, arms)
+    arm_stats = {arm: _arm_stats(by_arm[arm], class_names) for arm in arms}
     pairs: list[tuple[str, str]] = []
     if BASELINE in arms:
         pairs += [(BASELINE, a) for a in arms if a != BASELINE]
@@ -137,10 +151,7 @@ def summarize(runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequ
             pairs += [(a, b) for a in arms if a not in (b, BASELINE) and (b, a) not in pairs and (a, b) not in pairs]
     comparisons = []
     for a, b in pairs:
-        comp: dict[str, Any] = {"reference": a, "arm": b}
-        for m in METRICS:
-            comp[m] = paired_comparison({s: r["scores"][m] for s, r in by_arm[a].items()},
-                                        {s: r["scores"][m] for s, r in by_arm[b].items()})
+        comp: dict[str, Any] = {"reference": a, "arm": b, **_metric_comparisons(by_arm[a], by_arm[b])}
         comp["iou_points"] = [
             paired_comparison({s: _nan(r["scores"]["iou"][k]) for s, r in by_arm[a].items()},
                               {s: _nan(r["scores"]["iou"][k]) for s, r in by_arm[b].items()})["points"]
@@ -196,23 +207,17 @@ def summarize_sweep(runs: list[dict[str, Any]], sweep: Sequence[dict[str, Any]],
     """
     if not sweep:
         return {"rows": []}
-    by_arm: dict[str, dict[int, dict[str, Any]]] = {}
-    for r in runs:
-        by_arm.setdefault(r["arm"], {})[int(r["seed"])] = r
-    names = sorted({a["name"] for a in sweep} | {BASELINE} | {f"real+{a['synthetic']}" for a in sweep
-                                                              if a.get("synthetic")})
-    stats_ = summarize([r for r in runs if r["arm"] in names], [n for n in names if n in by_arm],
-                       class_names)["arms"]
+    by_arm = _runs_by_arm(runs, sorted({r["arm"] for r in runs}))
     rows = []
 
     def row(curve: str, fraction: float, syn: str, ref: str, arm: str) -> None:
         if ref not in by_arm or arm not in by_arm:
             return
-        comp = {m: paired_comparison({s: r["scores"][m] for s, r in by_arm[ref].items()},
-                                     {s: r["scores"][m] for s, r in by_arm[arm].items()}) for m in METRICS}
         pick = (lambda st: {m: {k: st[m][k] for k in ("mean", "std")} | {"n": st["n"]} for m in METRICS})
         rows.append({"curve": curve, "fraction": fraction, "synthetic": syn, "reference": ref, "arm": arm,
-                     "reference_stats": pick(stats_[ref]), "arm_stats": pick(stats_[arm]), "comparison": comp})
+                     "reference_stats": pick(_arm_stats(by_arm[ref], class_names)),
+                     "arm_stats": pick(_arm_stats(by_arm[arm], class_names)),
+                     "comparison": _metric_comparisons(by_arm[ref], by_arm[arm])})
 
     syns = sorted({a["synthetic"] for a in sweep if a.get("synthetic")})
     fractions = sorted({a["real_fraction"] for a in sweep if a["kind"] != "replace"})
@@ -652,8 +657,6 @@ def _sweep_html(sw: dict[str, Any], plots: dict[str, bytes | None]) -> str:
 # ----------------------------------------------------------------------------------------------- helpers
 def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
-
-
 
 
 class _quiet:
