@@ -336,17 +336,17 @@ def vector_class_values(gdf: Any, path: str | os.PathLike[str], scheme: ClassSch
 
 
 def class_index(scheme: ClassScheme, name_or_value: str) -> int:
-    """Internal value of a class given by name or raw value.
+    """Internal value of a class given by name (:meth:`ClassScheme.index_of`) or by raw value.
 
     Raises:
         InputError: If the scheme has no such class.
     """
     key = str(name_or_value).strip()
-    for i, c in enumerate(scheme.classes):
-        if c.name == key or (key.lstrip("-").isdigit() and c.value == int(key)):
-            return i
-    raise InputError(None, f"class {key!r} is not in scheme {scheme.name!r} "
-                           f"(classes: {', '.join(scheme.names)})")
+    if key.lstrip("-").isdigit():
+        for i, c in enumerate(scheme.classes):
+            if c.value == int(key):
+                return i
+    return scheme.index_of(key)
 
 
 def _open_vector_mask(path: Path, scene: SceneInfo, scheme: ClassScheme, class_attribute: str) -> MaskSpec:

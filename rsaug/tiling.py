@@ -299,13 +299,12 @@ _GDAL_WRITE_OPTIONS = {"CHECK_DISK_FREE_SPACE": False}
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(state: dict[str, Any], enter_env: bool = True) -> None:
+def _init_worker(state: dict[str, Any]) -> None:
     _STATE.clear()
     _STATE.update(state)
-    if enter_env:  # one GDAL environment per worker process instead of one per rasterio.open
-        env = rasterio.Env(**_GDAL_WRITE_OPTIONS)
-        env.__enter__()
-        _STATE["_env"] = env
+    env = rasterio.Env(**_GDAL_WRITE_OPTIONS)  # one GDAL environment per worker instead of one per open
+    env.__enter__()
+    _STATE["_env"] = env
 
 
 def _stats_unit(unit: _Unit) -> list[tuple[float, np.ndarray]]:
@@ -386,13 +385,10 @@ class _Runner:
         self.state = state
         self.workers = workers if n_units > 1 else 1
         self._pool: ProcessPoolExecutor | None = None
-        self._env: Any = None
 
     def __enter__(self) -> _Runner:
         if self.workers <= 1:
-            _init_worker(self.state, enter_env=False)
-            self._env = rasterio.Env(**_GDAL_WRITE_OPTIONS)
-            self._env.__enter__()
+            _init_worker(self.state)  # this process is the worker
         else:
             import multiprocessing as mp
 
@@ -404,8 +400,8 @@ class _Runner:
     def __exit__(self, *exc: Any) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._env is not None:
-            self._env.__exit__(*exc)
+        else:
+            _STATE.pop("_env").__exit__(*exc)
             _STATE.clear()
 
     def map(self, func: Any, units: list[_Unit], bar: Any, while_waiting: Any = None) -> list[Any]:
