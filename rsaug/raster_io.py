@@ -418,9 +418,20 @@ def encode_fast(scheme: ClassScheme, raw: np.ndarray, path: str | os.PathLike[st
     if raw.dtype != np.uint8:
         return scheme.encode(raw, path)
     full, ok = _lut(scheme)
-    if not ok.all() and not np.take(ok, raw).all():
+    # all values valid when every value up to the maximum is (one cheap reduction instead of a lookup)
+    if raw.size and not ok[: int(raw.max()) + 1].all() and not np.take(ok, raw).all():
         return scheme.encode(raw, path)  # raises with the offending values and counts
-    return np.take(full, raw)
+    return apply_lut(full, raw)
+
+
+def apply_lut(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """``lut[raw]`` for a 256-entry uint8 table and a uint8 array, with OpenCV's ``cv2.LUT`` (5x faster than
+    numpy's indexing, which widens every index to 64 bits) where the array shape allows."""
+    if raw.ndim == 2 and raw.size:
+        import cv2  # installed with albumentations; imported on first use (0.1 s)
+
+        return cv2.LUT(np.ascontiguousarray(raw), lut)
+    return np.take(lut, raw)
 
 
 def decode_colors_fast(scheme: ClassScheme, rgb: np.ndarray,

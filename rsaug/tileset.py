@@ -35,6 +35,7 @@ from rsaug import __version__
 from rsaug.classes import IGNORE, ClassScheme
 from rsaug.errors import InputError
 from rsaug.fsutil import atomic_path, read_json, write_json
+from rsaug.geotiff import Layout, fast_layout, layout_from_template, write_fast
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -202,10 +203,24 @@ def write_tile(
         compress_level: Deflate (1-12) or zstd (1-22) level; ``None`` keeps GDAL's default (6 / 9).
     """
     arr = array[None] if array.ndim == 2 else array
+    profile = _tile_profile(arr, crs, transform, is_mask, compress, compress_level)
+    if tags is None and fast_layout(profile, arr):
+        layout = _fast_layout(profile, arr, scheme if is_mask else None)
+        if layout is not None:
+            with atomic_path(path) as tmp:
+                write_fast(tmp, arr, layout, transform, int(profile["zlevel"]))
+            return
+    with atomic_path(path) as tmp:
+        _write_gdal(tmp, arr, profile, scheme if is_mask else None, tags)
+
+
+def _tile_profile(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, compress: str,
+                  compress_level: int | None) -> dict[str, Any]:
+    """The rasterio profile of one (C, H, W) tile."""
     count, height, width = arr.shape
     profile: dict[str, Any] = {
         "driver": "GTiff", "count": count, "height": height, "width": width, "dtype": arr.dtype.name,
-        "compress": compress,
+        "compress": compress, "interleave": "band",
     }
     # internal tiling only where it helps: tiles larger than one 256-px block (a single-block tiled TIFF is
     # ~40 % slower to write than strips and no faster to read)
@@ -226,14 +241,42 @@ def write_tile(
         # GDAL would mark the 4th band of a uint8 image (e.g. NAIP's NIR) as alpha; readers that honour alpha
         # (rasterio.merge, hence TorchGeo) would then blank every pixel whose 4th band is 0.
         profile["alpha"] = "UNSPECIFIED"
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    return profile
+
+
+def _write_gdal(path: Any, arr: np.ndarray, profile: dict[str, Any], scheme: ClassScheme | None,
+                tags: dict[str, str] | None) -> None:
+    """Write a tile with GDAL (``path`` may be a ``/vsimem/`` name)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", **profile) as dst:
+        with rasterio.open(path, "w", **profile) as dst:
             dst.write(arr)
-            if is_mask and scheme is not None:
+            if scheme is not None:
                 dst.write_colormap(1, scheme.colormap())
             if tags:
                 dst.update_tags(**tags)
+
+
+_LAYOUTS: dict[tuple[Any, ...], Layout | None] = {}
+
+
+def _fast_layout(profile: dict[str, Any], arr: np.ndarray, scheme: ClassScheme | None) -> Layout | None:
+    """The cached :class:`~rsaug.geotiff.Layout` of this tile layout, from a GDAL template written in memory
+    (``None`` when the template cannot be reproduced: the tile is then written by GDAL)."""
+    crs, transform = profile.get("crs"), profile.get("transform")
+    key = (
+        tuple((k, v) for k, v in profile.items() if k not in ("crs", "transform")),
+        crs if isinstance(crs, (rasterio.crs.CRS, str)) or crs is None else str(crs),
+        None if transform is None else (transform.a, transform.b, transform.d, transform.e),
+        scheme,
+    )
+    if key not in _LAYOUTS:
+        from rasterio.io import MemoryFile
+
+        with MemoryFile() as mem:
+            _write_gdal(mem.name, arr, profile, scheme, None)
+            _LAYOUTS[key] = layout_from_template(mem.read(), transform)
+    return _LAYOUTS[key]
 
 
 def write_index(root: str | os.PathLike[str], index: gpd.GeoDataFrame) -> Path:
