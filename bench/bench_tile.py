@@ -20,11 +20,15 @@ and finally ``rsaug tile`` alone on a scene 4x larger (16384 x 16384) to show th
 
 Usage::
 
-    .venv/bin/python bench/bench_tile.py [--size 8192] [--workers 2] [--skip-big] [--json results.json]
+    .venv/bin/python bench/bench_tile.py [--size 8192] [--workers 2] [--repeat 3] [--skip-big] [--json out.json]
+
+rsaug and gdal_retile.py run ``--repeat`` times, alternating, and the median run of each is reported (the
+machine's speed drifts by 10-30 % over minutes; alternating keeps the ratio fair).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-gdal", action="store_true")
     ap.add_argument("--skip-geotile", action="store_true")
     ap.add_argument("--skip-big", action="store_true", help="skip rsaug on the 4x larger scene")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of rsaug + gdal_retile runs; the median run of each is reported (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -232,51 +239,52 @@ def main(argv: list[str] | None = None) -> int:
                     "--scheme", "gid15", "--max-unknown", "1", "--workers", str(args.workers), "--quiet", *extra]
 
         out = work / "rsaug"
+        tools: dict[str, Callable[[], dict[str, float]]] = {}
+
+        def rsaug_run(extra: tuple[str, ...]) -> dict[str, float]:
+            shutil.rmtree(out, ignore_errors=True)
+            r = {**measure(rsaug_cmd(scene, mask, out, *extra)), "output_mb": _dir_mb(out),
+                 "tiles": len(list((out / "images").iterdir()))}
+            shutil.rmtree(out, ignore_errors=True)
+            return r
+
         for label, extra in (("rsaug tile (defaults: deflate 1, predictor 2)", ()),
                              ("rsaug tile --compress-level 6", ("--compress-level", "6"))):
-            shutil.rmtree(out, ignore_errors=True)
-            results[label] = {**measure(rsaug_cmd(scene, mask, out, *extra)), "output_mb": _dir_mb(out)}
-            n_tiles = len(list((out / "images").iterdir()))
-        shutil.rmtree(out, ignore_errors=True)
+            tools[label] = functools.partial(rsaug_run, extra)
+
+        def gdal_run(extra: list[str]) -> dict[str, float]:
+            runs = []
+            size_mb = 0.0
+            for src in (scene, mask):
+                d = work / "gdal" / src.stem
+                shutil.rmtree(d, ignore_errors=True)
+                d.mkdir(parents=True)
+                runs.append(measure(["/usr/bin/python3", shutil.which("gdal_retile.py") or "gdal_retile.py",
+                                     "-q", "-ps", str(args.tile), str(args.tile), "-co", "COMPRESS=DEFLATE",
+                                     *extra, "-targetDir", str(d), str(src)]))
+                size_mb += _dir_mb(d)
+            shutil.rmtree(work / "gdal", ignore_errors=True)
+            return {**_combine(*runs), "scene_seconds": runs[0]["seconds"], "mask_seconds": runs[1]["seconds"],
+                    "output_mb": round(size_mb, 1)}
 
         if not args.skip_gdal and shutil.which("gdal_retile.py"):
             for label, extra in (("gdal_retile.py (deflate)", []),
                                  ("gdal_retile.py (deflate, predictor 2)", ["-co", "PREDICTOR=2"]),
                                  ("gdal_retile.py (deflate 1, predictor 2)", ["-co", "PREDICTOR=2", "-co", "ZLEVEL=1"])):
-                runs = []
-                size_mb = 0.0
-                for src in (scene, mask):
-                    d = work / "gdal" / src.stem
-                    shutil.rmtree(d, ignore_errors=True)
-                    d.mkdir(parents=True)
-                    runs.append(measure(["/usr/bin/python3", shutil.which("gdal_retile.py") or "gdal_retile.py",
-                                         "-q", "-ps", str(args.tile), str(args.tile), "-co", "COMPRESS=DEFLATE",
-                                         *extra, "-targetDir", str(d), str(src)]))
-                    size_mb += _dir_mb(d)
-                results[label] = {**_combine(*runs), "scene_seconds": runs[0]["seconds"],
-                                  "mask_seconds": runs[1]["seconds"], "output_mb": round(size_mb, 1)}
-                shutil.rmtree(work / "gdal", ignore_errors=True)
+                tools[label] = functools.partial(gdal_run, extra)
         elif not args.skip_gdal:
             print("gdal_retile.py not found: apt-get install -y gdal-bin python3-gdal")
 
-        if not args.skip_geotile:
-            runs = []
-            size_mb = 0.0
-            for src in (scene, mask):
-                d = work / "geotile" / src.stem
-                shutil.rmtree(d, ignore_errors=True)
-                code = (f"from geotile import GeoTile; GeoTile({str(src)!r}).generate_tiles({str(d)!r}, "
-                        f"tile_x={args.tile}, tile_y={args.tile}, stride_x={args.tile}, stride_y={args.tile})")
-                try:
-                    runs.append(measure([str(VENV_PY), "-W", "ignore", "-c", code]))
-                except RuntimeError as exc:
-                    print(f"geotile failed ({exc}); install with .venv/bin/pip install --no-deps geotile fiona")
-                    break
-                size_mb += _dir_mb(d)
-            if len(runs) == 2:
-                results["geotile (uncompressed)"] = {**_combine(*runs), "scene_seconds": runs[0]["seconds"],
-                                                     "mask_seconds": runs[1]["seconds"], "output_mb": round(size_mb, 1)}
-            shutil.rmtree(work / "geotile", ignore_errors=True)
+        # every tool once per round, rounds repeated: each tool's median run is reported, so a slow moment of
+        # the machine does not favour one tool
+        samples: dict[str, list[dict[str, float]]] = {k: [] for k in tools}
+        for _ in range(args.repeat):
+            for label, run in tools.items():
+                samples[label].append(run())
+        for label, runs in samples.items():
+            runs = sorted(runs, key=lambda r: r["seconds"])
+            results[label] = {**runs[len(runs) // 2], "runs_seconds": [r["seconds"] for r in runs]}
+        n_tiles = int(results["rsaug tile (defaults: deflate 1, predictor 2)"]["tiles"])
 
         for r in results.values():
             r["megapixels_per_second"] = round(mp / r["seconds"], 1)
@@ -307,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         r["x_gdal_retile"] = round(ratio, 2) if ratio == ratio else None
         print(f"{name:46s} {r['seconds']:7.2f} {r['megapixels_per_second']:6.1f} {ratio:6.2f} {r['cpu_seconds']:6.1f} "
               f"{r['peak_rss_mb']:11.0f} {r['peak_tree_pss_mb']:11.0f} {r.get('output_mb', float('nan')):6.0f}")
+    print(f"median of {args.repeat} alternating runs; all runs (wall s):")
+    for name, r in results.items():
+        if "runs_seconds" in r:
+            print(f"  {name:44s} {' '.join(f'{t:.2f}' for t in r['runs_seconds'])}")
     if args.json:
         args.json.write_text(json.dumps({"size": args.size, "tile": args.tile, "workers": args.workers,
                                          "results": results}, indent=2))

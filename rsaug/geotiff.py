@@ -22,7 +22,9 @@ compare every other property and every pixel against GDAL's output.
 """
 from __future__ import annotations
 
+import io
 import os
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,8 @@ MAX_FAST_BYTES = 4 << 20
 GDAL."""
 
 _TIEPOINT = 33922
+_STRIP_OFFSETS = 273
+_STRIP_BYTE_COUNTS = 279
 _PIXEL_SCALE = 33550
 _MODEL_TRANSFORMATION = 34264
 # tags tifffile writes itself from the array and the arguments (never copied from the template)
@@ -53,12 +57,16 @@ _STRUCTURAL = frozenset({
 
 @dataclass(frozen=True)
 class Layout:
-    """What GDAL wrote into a template tile, reusable for every tile of the same layout."""
+    """The file header (TIFF header, IFD and tag values) shared by every tile of one layout, and where the
+    per-tile values sit in it. A tile file is this header with its strip offsets, strip byte counts and model
+    tiepoint filled in, followed by its compressed strips."""
 
-    photometric: int
-    extrasamples: tuple[int, ...]
-    extratags: tuple[tuple[int, int, int, Any, bool], ...]
-    georeferenced: bool
+    head: bytes
+    offsets_pos: int
+    counts_pos: int
+    counts_format: str
+    tiepoint_pos: int | None
+    n_strips: int
 
 
 def fast_layout(profile: dict[str, Any], array: np.ndarray) -> bool:
@@ -85,34 +93,59 @@ def _axis_aligned(transform: Any) -> bool:
     return transform is None or (transform.b == 0 and transform.d == 0)
 
 
-def layout_from_template(data: bytes, transform: Any) -> Layout | None:
-    """Extract the reusable tags of a GDAL-written template tile.
+def layout_from_template(data: bytes, transform: Any, shape: tuple[int, int, int], dtype: np.dtype) -> Layout | None:
+    """Build the reusable header of a tile layout from a GDAL-written template tile.
+
+    The template's GeoTIFF/GDAL tags are copied into a skeleton file that tifffile writes with placeholder
+    strips; tifffile then reports where the strip offsets, byte counts and tiepoint values of that file are.
 
     Args:
-        data: The template GeoTIFF's bytes.
+        data: The template GeoTIFF's bytes (written by GDAL with the tile profile).
         transform: The affine transform the template was written with (``None`` if not georeferenced).
+        shape: (C, H, W) of the tiles.
+        dtype: Their data type.
 
     Returns:
-        The layout, or ``None`` when the template does not have the simple form this module reproduces
-        (a model transformation matrix, or a tiepoint that is not the transform's origin).
+        The layout, or ``None`` when the template does not have the simple form reproduced here (a model
+        transformation matrix, a tiepoint that is not the transform's origin): such tiles are written by GDAL.
     """
-    import io
-
+    count, height, width = shape
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages[0]
         tags = {t.code: t for t in page.tags.values()}
         if _MODEL_TRANSFORMATION in tags:
             return None
-        if transform is None:
-            if _TIEPOINT in tags:
-                return None
-        else:
-            if _TIEPOINT not in tags or tuple(tags[_TIEPOINT].value) != _tiepoint(transform):
-                return None
-        extratags = tuple((t.code, int(t.dtype), t.count, t.value, True)
-                          for code, t in sorted(tags.items()) if code not in _STRUCTURAL)
-        return Layout(photometric=int(page.photometric), extrasamples=tuple(int(e) for e in page.extrasamples),
-                      extratags=extratags, georeferenced=transform is not None)
+        if (transform is None) != (_TIEPOINT not in tags):
+            return None
+        if transform is not None and tuple(tags[_TIEPOINT].value) != _tiepoint(transform):
+            return None
+        extratags = [(t.code, int(t.dtype), t.count, t.value, True)
+                     for code, t in sorted(tags.items()) if code not in _STRUCTURAL]
+        photometric, extrasamples = int(page.photometric), tuple(int(e) for e in page.extrasamples)
+    if transform is not None:
+        extratags.append((_TIEPOINT, 12, 6, _tiepoint(transform), True))
+    # placeholder strips of the uncompressed size: tifffile then chooses the byte-count type it would choose
+    # for the real tile (16-bit for strips under 6.5 kB, which deflate can never grow past 64 kB)
+    strip = height * width * dtype.itemsize
+    skeleton = io.BytesIO()
+    tifffile.imwrite(
+        skeleton, iter([bytes(strip)] * count), shape=(count, height, width) if count > 1 else (height, width),
+        dtype=dtype.newbyteorder("<"), byteorder="<", photometric=photometric,
+        planarconfig="separate" if count > 1 else None, extrasamples=extrasamples or None, compression=8,
+        predictor=2, rowsperstrip=height, extratags=extratags, metadata=None, software=False,
+    )
+    raw = skeleton.getvalue()
+    with tifffile.TiffFile(io.BytesIO(raw)) as tif:
+        tags = {t.code: t for t in tif.pages[0].tags.values()}
+        offsets, counts = tags[_STRIP_OFFSETS], tags[_STRIP_BYTE_COUNTS]
+        data_start = offsets.value[0]
+        if len(tif.pages) != 1 or int(offsets.dtype) != 4 or int(counts.dtype) not in (3, 4) \
+                or offsets.count != count or data_start + count * strip != len(raw):
+            return None  # not the one-IFD, header-then-strips file this module patches
+        tiepoint_pos = tags[_TIEPOINT].valueoffset if transform is not None else None
+        return Layout(head=raw[:data_start], offsets_pos=offsets.valueoffset, counts_pos=counts.valueoffset,
+                      counts_format="H" if int(counts.dtype) == 3 else "I", tiepoint_pos=tiepoint_pos,
+                      n_strips=count)
 
 
 def _tiepoint(transform: Any) -> tuple[float, ...]:
@@ -136,7 +169,7 @@ def encode(array: np.ndarray, level: int) -> list[bytes]:
 
 def write_fast(path: str | os.PathLike[str], array: np.ndarray, layout: Layout, transform: Any,
                level: int) -> None:
-    """Write one tile with the template ``layout`` (caller handles atomicity).
+    """Write one tile with the header of its ``layout`` (the caller handles atomicity).
 
     Args:
         path: Destination file.
@@ -145,15 +178,14 @@ def write_fast(path: str | os.PathLike[str], array: np.ndarray, layout: Layout, 
         transform: The tile's affine transform (``None`` if not georeferenced).
         level: ISA-L deflate level (1-3).
     """
-    arr = array[None] if array.ndim == 2 else array
-    count, height, width = arr.shape
-    extratags = list(layout.extratags)
-    if layout.georeferenced:
-        extratags.append((_TIEPOINT, 12, 6, _tiepoint(transform), True))
-    with tifffile.TiffWriter(path, byteorder="<") as tif:
-        tif.write(
-            iter(encode(arr, level)), shape=(count, height, width) if count > 1 else (height, width),
-            dtype=arr.dtype.newbyteorder("<"), photometric=layout.photometric,
-            planarconfig="separate" if count > 1 else None, extrasamples=layout.extrasamples or None,
-            compression=8, predictor=2, rowsperstrip=height, extratags=extratags, metadata=None, software=False,
-        )
+    strips = encode(array[None] if array.ndim == 2 else array, level)
+    head = bytearray(layout.head)
+    lengths = [len(b) for b in strips]
+    offsets = np.cumsum([len(head), *lengths[:-1]]).tolist()
+    struct.pack_into(f"<{layout.n_strips}I", head, layout.offsets_pos, *offsets)
+    struct.pack_into(f"<{layout.n_strips}{layout.counts_format}", head, layout.counts_pos, *lengths)
+    if layout.tiepoint_pos is not None:
+        struct.pack_into("<6d", head, layout.tiepoint_pos, *_tiepoint(transform))
+    with open(path, "wb") as f:
+        f.write(head)
+        f.writelines(strips)

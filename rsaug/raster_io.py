@@ -139,14 +139,14 @@ def open_scene(path: str | os.PathLike[str]) -> SceneInfo:
 
 
 def check_readable(src: Any, path: str | os.PathLike[str], what: str) -> None:
-    """Read a few small windows (first, middle and last rows) to catch truncated/corrupt rasters early.
+    """Read a few pixels (first, middle, last; each decodes one block) to catch truncated/corrupt rasters early.
 
     Raises:
         InputError: If decoding fails.
     """
     try:
-        for row in {0, src.height // 2, src.height - 1}:
-            src.read(1, window=Window(0, row, src.width, 1))
+        for row, col in {(0, 0), (src.height // 2, src.width // 2), (src.height - 1, src.width - 1)}:
+            src.read(window=Window(col, row, 1, 1))
     except RasterioIOError as exc:
         raise InputError(path, f"cannot read {what} raster (corrupt): {_short(exc)}") from None
 

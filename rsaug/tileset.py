@@ -275,7 +275,7 @@ def _fast_layout(profile: dict[str, Any], arr: np.ndarray, scheme: ClassScheme |
 
         with MemoryFile() as mem:
             _write_gdal(mem.name, arr, profile, scheme, None)
-            _LAYOUTS[key] = layout_from_template(mem.read(), transform)
+            _LAYOUTS[key] = layout_from_template(mem.read(), transform, arr.shape, arr.dtype)
     return _LAYOUTS[key]
 
 

@@ -133,3 +133,17 @@ def test_other_cases_fall_back_to_gdal(tmp_path: Path) -> None:
     tileset.write_tile(tmp_path / "t.tif", img, tags={"source_tile": "a"})
     with rasterio.open(tmp_path / "t.tif") as f:
         assert f.tags()["source_tile"] == "a"
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 101), (16, 4000), (256, 200)])
+def test_small_and_odd_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, int]) -> None:
+    """16- and 32-bit strip byte counts, odd sizes, and incompressible data (deflate output larger than input)."""
+    h, w = shape
+    with rasterio.open(GEOREF_PAIR / "image.tif") as src:
+        img = src.read(window=Window(0, 0, min(w, src.width), min(h, src.height)))
+        img = np.resize(img, (3, h, w))  # real pixels, tiled to the requested shape
+        crs, tr = src.crs, src.transform
+    noise = np.random.default_rng(0).integers(0, 256, (3, h, w), dtype=np.uint8)
+    for name, arr in (("real", img), ("noise", noise), ("mask", noise[0] % 7)):
+        fast, gdal = _both(tmp_path, monkeypatch, f"{name}{h}x{w}", arr, crs=crs, transform=tr)
+        _assert_same(fast, gdal, arr)
