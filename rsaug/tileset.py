@@ -173,8 +173,9 @@ def read_raster(path: str | os.PathLike[str]) -> np.ndarray:
 
 DEFAULT_COMPRESS_LEVEL = 1
 """Deflate/zstd level of written tiles. With the horizontal predictor, deflate level 1 gave files as small as
-GDAL's default level 6 on GID-15-like imagery (11.24 vs 11.32 MB for 256 tile pairs) and wrote them 1.5x faster
-(3.4 vs 5.1 ms per image + mask tile; bench/bench_tile.py)."""
+GDAL's default level 6 on GID-15-like imagery (11.24 vs 11.32 MB for 256 tile pairs). Deflate levels 1-3 of
+integer tiles are encoded with ISA-L (:mod:`rsaug.geotiff`): ~2 ms per 256-px 4-band image + mask pair instead
+of ~5 ms through GDAL (bench/bench_tile.py)."""
 
 
 def write_tile(
@@ -203,15 +204,16 @@ def write_tile(
         compress_level: Deflate (1-12) or zstd (1-22) level; ``None`` keeps GDAL's default (6 / 9).
     """
     arr = array[None] if array.ndim == 2 else array
-    profile = _tile_profile(arr, crs, transform, is_mask, compress, compress_level)
-    if tags is None and fast_layout(profile, arr):
-        layout = _fast_layout(profile, arr, scheme if is_mask else None)
+    cmap_scheme = scheme if is_mask else None
+    if tags is None:
+        layout = _cached_layout(arr, crs, transform, is_mask, cmap_scheme, compress, compress_level)
         if layout is not None:
             with atomic_path(path) as tmp:
-                write_fast(tmp, arr, layout, transform, int(profile["zlevel"]))
+                write_fast(tmp, arr, layout, transform, int(compress_level))  # type: ignore[arg-type]
             return
+    profile = _tile_profile(arr, crs, transform, is_mask, compress, compress_level)
     with atomic_path(path) as tmp:
-        _write_gdal(tmp, arr, profile, scheme if is_mask else None, tags)
+        _write_gdal(tmp, arr, profile, cmap_scheme, tags)
 
 
 def _tile_profile(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, compress: str,
@@ -258,25 +260,41 @@ def _write_gdal(path: Any, arr: np.ndarray, profile: dict[str, Any], scheme: Cla
 
 
 _LAYOUTS: dict[tuple[Any, ...], Layout | None] = {}
+_BY_ID: dict[tuple[Any, ...], tuple[Any, Any, Layout | None]] = {}
 
 
-def _fast_layout(profile: dict[str, Any], arr: np.ndarray, scheme: ClassScheme | None) -> Layout | None:
-    """The cached :class:`~rsaug.geotiff.Layout` of this tile layout, from a GDAL template written in memory
-    (``None`` when the template cannot be reproduced: the tile is then written by GDAL)."""
-    crs, transform = profile.get("crs"), profile.get("transform")
-    key = (
-        tuple((k, v) for k, v in profile.items() if k not in ("crs", "transform")),
-        crs if isinstance(crs, (rasterio.crs.CRS, str)) or crs is None else str(crs),
-        None if transform is None else (transform.a, transform.b, transform.d, transform.e),
-        scheme,
-    )
-    if key not in _LAYOUTS:
-        from rasterio.io import MemoryFile
+def _cached_layout(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, scheme: ClassScheme | None,
+                   compress: str, compress_level: int | None) -> Layout | None:
+    """The :class:`~rsaug.geotiff.Layout` for a tile, or ``None`` if GDAL must write it.
 
-        with MemoryFile() as mem:
-            _write_gdal(mem.name, arr, profile, scheme, None)
-            _LAYOUTS[key] = layout_from_template(mem.read(), transform, arr.shape, arr.dtype)
-    return _LAYOUTS[key]
+    Looked up first by the identity of ``crs`` and ``scheme`` (the tiler passes the same objects for every tile
+    of a scene; the entry keeps them alive so their ids stay theirs), then by value; a new layout writes one
+    GDAL template in memory.
+    """
+    scale = None if transform is None else (transform.a, transform.b, transform.d, transform.e)
+    fast_key = (arr.shape, arr.dtype.str, id(crs), scale, is_mask, id(scheme), compress, compress_level)
+    hit = _BY_ID.get(fast_key)
+    if hit is not None and hit[0] is crs and hit[1] is scheme:
+        return hit[2]
+    profile = _tile_profile(arr, crs, transform, is_mask, compress, compress_level)
+    layout = None
+    if fast_layout(profile, arr):
+        key = (
+            tuple((k, v) for k, v in profile.items() if k not in ("crs", "transform")),
+            crs if isinstance(crs, (rasterio.crs.CRS, str)) or crs is None else str(crs),
+            scale, scheme,
+        )
+        if key not in _LAYOUTS:
+            from rasterio.io import MemoryFile
+
+            with MemoryFile() as mem:
+                _write_gdal(mem.name, arr, profile, scheme, None)
+                _LAYOUTS[key] = layout_from_template(mem.read(), transform, arr.shape, arr.dtype)
+        layout = _LAYOUTS[key]
+    if len(_BY_ID) >= 1024:  # callers passing a new CRS object per tile: stay bounded
+        _BY_ID.clear()
+    _BY_ID[fast_key] = (crs, scheme, layout)
+    return layout
 
 
 def write_index(root: str | os.PathLike[str], index: gpd.GeoDataFrame) -> Path:

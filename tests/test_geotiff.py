@@ -27,7 +27,7 @@ def _both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, array: np.
     fast = tmp_path / f"{name}_fast.tif"
     tileset.write_tile(fast, array, **kw)  # type: ignore[arg-type]
     assert calls, "the fast writer was not used"
-    monkeypatch.setattr(tileset, "fast_layout", lambda *a: False)
+    monkeypatch.setattr(tileset, "_cached_layout", lambda *a: None)
     gdal = tmp_path / f"{name}_gdal.tif"
     tileset.write_tile(gdal, array, **kw)  # type: ignore[arg-type]
     monkeypatch.undo()
