@@ -28,8 +28,8 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 @click.command("benchmark-augmentation", context_settings={"show_default": True})
-@click.argument("tiles", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+@click.argument("tiles", type=click.Path(path_type=Path, readable=False))
+@click.option("-o", "--out", type=click.Path(path_type=Path, readable=False), required=True,
               help="Output directory (report.json, CSVs, PNGs, report.html, runs/). Re-running resumes.")
 @click.option("-s", "--synthetic", "synthetic", multiple=True, default=(), show_default="none",
               help="Synthetic tile set from `rsaug synthesize`, as DIR or NAME=DIR (repeatable, e.g. "

@@ -23,7 +23,9 @@ class BadInput(click.ClickException):
 
 
 def guarded(func: F) -> F:
-    """Turn :class:`rsaug.errors.InputError` (and missing files) raised by the library into :class:`BadInput`."""
+    """Turn :class:`rsaug.errors.InputError` (and missing or unreadable files) raised by the library into
+    :class:`BadInput`. Path arguments are declared ``readable=False`` so that click's own multi-line usage error
+    does not pre-empt this one-line error."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -33,6 +35,8 @@ def guarded(func: F) -> F:
             raise BadInput(exc.message) from None
         except FileNotFoundError as exc:
             raise BadInput(f"{exc.filename}: file not found") from None
+        except PermissionError as exc:
+            raise BadInput(f"{exc.filename}: permission denied") from None
 
     return wrapper  # type: ignore[return-value]
 

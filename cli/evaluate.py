@@ -10,16 +10,16 @@ from rsaug.errors import InputError
 
 
 @click.command("evaluate", context_settings={"show_default": True})
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--tiles", "-t", type=click.Path(path_type=Path), required=True,
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
+@click.option("--tiles", "-t", type=click.Path(path_type=Path, readable=False), required=True,
               help="Real tile set (from `rsaug tile`); its test split's masks are generated and compared.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", type=click.Path(path_type=Path, readable=False), required=True,
               help="Output directory for evaluation.json / .md / .html.")
 @click.option("--label", "labels", multiple=True, default=(), show_default="run directory name",
               help="Display name of each checkpoint, in order (repeat once per checkpoint).")
 @click.option("--split", default="test", show_default=True, help="Split of TILES whose masks are evaluated.")
 @click.option("--max-tiles", type=int, default=None, show_default="all", help="Use at most this many tiles.")
-@click.option("--segmenter", type=click.Path(path_type=Path), default=None, show_default="train one",
+@click.option("--segmenter", type=click.Path(path_type=Path, readable=False), default=None, show_default="train one",
               help="U-Net trained on real data (segmenter.pt from an earlier `rsaug evaluate`); without it a "
                    "U-Net is trained on the real train split and saved as OUT/segmenter.pt.")
 @click.option("--segmenter-preset", default="cpu-small", show_default=True,

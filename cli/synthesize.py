@@ -10,10 +10,10 @@ from rsaug.errors import InputError
 
 
 @click.command("synthesize", context_settings={"show_default": True})
-@click.argument("tiles", required=False, type=click.Path(path_type=Path))
-@click.option("-c", "--checkpoint", type=click.Path(path_type=Path), default=None, show_default="required",
+@click.argument("tiles", required=False, type=click.Path(path_type=Path, readable=False))
+@click.option("-c", "--checkpoint", type=click.Path(path_type=Path, readable=False), default=None, show_default="required",
               help="Generator checkpoint (or a training run directory); optional with --dry-run.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None, show_default="required",
+@click.option("-o", "--out", type=click.Path(path_type=Path, readable=False), default=None, show_default="required",
               help="Output tile-set directory (with --scene-mask: the output GeoTIFF).")
 @click.option("--double-rare-classes", is_flag=True, default=False,
               help="Plan masks and samples so every rare class's pixel count grows by --factor while common "
@@ -37,12 +37,12 @@ from rsaug.errors import InputError
 @click.option("--tile-id", "tile_ids", multiple=True, default=(), show_default="all tiles of the split",
               help="Only these source tiles (repeatable).")
 @click.option("--dry-run", is_flag=True, default=False, help="Only compute, print (and --plan-json) the plan.")
-@click.option("--plan-json", type=click.Path(path_type=Path), default=None, show_default="OUT/plan.json",
+@click.option("--plan-json", type=click.Path(path_type=Path, readable=False), default=None, show_default="OUT/plan.json",
               help="Also save the plan as JSON here.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Masks (or windows) per forward pass.")
 @click.option("--writers", type=int, default=2, show_default=True,
               help="GeoTIFF writer threads working while the generator computes.")
-@click.option("--scene-mask", type=click.Path(path_type=Path), default=None, show_default="off",
+@click.option("--scene-mask", type=click.Path(path_type=Path, readable=False), default=None, show_default="off",
               help="Whole-scene mode: one seamless synthetic GeoTIFF for this large mask raster (no TILES).")
 @click.option("--window", type=int, default=None, show_default="checkpoint crop size",
               help="Whole-scene mode: window size in pixels.")

@@ -30,10 +30,10 @@ def _format_summary(s: dict[str, Any]) -> str:
 
 
 @click.command("tile", context_settings={"show_default": True})
-@click.argument("scene", required=False, type=click.Path(path_type=Path))
-@click.argument("mask", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output tile-set directory.")
-@click.option("--pairs", "pairs_csv", type=click.Path(path_type=Path), default=None,
+@click.argument("scene", required=False, type=click.Path(path_type=Path, readable=False))
+@click.argument("mask", required=False, type=click.Path(path_type=Path, readable=False))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path, readable=False), help="Output tile-set directory.")
+@click.option("--pairs", "pairs_csv", type=click.Path(path_type=Path, readable=False), default=None,
               help="CSV of scene,mask pairs (instead of SCENE MASK); paths relative to the CSV.")
 @click.option("--mask-suffix", default="", show_default=True,
               help="With directories: the mask of scene <key>.tif is <key><suffix>.* (e.g. _15label for GID).")
@@ -77,7 +77,7 @@ def _format_summary(s: dict[str, Any]) -> str:
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing tile set in OUT.")
 @click.option("--resume", is_flag=True, default=False,
               help="Continue an interrupted run into OUT (same inputs and options).")
-@click.option("--summary-json", type=click.Path(path_type=Path), default=None,
+@click.option("--summary-json", type=click.Path(path_type=Path, readable=False), default=None,
               help="Also write the run summary as JSON to this path.")
 @quiet_option
 @guarded

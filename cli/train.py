@@ -20,8 +20,8 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
 
 
 @click.command("train", context_settings={"show_default": True})
-@click.argument("tiles", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=Path),
+@click.argument("tiles", type=click.Path(path_type=Path, readable=False))
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=Path, readable=False),
               help="Run directory (config.json, checkpoints/, log.csv, samples/, tb/).")
 @click.option("--model", type=click.Choice(["csebgan", "spade", "vspade", "pix2pixhd", "clade"]),
               default="csebgan", help="Generator family: CSEBGAN or a baseline.")

@@ -72,3 +72,17 @@ def chesapeake_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         warnings.simplefilter("ignore")
         tile_scenes([chesapeake_pair()], root, TileOptions(tile_size=64, scheme="chesapeake", split="4:1:1", seed=0))
     return root
+
+
+def assert_same_tile_file(a: Path, b: Path) -> None:
+    """Two tile GeoTIFFs hold the same tile: pixels, georeferencing, profile, tags, colour interpretation and
+    colormap. (Their compressed bytes may differ: ISA-L's deflate does not always pick the same matches in
+    different processes; the decoded content is what rsaug guarantees to be reproducible.)"""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert np.array_equal(x.read(), y.read()), (a, b)
+        assert x.profile == y.profile and x.tags() == y.tags() and x.colorinterp == y.colorinterp, (a, b)
+        if x.colorinterp[0].name == "palette":
+            assert x.colormap(1) == y.colormap(1), (a, b)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from rsaug.cli.tile import command as tile_command
 from tests.conftest import GEOREF_PAIR, GID15
-from tests.fixtures_tiles import chesapeake_pair
+from tests.fixtures_tiles import assert_same_tile_file, chesapeake_pair
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
@@ -211,7 +211,9 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
     assert names == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())  # no temporaries left
     assert len(names) == 2 * n_full + 3
     for rel in names:
-        if rel.suffix == ".tif" or rel.name == "tileset.json":
+        if rel.suffix == ".tif":
+            assert_same_tile_file(full / rel, out / rel)
+        elif rel.name == "tileset.json":
             assert (full / rel).read_bytes() == (out / rel).read_bytes(), rel
     a, b = TileSet.open(full).index, TileSet.open(out).index
     assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
@@ -272,3 +274,33 @@ def test_cli_compression_level_reaches_gdal_and_keeps_pixels(tmp_path: Path) -> 
         with rasterio.open(img1) as a:
             assert (a.read() == src.read(window=((0, 224), (0, 224)))).all()
     assert img1.read_bytes() != img9.read_bytes()
+
+
+def test_cli_unreadable_file(tmp_path: Path) -> None:
+    """A scene without read permission: one-line error naming it, exit 2, no output. As root (who may read
+    anything) the command runs without the capabilities that bypass file permissions (``setpriv``)."""
+    import os
+    import subprocess
+    import sys
+
+    scene, mask, out = tmp_path / "scene.tif", tmp_path / "mask.tif", tmp_path / "out"
+    shutil.copy(IMG, scene)
+    shutil.copy(LAB, mask)
+    os.chmod(scene, 0)
+    args = [str(scene), str(mask), "-o", str(out), "--tile-size", "224"]
+    if os.geteuid() != 0:
+        assert_bad_input(run(*args), scene, "not readable")
+    else:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and util-linux setpriv is not installed: cannot drop file-permission "
+                        "capabilities")
+        code = "from rsaug.cli.tile import command; command(prog_name='rsaug tile')"
+        p = subprocess.run([setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", sys.executable, "-c",
+                            code, *args], capture_output=True, text=True)
+        assert p.returncode == 2, p.stderr
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, p.stderr
+        assert lines[0].startswith(f"Error: {scene}: ") and "not readable" in lines[0], lines[0]
+        assert "Traceback" not in p.stderr + p.stdout
+    assert not out.exists()
