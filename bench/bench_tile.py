@@ -286,6 +286,25 @@ def main(argv: list[str] | None = None) -> int:
             results[label] = {**runs[len(runs) // 2], "runs_seconds": [r["seconds"] for r in runs]}
         n_tiles = int(results["rsaug tile (defaults: deflate 1, predictor 2)"]["tiles"])
 
+        if not args.skip_geotile:  # once: far slower than the others
+            runs = []
+            size_mb = 0.0
+            for src in (scene, mask):
+                d = work / "geotile" / src.stem
+                shutil.rmtree(d, ignore_errors=True)
+                code = (f"from geotile import GeoTile; GeoTile({str(src)!r}).generate_tiles({str(d)!r}, "
+                        f"tile_x={args.tile}, tile_y={args.tile}, stride_x={args.tile}, stride_y={args.tile})")
+                try:
+                    runs.append(measure([str(VENV_PY), "-W", "ignore", "-c", code]))
+                except RuntimeError as exc:
+                    print(f"geotile failed ({exc}); install with .venv/bin/pip install --no-deps geotile fiona")
+                    break
+                size_mb += _dir_mb(d)
+            if len(runs) == 2:
+                results["geotile (uncompressed)"] = {**_combine(*runs), "scene_seconds": runs[0]["seconds"],
+                                                     "mask_seconds": runs[1]["seconds"], "output_mb": round(size_mb, 1)}
+            shutil.rmtree(work / "geotile", ignore_errors=True)
+
         for r in results.values():
             r["megapixels_per_second"] = round(mp / r["seconds"], 1)
 
