@@ -1,24 +1,30 @@
 """Fast encoding of small deflate GeoTIFF tiles: a GDAL-made template per tile layout, ISA-L deflate.
 
-The tiler writes thousands of identical-looking tiles (same size, bands, dtype, CRS, colormap; only the pixels
-and the origin differ). Writing each through GDAL costs ~3.5 ms for a 256 x 256 x 4 uint8 image and ~1.5 ms
-for its mask (creating the dataset, rebuilding the GeoTIFF keys from the CRS, libdeflate level 1 at
-~115 MB/s). This module writes the same files in ~1.7 ms and ~0.3 ms:
+The tiler writes thousands of tiles that differ only in their pixels and origin (same size, bands, dtype, CRS,
+colormap). Writing each through GDAL costs ~3.5 ms for a 256 x 256 x 4 uint8 image and ~1.5 ms for its mask
+(creating the dataset, rebuilding the GeoTIFF keys from the CRS, libdeflate level 1 at ~115 MB/s). This module
+writes the same files in ~1.5 ms and ~0.5 ms, file creation included:
 
 * **GDAL decides the metadata.** For each tile layout, GDAL (through rasterio) writes one template tile into
   memory with the full profile; its GeoTIFF keys, pixel scale, nodata, colormap, photometric interpretation,
-  extra samples and GDAL metadata tags are copied verbatim into every tile of that layout. Only the model
-  tiepoint (the tile origin) is set per tile. Nothing about GeoTIFF keys or CRS encoding is re-implemented.
-* **tifffile writes the TIFF container**, one strip per tile, from pre-encoded bytes.
+  extra samples and GDAL metadata tags are copied verbatim. Nothing about GeoTIFF keys or CRS encoding is
+  re-implemented here.
+* **tifffile lays out the file once per layout**: from those tags it writes a skeleton file with placeholder
+  strips and reports where the strip offsets, strip byte counts and model tiepoint are. Every tile is then
+  that header with these three values filled in, followed by its strips (band-interleaved, one strip per band).
 * **ISA-L (``isal``) compresses**: its deflate levels 1-3 are 3-4x faster than zlib/libdeflate at level 1
   with files of the same size; the streams are standard zlib/deflate (TIFF compression 8), read by every
   TIFF reader. The horizontal predictor (TIFF predictor 2) is applied with numpy before compression.
 
-Anything outside this path (floating-point data, tiles internally tiled by GDAL, other codecs, deflate levels
-above 3, per-tile metadata, rotated transforms, a template whose tiepoint does not match its transform) is
-written by GDAL as before; :func:`fast_layout` says which. The files differ from GDAL's only in the strip
-height (one strip per tile) and in the TIFF resolution tags tifffile always writes (1 x 1, no unit); the tests
-compare every other property and every pixel against GDAL's output.
+Anything outside this path (floating-point data, tiles that GDAL tiles internally, other codecs, deflate levels
+above 3, per-tile metadata, rotated transforms, a template whose tiepoint is not its transform's origin) is
+written by GDAL; :func:`fast_layout` and :func:`layout_from_template` decide. The files differ from GDAL's
+only in the strip height (one strip per band) and in the TIFF resolution tags tifffile always writes (1 x 1, no
+unit); the tests compare every other property and every pixel with GDAL's output.
+
+Reproducibility: decoded pixels and all tags are identical across runs, but ISA-L does not always choose the
+same matches in different processes, so the compressed bytes of a tile can differ (rarely; the decoded data
+never does). Levels above 3 go through GDAL's libdeflate, whose bytes are reproducible.
 """
 from __future__ import annotations
 
@@ -46,7 +52,6 @@ GDAL."""
 _TIEPOINT = 33922
 _STRIP_OFFSETS = 273
 _STRIP_BYTE_COUNTS = 279
-_PIXEL_SCALE = 33550
 _MODEL_TRANSFORMATION = 34264
 # tags tifffile writes itself from the array and the arguments (never copied from the template)
 _STRUCTURAL = frozenset({
