@@ -72,7 +72,8 @@ def _format_summary(s: dict[str, Any]) -> str:
 @click.option("--compress-level", type=int, default=1, show_default=True,
               help="Deflate (1-12) or zstd (1-22) level. Deflate levels 1-3 are encoded with ISA-L (tiles up to "
                    "4 MB, integer data), higher ones by GDAL. With the predictor rsaug uses, level 1 is as small "
-                   "as GDAL's default 6 on satellite imagery and several times faster to write.")
+                   "as GDAL's default 6 on satellite imagery and several times faster to write. ISA-L's bytes "
+                   "(never the pixels) can differ between runs; use 4 or more for byte-reproducible files.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing tile set in OUT.")
 @click.option("--resume", is_flag=True, default=False,
