@@ -364,9 +364,10 @@ def _write_unit(unit: _Unit) -> tuple[int, int]:
     for r, c, img_p, msk_p in todo:
         dc = c - int(win.col_off)
         transform = rasterio.windows.transform(Window(c, r, size, size), scene.affine) if crs is not None else None
-        write_tile(img_p, np.ascontiguousarray(image[:, :, dc:dc + size]), crs=crs, transform=transform,
+        # views: both writers copy (the fast one while applying the predictor)
+        write_tile(img_p, image[:, :, dc:dc + size], crs=crs, transform=transform,
                    compress=compress, compress_level=level)
-        write_tile(msk_p, np.ascontiguousarray(mask[:, dc:dc + size]), crs=crs, transform=transform,
+        write_tile(msk_p, mask[:, dc:dc + size], crs=crs, transform=transform,
                    is_mask=True, scheme=scheme, compress=compress,
                    compress_level=level)
     return len(todo), skipped

@@ -147,3 +147,18 @@ def test_small_and_odd_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sh
     for name, arr in (("real", img), ("noise", noise), ("mask", noise[0] % 7)):
         fast, gdal = _both(tmp_path, monkeypatch, f"{name}{h}x{w}", arr, crs=crs, transform=tr)
         _assert_same(fast, gdal, arr)
+
+
+def test_non_contiguous_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiler passes column slices of a row of tiles; both writers must take such views."""
+    with rasterio.open(GEOREF_PAIR / "image.tif") as src:
+        row = src.read(window=Window(0, 0, 512, 128))
+        crs, tr = src.crs, src.transform
+    view = row[:, :, 100:356]
+    assert not view.flags.c_contiguous
+    fast, gdal = _both(tmp_path, monkeypatch, "view", view, crs=crs, transform=tr)
+    _assert_same(fast, gdal, view)
+    mask_view = (row[0] % 5)[:, 37:293]
+    fast, gdal = _both(tmp_path, monkeypatch, "mview", mask_view, crs=crs, transform=tr, is_mask=True,
+                       scheme=get_scheme("gid5"))
+    _assert_same(fast, gdal, mask_view)
