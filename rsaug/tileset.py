@@ -190,7 +190,10 @@ def write_tile(
     compress: str = "deflate",
     compress_level: int | None = DEFAULT_COMPRESS_LEVEL,
 ) -> None:
-    """Write one tile GeoTIFF atomically (tiled, compressed; masks get the colormap and nodata 255).
+    """Write one tile GeoTIFF atomically (compressed, band-interleaved; masks get the colormap and nodata 255).
+
+    Integer tiles up to 256 px with deflate levels 1-3 (the tiler's default) and no ``tags`` are encoded by
+    :mod:`rsaug.geotiff` (the file GDAL would write, compressed with ISA-L); everything else by GDAL.
 
     Args:
         path: Destination.
