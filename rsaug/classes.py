@@ -74,17 +74,6 @@ class ClassScheme:
     unknown_color: Color = (0, 0, 0)
     unknown_name: str = "unlabeled"
 
-    def __hash__(self) -> int:
-        # schemes key per-tile caches (lookup tables, tile layouts): hash the fields once, not per tile
-        if "_hash" not in self.__dict__:
-            object.__setattr__(self, "_hash", hash((self.name, self.classes, self.unknown_values,
-                                                   self.unknown_color, self.unknown_name)))
-        return self.__dict__["_hash"]
-
-    def __getstate__(self) -> dict[str, Any]:
-        # string hashes differ between processes: never carry a cached hash into another one
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
-
     def __post_init__(self) -> None:
         names = [c.name for c in self.classes]
         if not self.classes:
