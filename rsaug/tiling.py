@@ -34,7 +34,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from rsaug.classes import IGNORE, get_scheme
+from rsaug.classes import IGNORE, ClassScheme, get_scheme
 from rsaug.errors import InputError
 from rsaug.fsutil import read_json, remove_temporaries, write_json
 from rsaug.raster_io import (
@@ -653,62 +653,8 @@ def tile_scenes(
         with tqdm(total=n_cand, desc="checking masks", unit="tile", disable=not progress, leave=False) as bar:
             stats = runner.map(_stats_unit, all_units, bar, while_waiting=_import_index_libraries)
 
-        rows: list[dict[str, Any]] = []
-        geoms = []
-        dropped_unknown = 0
-        tile_refs: list[tuple[int, int]] = []  # (unit idx, tile idx) of candidate tiles kept by the filter
-        for ui, (u, st) in enumerate(zip(all_units, stats)):
-            sc = scenes[u.scene_idx]
-            u.keep = []
-            for ti, ((r, c), (unk, counts)) in enumerate(zip(u.tiles, st)):
-                keep = unk <= opts.max_unknown + 1e-12
-                u.keep.append(keep)
-                if not keep:
-                    dropped_unknown += 1
-                    continue
-                tid = tile_id(sc, r, c)
-                row = {"tile_id": tid, "image": f"images/{tid}.tif", "mask": f"masks/{tid}.tif",
-                       "source_image": str(sc.path), "source_mask": str(masks[u.scene_idx].path),
-                       "col_off": c, "row_off": r, "width": size, "height": size, "split": "",
-                       "unknown_fraction": round(unk, 6), "synthetic": False}
-                for name, cnt in zip(scheme.names, counts.tolist()):
-                    row[count_column(name)] = int(cnt)
-                rows.append(row)
-                geoms.append(_footprint(sc, r, c, size, index_crs))
-                tile_refs.append((ui, ti))
-        if not rows:
-            raise InputError(pairs[0][1] if len(pairs) == 1 else None,
-                             f"no tile has at most {opts.max_unknown:.0%} unknown pixels; nothing to write")
-        import geopandas as gpd
-
-        fp = gpd.GeoSeries(geoms, crs=index_crs)
-
-        # ---- splits
-        dropped_buffer = 0
-        if opts.split_mode == "random":
-            splits = assign_random(len(rows), ratios, int(opts.reserve), int(opts.seed))
-        else:
-            block = int(opts.block_size or 4 * size)
-            keys = _block_keys(rows, scenes, [all_units[ui].scene_idx for ui, _ in tile_refs], block, index_crs)
-            splits = assign_blocked(keys, ratios, int(opts.reserve), int(opts.seed))
-            groups = None if index_crs is not None else [all_units[ui].scene_idx for ui, _ in tile_refs]
-            drop: set[int] = set()
-            for i, j in overlapping_pairs(fp, groups):
-                if splits[i] != splits[j]:
-                    drop.update((i, j))
-            if drop:
-                dropped_buffer = len(drop)
-                for i in drop:
-                    ui, ti = tile_refs[i]
-                    all_units[ui].keep[ti] = False
-                keep_idx = [i for i in range(len(rows)) if i not in drop]
-                rows = [rows[i] for i in keep_idx]
-                splits = splits[keep_idx]
-                fp = gpd.GeoSeries([fp.values[i] for i in keep_idx], crs=index_crs)
-        for row, sp in zip(rows, splits):
-            row["split"] = str(sp)
-        columns = list(INDEX_COLUMNS) + [count_column(n) for n in scheme.names]
-        index = gpd.GeoDataFrame(rows, columns=columns, geometry=fp.values, crs=index_crs)
+        index, dropped_unknown, dropped_buffer = _build_index(all_units, stats, scenes, masks, scheme, opts, ratios,
+                                                              index_crs, pairs)
 
         # ---- pass 2: write
         if mode == "overwrite":
@@ -766,6 +712,79 @@ def tile_scenes(
                               "megapixels_per_second": round(mp_total / elapsed, 2) if elapsed > 0 else None,
                               "output": str(out)}
     return index
+
+
+def _build_index(all_units: list[_Unit], stats: list[list[tuple[float, np.ndarray]]], scenes: list[SceneInfo],
+                 masks: list[MaskSpec], scheme: ClassScheme, opts: TileOptions, ratios: tuple[float, float, float],
+                 index_crs: CRS | None, pairs: list[tuple[Path, Path]]) -> tuple[gpd.GeoDataFrame, int, int]:
+    """Filter the candidate tiles by unknown fraction, assign splits and build the index (pass 1's results).
+
+    Sets ``unit.keep`` for pass 2 (False for tiles dropped by the filter or as a buffer between splits).
+
+    Returns:
+        The index, the number of tiles dropped for unknown pixels and the number dropped as split buffer.
+
+    Raises:
+        InputError: If no tile passes the unknown filter.
+    """
+    size = int(opts.tile_size)
+    rows: list[dict[str, Any]] = []
+    geoms = []
+    dropped_unknown = 0
+    tile_refs: list[tuple[int, int]] = []  # (unit idx, tile idx) of candidate tiles kept by the filter
+    for ui, (u, st) in enumerate(zip(all_units, stats)):
+        sc = scenes[u.scene_idx]
+        u.keep = []
+        for ti, ((r, c), (unk, counts)) in enumerate(zip(u.tiles, st)):
+            keep = unk <= opts.max_unknown + 1e-12
+            u.keep.append(keep)
+            if not keep:
+                dropped_unknown += 1
+                continue
+            tid = tile_id(sc, r, c)
+            row = {"tile_id": tid, "image": f"images/{tid}.tif", "mask": f"masks/{tid}.tif",
+                   "source_image": str(sc.path), "source_mask": str(masks[u.scene_idx].path),
+                   "col_off": c, "row_off": r, "width": size, "height": size, "split": "",
+                   "unknown_fraction": round(unk, 6), "synthetic": False}
+            for name, cnt in zip(scheme.names, counts.tolist()):
+                row[count_column(name)] = int(cnt)
+            rows.append(row)
+            geoms.append(_footprint(sc, r, c, size, index_crs))
+            tile_refs.append((ui, ti))
+    if not rows:
+        raise InputError(pairs[0][1] if len(pairs) == 1 else None,
+                         f"no tile has at most {opts.max_unknown:.0%} unknown pixels; nothing to write")
+    import geopandas as gpd
+
+    fp = gpd.GeoSeries(geoms, crs=index_crs)
+
+    # ---- splits
+    dropped_buffer = 0
+    if opts.split_mode == "random":
+        splits = assign_random(len(rows), ratios, int(opts.reserve), int(opts.seed))
+    else:
+        block = int(opts.block_size or 4 * size)
+        keys = _block_keys(rows, scenes, [all_units[ui].scene_idx for ui, _ in tile_refs], block, index_crs)
+        splits = assign_blocked(keys, ratios, int(opts.reserve), int(opts.seed))
+        groups = None if index_crs is not None else [all_units[ui].scene_idx for ui, _ in tile_refs]
+        drop: set[int] = set()
+        for i, j in overlapping_pairs(fp, groups):
+            if splits[i] != splits[j]:
+                drop.update((i, j))
+        if drop:
+            dropped_buffer = len(drop)
+            for i in drop:
+                ui, ti = tile_refs[i]
+                all_units[ui].keep[ti] = False
+            keep_idx = [i for i in range(len(rows)) if i not in drop]
+            rows = [rows[i] for i in keep_idx]
+            splits = splits[keep_idx]
+            fp = gpd.GeoSeries([fp.values[i] for i in keep_idx], crs=index_crs)
+    for row, sp in zip(rows, splits):
+        row["split"] = str(sp)
+    columns = list(INDEX_COLUMNS) + [count_column(n) for n in scheme.names]
+    index = gpd.GeoDataFrame(rows, columns=columns, geometry=fp.values, crs=index_crs)
+    return index, dropped_unknown, dropped_buffer
 
 
 def _footprint(sc: SceneInfo, r: int, c: int, size: int, index_crs: CRS | None) -> Any:
