@@ -74,15 +74,30 @@ def chesapeake_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def assert_same_tile_file(a: Path, b: Path) -> None:
-    """Two tile GeoTIFFs hold the same tile: pixels, georeferencing, profile, tags, colour interpretation and
-    colormap. (Their compressed bytes may differ: ISA-L's deflate does not always pick the same matches in
-    different processes; the decoded content is what rsaug guarantees to be reproducible.)"""
+def assert_same_tile_file(a: Path, b: Path, *, ignore_profile: tuple[str, ...] = (),
+                          ignore_tags_of_a: frozenset[str] = frozenset()) -> None:
+    """Two tile GeoTIFFs hold the same tile: pixels, georeferencing, profile, dataset/band/structure tags,
+    band descriptions, colour interpretation and colormap. (Their compressed bytes may differ: ISA-L's deflate
+    does not always pick the same matches in different processes; the decoded content is what rsaug guarantees
+    to be reproducible.)
+
+    Args:
+        a, b: The files.
+        ignore_profile: Profile keys allowed to differ (e.g. ``blockysize`` between the two writers).
+        ignore_tags_of_a: Dataset tags only ``a`` has (e.g. the TIFF resolution tags tifffile always writes).
+    """
     import numpy as np
     import rasterio
 
     with rasterio.open(a) as x, rasterio.open(b) as y:
         assert np.array_equal(x.read(), y.read()), (a, b)
-        assert x.profile == y.profile and x.tags() == y.tags() and x.colorinterp == y.colorinterp, (a, b)
+        px = {k: v for k, v in x.profile.items() if k not in ignore_profile}
+        py = {k: v for k, v in y.profile.items() if k not in ignore_profile}
+        assert px == py, (a, b)  # driver, dtype, nodata, size, count, crs, transform, tiled, compress, interleave
+        assert x.crs == y.crs and x.transform == y.transform and x.nodata == y.nodata and x.bounds == y.bounds
+        assert {k: v for k, v in x.tags().items() if k not in ignore_tags_of_a} == y.tags(), (a, b)
+        assert x.tags(ns="IMAGE_STRUCTURE") == y.tags(ns="IMAGE_STRUCTURE"), (a, b)
+        assert all(x.tags(i) == y.tags(i) for i in range(1, x.count + 1)) and x.descriptions == y.descriptions
+        assert x.colorinterp == y.colorinterp, (a, b)
         if x.colorinterp[0].name == "palette":
             assert x.colormap(1) == y.colormap(1), (a, b)
