@@ -3,7 +3,7 @@
 Both are measured in the same run, on the same masks, batch size and device:
 
 * forward: ``generate`` + ``to_raster`` on masks already in memory (no file I/O), after a warm-up;
-* end-to-end: :func:`rsaug.synthesis.synthesize_tileset` (mask reading, noise per sample, generation, GeoTIFF
+* end-to-end: :func:`rsaug.synthesis.tilesets.synthesize_tileset` (mask reading, noise per sample, generation, GeoTIFF
   writing in a thread pool, index and description).
 
 Target: end-to-end >= 80 % of forward. Usage::
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 def make_tiles(out: Path, n: int) -> Path:
     """Tile ``n`` real GID-15 pairs (224 px) with rsaug's tiler (all in the train split)."""
-    from rsaug.tiling import TileOptions, tile_scenes
+    from rsaug.tiling.run import TileOptions, tile_scenes
     from tests.fixtures_tiles import gid15_fixture_stems, gid15_pairs
 
     stems = gid15_fixture_stems(per_class=max(1, -(-n // 15)))[:n]
@@ -45,11 +45,11 @@ def untrained(preset: str, device: str):
     """A randomly initialised CSEBGAN generator of a preset (throughput does not depend on the weights)."""
     import hashlib
 
-    from rsaug.classes import get_scheme
-    from rsaug.config import model_preset
-    from rsaug.data import Normalization
-    from rsaug.generation import Generator, build_models
-    from rsaug.runtime import select_device
+    from rsaug.core.classes import get_scheme
+    from rsaug.gan.config import model_preset
+    from rsaug.gan.data import Normalization
+    from rsaug.gan.inference import Generator, build_models
+    from rsaug.core.runtime import select_device
 
     scheme = get_scheme("gid15")
     cfg = model_preset(preset, num_classes=scheme.num_classes, out_bands=3)
@@ -62,7 +62,7 @@ def untrained(preset: str, device: str):
 
 def forward_throughput(gen, masks: list[np.ndarray], seeds: list[int], batch_size: int, repeats: int) -> float:
     """Tiles/s of noise sampling + generate + to_raster on in-memory masks (best of ``repeats``)."""
-    from rsaug.synthesis import sample_noise
+    from rsaug.synthesis.tilesets import sample_noise
 
     best = float("inf")
     with torch.inference_mode():
@@ -92,9 +92,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(2)
 
-    from rsaug.generation import load_generator
-    from rsaug.synthesis import PlanConfig, plan_synthesis, synthesize_tileset
-    from rsaug.tileset import TileSet
+    from rsaug.gan.inference import load_generator
+    from rsaug.synthesis.tilesets import PlanConfig, plan_synthesis, synthesize_tileset
+    from rsaug.io.tileset import TileSet
 
     work = Path(tempfile.mkdtemp(prefix="bench_syn_"))
     try:

@@ -88,11 +88,11 @@ def worker(args: argparse.Namespace) -> dict:
     """Measure one (model, config) in this process and return the numbers."""
     import torch
 
-    from rsaug.config import ModelConfig
-    from rsaug.conductor import build_conductor
-    from rsaug.discriminator import build_discriminator
-    from rsaug.generator import build_generator, label_onehot
-    from rsaug import losses
+    from rsaug.gan.config import ModelConfig
+    from rsaug.gan.networks.conductor import build_conductor
+    from rsaug.gan.networks.discriminator import build_discriminator
+    from rsaug.gan.networks.generator import build_generator, label_onehot
+    from rsaug.gan import losses
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rsaug.cli.common import device_option, guarded, quiet_option, seed_option
-from rsaug.errors import InputError
+from rsaug.core.errors import InputError
 
 
 def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -83,8 +83,9 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
     rsaug benchmark-augmentation TILES -s csebgan=SYN1 -s spade=SYN2 --seeds 5 -o REPORT
     rsaug benchmark-augmentation TILES -c csebgan=RUN/checkpoints/last.ckpt -o REPORT --preset paper --device cuda
     """
-    from rsaug.benchmark import ARM_KINDS, BenchmarkConfig, preset as get_preset, resolve_arms, run_benchmark
-    from rsaug.runtime import select_device
+    from rsaug.benchmark import ARM_KINDS, BenchmarkConfig, resolve_arms, run_benchmark
+    from rsaug.segmentation import preset as get_preset
+    from rsaug.core.runtime import select_device
 
     select_device(device)
     if not tiles.exists():

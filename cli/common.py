@@ -8,31 +8,47 @@ from typing import Any, TypeVar
 
 import click
 
-from rsaug.errors import InputError
+from rsaug.core.errors import RsaugError, cli_flag
+from rsaug.core.progress import Reporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class BadInput(click.ClickException):
-    """One-line error on stderr, exit code 2, no traceback."""
+    """One-line error on stderr, exit code 2 (or ``exit_code``), no traceback."""
 
     exit_code = 2
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:  # noqa: D102
         click.echo(f"Error: {self.format_message()}", err=True, file=file or sys.stderr)
 
 
-def guarded(func: F) -> F:
-    """Turn :class:`rsaug.errors.InputError` (and missing or unreadable files) raised by the library into
-    :class:`BadInput`. Path arguments are declared ``readable=False`` so that click's own multi-line usage error
-    does not pre-empt this one-line error."""
+def flag_namer(renames: dict[str, str] | None = None) -> Callable[[str], str]:
+    """How library option names appear in this command's messages: ``renames`` first, else ``--dashed-name``."""
+    table = dict(renames or {})
+    return lambda name: table.get(name) or cli_flag(name)
+
+
+def guarded(func: F | None = None, *, renames: dict[str, str] | None = None) -> Any:
+    """Turn :class:`rsaug.core.errors.RsaugError` (and missing or unreadable files) raised by the library into
+    :class:`BadInput` (one line, the error's exit code), with option names written as this command's flags
+    (``renames`` maps library names whose flag differs, e.g. ``{"crop": "--crop-size"}``). Path arguments are
+    declared ``readable=False`` so that click's own multi-line usage error does not pre-empt this one-line error.
+    Use as ``@guarded`` or ``@guarded(renames={...})``."""
+    if func is None:
+        return functools.partial(guarded, renames=renames)
+    namer = flag_namer(renames)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except InputError as exc:
-            raise BadInput(exc.message) from None
+        except RsaugError as exc:
+            raise BadInput(exc.render(namer), exit_code=exc.exit_code) from None
         except FileNotFoundError as exc:
             raise BadInput(f"{exc.filename}: file not found") from None
         except PermissionError as exc:
@@ -47,3 +63,8 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, default=False,
                             help="No progress bar and no summary (errors are still printed).")
 device_option = click.option("--device", default="auto", show_default=True,
                              help="'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.")
+
+
+def reporter(quiet: bool) -> Reporter:
+    """The library :class:`~rsaug.core.progress.Reporter` of a command: bars and messages unless ``--quiet``."""
+    return Reporter(bars=not quiet, message=None if quiet else click.echo)

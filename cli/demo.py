@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from rsaug.sample import gid15_sample, sample_root
+from rsaug.io.sample import gid15_sample, sample_root
 
 from .common import BadInput, device_option, seed_option
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from rsaug.cli.common import device_option, guarded, quiet_option, seed_option
-from rsaug.errors import InputError
+from rsaug.core.errors import InputError
 
 
 @click.command("evaluate", context_settings={"show_default": True})
@@ -63,7 +63,7 @@ def command(checkpoints: tuple[Path, ...], tiles: Path, out: Path, labels: tuple
     on real data applied to the generated images, LPIPS diversity and mCSD / mOCD. Writes evaluation.json,
     evaluation.md and evaluation.html into OUT.
     """
-    from rsaug.evaluation import HTML_FILE, MARKDOWN_FILE, RESULTS_FILE, EvaluateConfig, evaluate, summary_line
+    from rsaug.evaluation.evaluate import HTML_FILE, MARKDOWN_FILE, RESULTS_FILE, EvaluateConfig, evaluate, summary_line
 
     try:
         bands = [int(b) for b in rgb_bands.split(",")]

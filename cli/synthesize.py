@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from rsaug.cli.common import device_option, guarded, quiet_option, seed_option
-from rsaug.errors import InputError
+from rsaug.core.errors import InputError
 
 
 @click.command("synthesize", context_settings={"show_default": True})
@@ -76,9 +76,9 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
     The output tile set has the same format as `rsaug tile` output (images/, masks/, index.gpkg, tileset.json
     with synthetic=true); every tile keeps its source tile's CRS and transform and records its provenance.
     """
-    from rsaug.generation import load_generator
-    from rsaug.synthesis import PlanConfig, plan_synthesis, save_plan, synthesize_scene, synthesize_tileset
-    from rsaug.tileset import TileSet
+    from rsaug.gan.inference import load_generator
+    from rsaug.synthesis.tilesets import PlanConfig, plan_synthesis, save_plan, synthesize_scene, synthesize_tileset
+    from rsaug.io.tileset import TileSet
 
     if overwrite and resume:
         raise InputError(out, "give either --overwrite or --resume, not both")
@@ -114,7 +114,7 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
     plan = plan_synthesis(ts, cfg)
     gen = None
     if checkpoint is not None:
-        from rsaug.synthesis import check_compatible
+        from rsaug.synthesis.tilesets import check_compatible
 
         gen = load_generator(checkpoint, device=device)
         check_compatible(gen, ts, checkpoint)

@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from rsaug.cli.common import guarded, quiet_option, seed_option
-from rsaug.errors import InputError
-from rsaug.fsutil import write_json
-from rsaug.tiling import TileOptions, TilingWarning, find_pairs, read_pairs_csv, tile_scenes
+from rsaug.core.errors import InputError
+from rsaug.core.files import write_json
+from rsaug.tiling.run import TileOptions, TilingWarning, find_pairs, read_pairs_csv, tile_scenes
 
 
 def _format_summary(s: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from rsaug.cli.common import BadInput, device_option, guarded, quiet_option
-from rsaug.errors import InputError
+from rsaug.core.errors import InputError
 
 PRESET = "preset value"
 
@@ -88,8 +88,8 @@ def command(tiles: Path, run_dir: Path, model: str, preset: str, crop_size: int 
     """
     import torch
 
-    from rsaug.config import LossConfig, ModelConfig
-    from rsaug.training import Trainer, TrainingDiverged, preset_configs
+    from rsaug.gan.config import LossConfig, ModelConfig
+    from rsaug.gan.trainer import Trainer, TrainingDiverged, preset_configs
 
     if threads < 0:
         raise InputError(None, "--threads must be >= 0")

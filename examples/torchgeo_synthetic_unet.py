@@ -38,9 +38,9 @@ def georeferenced_loaders(real: Path, synthetic: list[Path], ratio: float, crop:
     """TorchGeo pipeline: RasterDatasets + GeoSamplers per tile set, combined as samples."""
     from torchgeo.samplers import PreChippedGeoSampler, RandomGeoSampler
 
-    from rsaug.datasets import GeoSampledDataset, MixingSampler, collate_samples, geo_dataset, geo_datasets
+    from rsaug.integrations.torchgeo import GeoSampledDataset, MixingSampler, collate_samples, geo_dataset, geo_datasets
 
-    from rsaug.tileset import TileSet
+    from rsaug.io.tileset import TileSet
 
     torch.manual_seed(seed)
     n_draw = steps * batch_size
@@ -67,7 +67,7 @@ def georeferenced_loaders(real: Path, synthetic: list[Path], ratio: float, crop:
 def per_file_loaders(real: Path, synthetic: list[Path], ratio: float, crop: int, batch_size: int,
                      steps: int, seed: int) -> tuple[DataLoader, DataLoader]:
     """Per-file pipeline for tile sets without georeferencing."""
-    from rsaug.datasets import RealSyntheticDataModule
+    from rsaug.integrations.torchgeo import RealSyntheticDataModule
 
     dm = RealSyntheticDataModule(real, synthetic, synthetic_ratio=ratio if synthetic else 0.0,
                                  batch_size=batch_size, crop_size=crop, samples_per_epoch=steps * batch_size,
@@ -78,9 +78,9 @@ def per_file_loaders(real: Path, synthetic: list[Path], ratio: float, crop: int,
 
 def synthesize_some(real: Path, checkpoint: Path, out: Path, n_masks: int, seed: int) -> Path:
     """Synthesize one sample for each of the first ``n_masks`` training masks with rsaug's Python API."""
-    from rsaug.generation import load_generator
-    from rsaug.synthesis import PlanConfig, plan_synthesis, synthesize_tileset
-    from rsaug.tileset import TileSet
+    from rsaug.gan.inference import load_generator
+    from rsaug.synthesis.tilesets import PlanConfig, plan_synthesis, synthesize_tileset
+    from rsaug.io.tileset import TileSet
 
     ts = TileSet.open(real)
     ids = ts.split("train")["tile_id"].tolist()[:n_masks]
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import lightning.pytorch as pl
     from torchgeo.trainers import SemanticSegmentationTask
 
-    from rsaug.tileset import TileSet
+    from rsaug.io.tileset import TileSet
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     pl.seed_everything(args.seed, verbose=False)

@@ -52,7 +52,7 @@ def chesapeake_pair() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def gid15_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real GID-15 tile set (90 tiles of 224 px, 4:1:1 seed 0, all 15 classes present); returns its root."""
-    from rsaug.tiling import TileOptions, tile_scenes
+    from rsaug.tiling.run import TileOptions, tile_scenes
 
     root = tmp_path_factory.mktemp("gid15_tileset") / "tiles"
     with warnings.catch_warnings():
@@ -65,7 +65,7 @@ def gid15_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def chesapeake_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A georeferenced Chesapeake tile set (64-px tiles, EPSG:26917, 4 bands); returns its root."""
-    from rsaug.tiling import TileOptions, tile_scenes
+    from rsaug.tiling.run import TileOptions, tile_scenes
 
     root = tmp_path_factory.mktemp("chesapeake_tileset") / "tiles"
     with warnings.catch_warnings():

@@ -1,0 +1,72 @@
+"""Exceptions the user sees as one line (never a traceback).
+
+* :class:`InputError`: anything the user can fix (a missing file, a corrupt raster, a mask value outside the
+  class scheme, an impossible option value...). The CLI prints it as ``Error: <path>: <problem>`` and exits 2.
+* :class:`RsaugError`: the base class; other subclasses (a diverged training run, a run stopped before it
+  finished, a missing optional package) exit 1.
+
+Library messages never spell command-line flags. A message that names an option wraps the Python name in
+:func:`option` (``f"{option('max_unknown')} must be within 0..1"``); :attr:`RsaugError.message` shows it as
+``max_unknown`` and the CLI as ``--max-unknown`` (:meth:`RsaugError.render`, with per-command renames such as
+``crop`` -> ``--crop-size``).
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+_MARK = "\x00"
+_OPTION = re.compile(_MARK + r"([A-Za-z0-9_]+)" + _MARK)
+
+
+def option(name: str) -> str:
+    """Mark ``name`` (a parameter or config-field name) as an option inside an error message."""
+    return f"{_MARK}{name}{_MARK}"
+
+
+def cli_flag(name: str) -> str:
+    """The conventional flag of a parameter name: ``max_unknown`` -> ``--max-unknown``."""
+    return "--" + name.replace("_", "-")
+
+
+class RsaugError(Exception):
+    """A problem reported as one line ``<path>: <problem>`` (``problem`` alone without a path).
+
+    Args:
+        path: The offending file or directory (or ``None`` when no file is involved).
+        problem: A short, one-line description of what is wrong (options marked with :func:`option`).
+
+    Attributes:
+        exit_code: Exit status of the CLI for this error.
+    """
+
+    exit_code = 1
+
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
+        self.path = None if path is None else os.fspath(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(self.message)
+
+    def render(self, name: Callable[[str], str] | None = None) -> str:
+        """The one-line message with every marked option written by ``name`` (default: the Python name)."""
+        problem = _OPTION.sub(lambda m: (name or str)(m.group(1)), self.problem)
+        return f"{self.path}: {problem}" if self.path else problem
+
+    @property
+    def message(self) -> str:
+        """The one-line message shown to Python users (options by their Python names)."""
+        return self.render()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(RsaugError):
+    """A problem with user input (exit code 2 in the CLI)."""
+
+    exit_code = 2
+
+
+class RunStopped(RsaugError):
+    """A long run stopped before it finished (e.g. on SIGTERM); nothing partial was recorded as complete."""

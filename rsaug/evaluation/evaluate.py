@@ -1,0 +1,509 @@
+"""Generator quality in the layout of the paper's Table I (``rsaug evaluate``).
+
+For each checkpoint, on the masks of the real test split of a tile set:
+
+* **FID** between the real test tiles and one generated image per test mask (standard FID Inception, offline
+  weights, :mod:`rsaug.evaluation.metrics`). Images go through the source dtype (``Generator.to_raster``) and then to RGB
+  uint8: unchanged for uint8 tile sets, else a per-band 2nd/98th-percentile stretch fitted on the real test
+  tiles and applied to real and generated tiles alike. The first three bands are used as RGB (``rgb_bands``).
+* **Segmentation fidelity**: a U-Net trained on *real* training tiles (``--segmenter`` file, or trained on the
+  fly with :func:`rsaug.benchmark.runner.train_segmenter`) segments the generated images; mIoU / FWIoU / pixel accuracy
+  against the masks they were generated from (unknown pixels ignored). The same U-Net on the real test tiles is
+  reported as the reference row.
+* **LPIPS diversity** (10 samples per mask, 10 random pairs per mask, AlexNet LPIPS) on the first
+  ``diversity_masks`` test masks.
+* **mCSD / mOCD** (one class's embedding resampled at a time, LPIPS inside / outside the class region) on the first
+  ``csd_masks`` test masks; see :mod:`rsaug.evaluation.metrics` for the exact definition. Not defined (reported as ``null``)
+  for generators without per-class noise.
+
+Outputs in ``OUT``: ``evaluation.json`` (every number, config, provenance), ``evaluation.md`` and
+``evaluation.html`` (the table, several checkpoints side by side), ``evaluate_config.json`` and, when a U-Net
+was trained on the fly, ``segmenter.pt`` (reusable with ``--segmenter``).
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rsaug import __version__
+from rsaug.core.errors import InputError
+from rsaug.core.files import atomic_path, strict_json, write_json
+from rsaug.core.runtime import select_device
+from rsaug.evaluation.metrics import (
+    REGION_MODES,
+    class_specific_diversity,
+    fid_from_features,
+    inception_features,
+    lpips_diversity,
+)
+from rsaug.evaluation.pretrained import LPIPS_NETS
+from rsaug.gan.inference import load_generator
+from rsaug.io.tileset import TileSet
+from rsaug.segmentation import (
+    TileArrays,
+    confusion_matrix,
+    load_segmenter,
+    load_tiles,
+    preset,
+    save_segmenter,
+    segmentation_scores,
+    train_segmenter,
+)
+from rsaug.synthesis import check_compatible
+
+RESULTS_FILE = "evaluation.json"
+MARKDOWN_FILE = "evaluation.md"
+HTML_FILE = "evaluation.html"
+CONFIG_FILE = "evaluate_config.json"
+SEGMENTER_FILE = "segmenter.pt"
+
+
+@dataclass
+class EvaluateConfig:
+    """Options of an evaluation (saved as ``evaluate_config.json``).
+
+    Attributes:
+        tiles: Real tile set.
+        checkpoints: Generator checkpoints (or run directories).
+        labels: Display names, one per checkpoint (default: derived from the path).
+        split: Split whose masks (and real tiles) are evaluated.
+        max_tiles: Use at most this many tiles of the split (``None`` = all).
+        diversity_masks: Masks used for LPIPS diversity.
+        diversity_samples: Samples per mask for LPIPS diversity.
+        diversity_pairs: Random pairs per mask for LPIPS diversity.
+        csd_masks: Masks used for mCSD / mOCD.
+        csd_min_pixels: A class counts in a mask for mCSD / mOCD only with at least this many pixels.
+        region: Region restriction of mCSD / mOCD (``masked`` or ``spatial``, see :mod:`rsaug.evaluation.metrics`).
+        lpips_net: LPIPS network (``alex`` or ``vgg``).
+        segmenter: Trained U-Net file (``segmenter.pt``); ``None`` = train one on the real training split.
+        segmenter_preset: Benchmark preset of the U-Net trained on the fly.
+        segmenter_iterations: Override of the preset's optimizer steps.
+        rgb_bands: Bands used as RGB for FID and LPIPS.
+        batch_size: Masks per generator forward pass.
+        seed: Seed of the noise, pair choice and on-the-fly U-Net.
+        device: ``auto``, ``cpu``, ``cuda``...
+        fid: Compute FID.
+        segmentation: Compute segmentation fidelity.
+    """
+
+    tiles: str
+    checkpoints: list[str]
+    labels: list[str] | None = None
+    split: str = "test"
+    max_tiles: int | None = None
+    diversity_masks: int = 50
+    diversity_samples: int = 10
+    diversity_pairs: int = 10
+    csd_masks: int = 20
+    csd_min_pixels: int = 64
+    region: str = "masked"
+    lpips_net: str = "alex"
+    segmenter: str | None = None
+    segmenter_preset: str = "cpu-small"
+    segmenter_iterations: int | None = None
+    rgb_bands: list[int] = field(default_factory=lambda: [0, 1, 2])
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"
+    fid: bool = True
+    segmentation: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for impossible values."""
+        if not self.checkpoints:
+            raise InputError(None, "give at least one checkpoint")
+        if self.labels is not None and len(self.labels) != len(self.checkpoints):
+            raise InputError(None, f"{len(self.labels)} labels for {len(self.checkpoints)} checkpoints")
+        if self.max_tiles is not None and self.max_tiles < 2:
+            raise InputError(None, f"max tiles must be at least 2 (FID needs 2 images), got {self.max_tiles}")
+        for name in ("diversity_masks", "csd_masks", "csd_min_pixels", "diversity_pairs"):
+            if getattr(self, name) < 0:
+                raise InputError(None, f"{name.replace('_', ' ')} must be >= 0")
+        if self.diversity_samples < 2:
+            raise InputError(None, "diversity samples must be at least 2")
+        if self.batch_size < 1:
+            raise InputError(None, "batch size must be at least 1")
+        if self.region not in REGION_MODES:
+            raise InputError(None, f"region must be one of {', '.join(REGION_MODES)}, got {self.region!r}")
+        if self.lpips_net not in LPIPS_NETS:
+            raise InputError(None, f"LPIPS network must be one of {', '.join(LPIPS_NETS)}, got {self.lpips_net!r}")
+        if len(self.rgb_bands) != 3 or min(self.rgb_bands) < 0:
+            raise InputError(None, f"RGB bands must be three band indices, got {self.rgb_bands}")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def checkpoint_label(path: str | os.PathLike[str]) -> str:
+    """Default display name: the run directory's name (``RUN/checkpoints/x.ckpt`` -> ``RUN/x``)."""
+    p = Path(path)
+    if p.is_dir():
+        return p.resolve().name
+    if p.parent.name == "checkpoints":
+        return f"{p.parent.parent.resolve().name}/{p.stem}"
+    return p.stem
+
+
+class RGB8:
+    """Source-dtype tiles -> RGB uint8 for FID: identity for uint8, else a fixed per-band percentile stretch."""
+
+    def __init__(self, dtype: str, rgb_bands: list[int], reference: list[np.ndarray]) -> None:
+        self.bands = list(rgb_bands)
+        self.uint8 = np.dtype(dtype) == np.uint8
+        self.low = self.high = None
+        if not self.uint8:
+            stack = np.concatenate([im[self.bands].reshape(len(self.bands), -1) for im in reference], axis=1)
+            stack = stack.astype(np.float64)
+            self.low = np.percentile(stack, 2, axis=1)
+            self.high = np.maximum(np.percentile(stack, 98, axis=1), self.low + 1e-6)
+
+    def __call__(self, images: np.ndarray) -> torch.Tensor:
+        """(B, C, H, W) source-dtype array -> (B, 3, H, W) uint8 tensor."""
+        x = images[:, self.bands]
+        if self.uint8:
+            return torch.from_numpy(np.ascontiguousarray(x))
+        lo = self.low[None, :, None, None]
+        hi = self.high[None, :, None, None]
+        y = np.clip((x.astype(np.float64) - lo) / (hi - lo) * 255.0, 0, 255)
+        return torch.from_numpy(np.rint(y).astype(np.uint8))
+
+
+def _batches(n: int, size: int) -> list[range]:
+    return [range(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+# -------------------------------------------------------------------------------------------- evaluation
+def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = True,
+             echo: Any = None) -> dict[str, Any]:
+    """Run an evaluation and write ``evaluation.json`` / ``.md`` / ``.html`` into ``out``.
+
+    Args:
+        cfg: Options.
+        out: Output directory.
+        progress: Show progress bars.
+        echo: Function receiving status lines (``None``: silent).
+
+    Returns:
+        The results dictionary (the content of ``evaluation.json``).
+
+    Raises:
+        InputError: For missing / incompatible checkpoints, tile sets or segmenter files, or bad options.
+    """
+    say = echo or (lambda _msg: None)
+    cfg.validate()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output path exists and is not a directory")
+    device = select_device(cfg.device)
+    ts = TileSet.open(cfg.tiles)
+    if max(cfg.rgb_bands) >= ts.bands:
+        raise InputError(ts.root, f"tile set has {ts.bands} bands; RGB bands {cfg.rgb_bands} requested")
+    names = ts.scheme.names
+
+    # every checkpoint is checked before any long computation starts
+    for ckpt in cfg.checkpoints:
+        if not Path(ckpt).exists():
+            raise InputError(ckpt, "checkpoint not found")
+    gens = []
+    for ckpt in cfg.checkpoints:
+        gen = load_generator(ckpt, device=device)
+        check_compatible(gen, ts, ckpt)
+        gens.append(gen)
+    labels = list(cfg.labels) if cfg.labels else [checkpoint_label(c) for c in cfg.checkpoints]
+    if len(set(labels)) != len(labels):
+        labels = [f"{lab} [{i + 1}]" for i, lab in enumerate(labels)]
+
+    seg = None
+    seg_state: dict[str, Any] = {}
+    if cfg.segmentation and cfg.segmenter:
+        seg, seg_state = load_segmenter(cfg.segmenter, device)
+        stored = seg_state.get("scheme", {})
+        if [c["name"] for c in stored.get("classes", [])] != names:
+            raise InputError(cfg.segmenter, f"segmenter was trained on class scheme {stored.get('name')!r}, "
+                                            f"tile set uses {ts.scheme.name!r}")
+        if int(seg_state["in_channels"]) != ts.bands:
+            raise InputError(cfg.segmenter, f"segmenter takes {seg_state['in_channels']} bands, tile set has "
+                                            f"{ts.bands}")
+
+    test: TileArrays = load_tiles(ts, [cfg.split], cfg.split)
+    if cfg.max_tiles is not None:
+        test = TileArrays(test.name, test.images[:cfg.max_tiles], test.masks[:cfg.max_tiles],
+                          test.tile_ids[:cfg.max_tiles])
+    if cfg.fid and len(test) < 2:
+        raise InputError(ts.root, f"split {cfg.split!r} has {len(test)} tile(s); FID needs at least 2")
+    for img, msk in zip(test.images, test.masks):
+        ts.scheme.validate_internal(msk, ts.root)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG_FILE, asdict(cfg))
+    t_start = time.perf_counter()
+
+    segmenter_info: dict[str, Any] | None = None
+    if cfg.segmentation and seg is None:
+        scfg = preset(cfg.segmenter_preset)
+        if cfg.segmenter_iterations is not None:
+            scfg.iterations = int(cfg.segmenter_iterations)
+        say(f"Training a U-Net on the real train split of {ts.root} ({scfg.iterations} steps, preset "
+            f"{cfg.segmenter_preset}) for segmentation fidelity ...")
+        with _quiet_lightning():
+            seg = train_segmenter(ts, config=scfg, seed=cfg.seed, device=device, split="train",
+                                  progress=progress, desc="U-Net (real)")
+        save_segmenter(seg, out / SEGMENTER_FILE, ts.scheme, scfg,
+                       {"tileset": str(ts.root), "split": "train", "seed": cfg.seed})
+        segmenter_info = {"source": "trained", "file": str(out / SEGMENTER_FILE), "preset": cfg.segmenter_preset,
+                          **asdict(scfg), "train_info": {k: v for k, v in seg.info.items() if k != "loss_curve"}}
+    elif seg is not None:
+        segmenter_info = {"source": "file", "file": str(cfg.segmenter), **seg_state.get("segmenter_config", {}),
+                          "train_info": seg_state.get("info", {})}
+
+    k = ts.scheme.num_classes
+    to_rgb8 = RGB8(ts.dtype, cfg.rgb_bands, test.images)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, m in enumerate(test.masks):
+        groups.setdefault(m.shape, []).append(i)
+    chunks = [idx[j:j + cfg.batch_size] for idx in groups.values() for j in range(0, len(idx), cfg.batch_size)]
+
+    results: dict[str, Any] = {
+        "format": "rsaug-evaluation", "rsaug_version": __version__, "tileset": str(ts.root),
+        "scheme": ts.scheme.name, "class_names": names, "split": cfg.split, "tiles": len(test),
+        "config": asdict(cfg), "segmenter": segmenter_info, "reference": {}, "checkpoints": [],
+    }
+
+    # reference row: real test tiles
+    real_feats = None
+    n_div = min(cfg.diversity_masks, len(test))
+    n_csd = min(cfg.csd_masks, len(test))
+    per_ckpt = len(test) + n_div + n_csd
+    total = len(test) + per_ckpt * len(gens)
+    bar = tqdm(total=total, desc="evaluate", unit="tile", disable=not progress)
+    try:
+        bar.set_description("real test tiles")
+        real_cm = np.zeros((k, k), dtype=np.int64)
+        feats = []
+        for idx in chunks:
+            imgs = np.stack([test.images[i] for i in idx])
+            if cfg.fid:
+                feats.append(inception_features([to_rgb8(imgs)], device))
+            if seg is not None:
+                real_cm += confusion_matrix(seg.predict(imgs), np.stack([test.masks[i] for i in idx]), k)
+            bar.update(len(idx))
+        if cfg.fid:
+            real_feats = np.concatenate(feats)
+        if seg is not None:
+            results["reference"]["segmentation"] = segmentation_scores(real_cm, names)
+            results["reference"]["confusion_matrix"] = real_cm.tolist()
+
+        for ci, (gen, label, ckpt) in enumerate(zip(gens, labels, cfg.checkpoints)):
+            t0 = time.perf_counter()
+            bar.set_description(f"{label}: generate")
+            notes: list[str] = []
+            cm = np.zeros((k, k), dtype=np.int64)
+            feats = []
+            for idx in chunks:
+                masks = np.stack([test.masks[i] for i in idx])
+                noise = gen.sample_noise(len(idx), seed=_chunk_seed(cfg.seed, idx[0]))
+                with torch.inference_mode():
+                    fake = gen.generate(masks, noise=noise, seed=_chunk_seed(cfg.seed, idx[0]))
+                raster = gen.to_raster(fake)
+                if cfg.fid:
+                    feats.append(inception_features([to_rgb8(raster)], device))
+                if seg is not None:
+                    cm += confusion_matrix(seg.predict(raster), masks, k)
+                bar.update(len(idx))
+            entry: dict[str, Any] = {
+                "label": label, "checkpoint": str(ckpt), "checkpoint_sha256": gen.checkpoint_sha256,
+                "model": gen.config.model, "step": gen.step, "ema": gen.ema, "has_noise": gen.has_noise,
+            }
+            entry["fid"] = fid_from_features(real_feats, np.concatenate(feats)) if cfg.fid else None
+            if seg is not None:
+                entry["segmentation"] = segmentation_scores(cm, names)
+                entry["confusion_matrix"] = cm.tolist()
+
+            bar.set_description(f"{label}: LPIPS diversity")
+            if n_div:
+                div = lpips_diversity(gen, test.masks[:n_div], samples=cfg.diversity_samples,
+                                      pairs=cfg.diversity_pairs, seed=cfg.seed, net=cfg.lpips_net,
+                                      rgb_bands=cfg.rgb_bands, progress=bar.update)
+                entry["diversity"] = div.to_dict()
+                if not gen.has_noise:
+                    notes.append("generator has no noise input: its samples for one mask are identical")
+            else:
+                entry["diversity"] = None
+
+            bar.set_description(f"{label}: mCSD/mOCD")
+            entry["class_diversity"] = None
+            if n_csd and gen.has_noise:
+                try:
+                    cd = class_specific_diversity(gen, test.masks[:n_csd], num_classes=k, seed=cfg.seed,
+                                                  net=cfg.lpips_net, min_pixels=cfg.csd_min_pixels,
+                                                  region=cfg.region, rgb_bands=cfg.rgb_bands,
+                                                  progress=bar.update)
+                    entry["class_diversity"] = cd.to_dict(names)
+                except (InputError, ValueError) as exc:
+                    notes.append(f"mCSD/mOCD not defined: {exc}")
+                    bar.update(n_csd)
+            else:
+                if n_csd:
+                    notes.append("mCSD/mOCD not defined: generator has no per-class noise")
+                bar.update(n_csd)
+            entry["notes"] = notes
+            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            results["checkpoints"].append(entry)
+            say(f"[{ci + 1}/{len(gens)}] {label}: " + summary_line(entry))
+    finally:
+        bar.close()
+    results["seconds"] = round(time.perf_counter() - t_start, 2)
+    results = strict_json(results)
+    write_json(out / RESULTS_FILE, results)
+    with atomic_path(out / MARKDOWN_FILE) as tmp:
+        tmp.write_text(markdown_table(results))
+    with atomic_path(out / HTML_FILE) as tmp:
+        tmp.write_text(html_report(results))
+    return results
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's informational log lines and warnings while the U-Net trains (errors still show)."""
+    import lightning.pytorch  # noqa: F401  (imported first: it sets its loggers' levels on import)
+
+    names = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+             "lightning.fabric.utilities.rank_zero", "lightning")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="lightning")
+            warnings.filterwarnings("ignore", message=".*val_dataloader.*")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _chunk_seed(seed: int, first_index: int) -> int:
+    return int((seed * 7_919 + first_index * 104_729 + 17) % (2**31 - 1))
+
+
+# ------------------------------------------------------------------------------------------------ tables
+COLUMNS = [
+    ("FID", "↓"), ("mIoU", "↑"), ("FWIoU", "↑"), ("Acc", "↑"), ("LPIPS", "↑"), ("mCSD", "↑"), ("mOCD", "↓"),
+]
+
+
+def _row_values(entry: dict[str, Any]) -> list[str]:
+    def num(v: Any, fmt: str) -> str:
+        return "–" if v is None else format(v, fmt)
+
+    seg = entry.get("segmentation") or {}
+    div = entry.get("diversity") or {}
+    cd = entry.get("class_diversity") or {}
+    pct = (lambda v: None if v is None else 100.0 * v)
+    return [num(entry.get("fid"), ".2f"), num(pct(seg.get("miou")), ".2f"), num(pct(seg.get("fwiou")), ".2f"),
+            num(pct(seg.get("accuracy")), ".2f"), num(div.get("lpips"), ".4f"), num(cd.get("mcsd"), ".4f"),
+            num(cd.get("mocd"), ".4f")]
+
+
+def summary_line(entry: dict[str, Any]) -> str:
+    """One-line summary of a checkpoint's numbers."""
+    return ", ".join(f"{name} {val}" for (name, _), val in zip(COLUMNS, _row_values(entry)))
+
+
+def _table_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    rows = []
+    for e in results["checkpoints"]:
+        rows.append((f"{e['label']} ({e['model']}, step {e['step']})", _row_values(e)))
+    ref = results.get("reference", {}).get("segmentation")
+    if ref:
+        rows.append(("real test tiles (reference)", _row_values({"segmentation": ref})))
+    return rows
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    cfg = results["config"]
+    seg = results.get("segmenter") or {}
+    lines = [
+        f"Tile set `{results['tileset']}` (scheme {results['scheme']}), split `{results['split']}`: "
+        f"{results['tiles']} tiles; one generated image per test mask (seed {cfg['seed']}).",
+        "FID: standard FID Inception (offline TF weights), TF-style bilinear resize to 299, real test tiles vs "
+        "generated images of their masks. Small sets give large, biased FID values: compare rows of one table only.",
+    ]
+    if not cfg.get("segmentation", True):
+        lines.append("mIoU / FWIoU / Acc: not measured in this run (--no-segmentation).")
+    if seg:
+        lines.append(f"mIoU / FWIoU / Acc (%): U-Net ({seg.get('backbone')}, {seg.get('iterations')} steps, "
+                     f"{'trained here' if seg.get('source') == 'trained' else 'from ' + str(seg.get('file'))}) "
+                     "trained on real tiles, applied to the generated images; unknown pixels ignored. The "
+                     "reference row applies it to the real test tiles.")
+    lines.append(f"LPIPS: {cfg['lpips_net']} LPIPS diversity, {cfg['diversity_samples']} samples and "
+                 f"{cfg['diversity_pairs']} random pairs per mask, {min(cfg['diversity_masks'], results['tiles'])} "
+                 "masks.")
+    lines.append(f"mCSD / mOCD: one class's embedding resampled at a time; LPIPS of the two images restricted "
+                 f"({cfg['region']}) to the class region / the rest; mean over masks per class, then over classes; "
+                 f"{min(cfg['csd_masks'], results['tiles'])} masks, classes with >= {cfg['csd_min_pixels']} px.")
+    for e in results["checkpoints"]:
+        for n in e.get("notes", []):
+            lines.append(f"{e['label']}: {n}")
+    return lines
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The Table I layout as Markdown, with the definitions underneath."""
+    head = "| Method | " + " | ".join(f"{n} {a}" for n, a in COLUMNS) + " |"
+    sep = "|---|" + "---:|" * len(COLUMNS)
+    body = [f"| {name} | " + " | ".join(vals) + " |" for name, vals in _table_rows(results)]
+    notes = "\n".join(f"- {n}" for n in _notes(results))
+    return f"# rsaug evaluate\n\n{head}\n{sep}\n" + "\n".join(body) + f"\n\n{notes}\n"
+
+
+def html_report(results: dict[str, Any]) -> str:
+    """A self-contained HTML page: the table, per-class IoU of each checkpoint, the definitions."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(n)} {a}</th>" for n, a in COLUMNS)
+    rows = "".join(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>"
+                   for name, vals in _table_rows(results))
+    names = results["class_names"]
+    seg_rows = ""
+    entries = [(e["label"], e.get("segmentation")) for e in results["checkpoints"]]
+    entries.append(("real test tiles", results.get("reference", {}).get("segmentation")))
+    entries = [(lab, s) for lab, s in entries if s]
+    if entries:
+        cols = "".join(f"<th>{esc(lab)}</th>" for lab, _ in entries)
+        for ci, cname in enumerate(names):
+            vals = []
+            for _, s in entries:
+                v = s["per_class_iou"][ci]
+                vals.append("–" if v is None else f"{100 * v:.1f}")
+            seg_rows += f"<tr><td>{esc(cname)}</td>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>"
+        seg_table = f"<h2>Per-class IoU (%) of the real-data U-Net</h2><table><tr><th>class</th>{cols}</tr>" \
+                    f"{seg_rows}</table>"
+    else:
+        seg_table = ""
+    notes = "".join(f"<li>{esc(n)}</li>" for n in _notes(results))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>rsaug evaluate</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 10px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+th {{ background: #eee; }}
+</style></head><body>
+<h1>Generator quality (Table I layout)</h1>
+<table><tr><th>Method</th>{head}</tr>{rows}</table>
+{seg_table}
+<h2>How these numbers were measured</h2><ul>{notes}</ul>
+<p>rsaug {esc(str(results.get('rsaug_version')))}; {results.get('seconds')} s.</p>
+</body></html>
+"""

@@ -1,0 +1,305 @@
+"""Dataclass configurations of the networks and their losses, saved as JSON next to every artefact.
+
+:class:`ModelConfig` describes one generator / discriminator / conductor triple (CSEBGAN or a baseline);
+:class:`LossConfig` holds every loss weight. Both round-trip through plain JSON dictionaries with
+``to_dict`` / ``from_dict`` (``from_dict`` rejects unknown keys and invalid values with
+:class:`rsaug.core.errors.InputError`, so a hand-edited or foreign config file fails with a one-line message).
+
+Presets (:func:`model_preset`): ``paper`` (256 px, ngf 64, the paper's widths) and ``cpu-small`` (64 px,
+narrow widths, meant to visibly learn in minutes on two CPU cores).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rsaug.core.errors import InputError
+
+MODELS: tuple[str, ...] = ("csebgan", "spade", "vspade", "pix2pixhd", "clade")
+"""Generator families understood by :func:`rsaug.gan.networks.generator.build_generator`."""
+
+MODELS_WITH_NOISE: tuple[str, ...] = ("csebgan", "vspade", "clade")
+"""Models whose generator takes noise (``clade`` only with ``clade_noise=True``)."""
+
+
+def _check(cond: bool, path: str | os.PathLike[str] | None, problem: str) -> None:
+    if not cond:
+        raise InputError(path, problem)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a generator (CSEBGAN or a baseline), its discriminator and its conductor.
+
+    Label convention: the generator takes labels ``0..K`` where ``K = num_classes`` is the unknown label, so
+    it sees ``K + 1`` label values; the conductor predicts the ``K`` real classes only.
+
+    Attributes:
+        model: Generator family: ``csebgan``, ``spade``, ``vspade``, ``pix2pixhd`` or ``clade``.
+        num_classes: Number of real classes ``K`` (unknown excluded).
+        out_bands: Number of image bands produced by the generator and read by D and C (3 RGB, 4 RGB+NIR...).
+        crop_size: Training crop size in pixels (square); must be divisible by ``2 ** num_upsampling``.
+        ngf: Base width of the generator (SPADE layout: 16, 16, 16, 8, 4, 2, 1 times ngf).
+        ndf: Base width of the discriminator (and of the VSPADE image encoder).
+        num_upsampling: Number of x2 upsamplings in SPADE-layout generators (1..6); sets the start size
+            ``H / 2 ** num_upsampling``.
+        embed_dim: Dimension of each CSEBGAN semantic embedding (gamma and beta codes).
+        mlp_hidden: Hidden width of the per-layer two-layer MLPs f^l_gamma, f^l_beta.
+        per_class_mlp: CSEBGAN: one MLP per class and layer (the paper's f^l_{gamma,k}); else one MLP per
+            layer shared by all classes.
+        share_embeddings: CSEBGAN: one embedding sample per class shared by all layers (paper). ``False`` is
+            the ablation where every modulation layer has its own embedding parameters and its own sample.
+        fused_modulation: Fold batch-norm statistics into per-(image, class, channel) scale/shift tables and
+            apply them with one gather-based affine (a custom autograd function that never stores full-size
+            gamma/beta maps). ``False`` uses ``nn.BatchNorm2d(affine=False)`` + lookup, which
+            ``nn.SyncBatchNorm.convert_sync_batchnorm`` can convert for multi-GPU training.
+        channels_last: Run SPADE-layout generators in channels-last memory format (per-pixel lookups become
+            contiguous row copies; oneDNN / cuDNN convolutions prefer it). Outputs are ordinary NCHW tensors.
+        spectral_norm_g: Spectral normalisation on the generator's residual-block convolutions.
+        spade_hidden: Hidden width of the SPADE norm's shared convolution.
+        z_dim: Latent dimension of VSPADE's encoder / noise.
+        clade_noise: CLADE: add INADE-style per-class instance noise (shared by all layers, projected per layer).
+        clade_noise_dim: Dimension of that noise.
+        p2p_downsampling: pix2pixHD-style generator: number of stride-2 downsamplings.
+        p2p_blocks: pix2pixHD-style generator: number of residual blocks at the bottleneck.
+        n_layers_d: Layers per PatchGAN discriminator.
+        num_d: Number of discriminator scales.
+        cond_width: Base width of the conductor U-Net.
+        cond_depth: Number of down/up levels of the conductor U-Net.
+        init: Weight init of convolutions: ``xavier``, ``normal`` (N(0, init_gain)), ``kaiming`` or ``default``
+            (PyTorch's).
+        init_gain: Gain / standard deviation used by ``init``.
+        band_low: Per-band value mapped to -1 (``None`` until the training data is known).
+        band_high: Per-band value mapped to +1.
+    """
+
+    model: str = "csebgan"
+    num_classes: int = 15
+    out_bands: int = 3
+    crop_size: int = 256
+    ngf: int = 64
+    ndf: int = 64
+    num_upsampling: int = 5
+    embed_dim: int = 64
+    mlp_hidden: int = 128
+    per_class_mlp: bool = True
+    share_embeddings: bool = True
+    fused_modulation: bool = True
+    channels_last: bool = True
+    spectral_norm_g: bool = True
+    spade_hidden: int = 128
+    z_dim: int = 256
+    clade_noise: bool = False
+    clade_noise_dim: int = 64
+    p2p_downsampling: int = 4
+    p2p_blocks: int = 9
+    n_layers_d: int = 4
+    num_d: int = 2
+    cond_width: int = 32
+    cond_depth: int = 4
+    init: str = "xavier"
+    init_gain: float = 0.02
+    band_low: list[float] | None = None
+    band_high: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def num_labels(self) -> int:
+        """Number of generator input labels, ``K + 1`` (the unknown label included)."""
+        return self.num_classes + 1
+
+    @property
+    def has_noise(self) -> bool:
+        """Whether the generator samples noise (and so supports diversity / resampling)."""
+        return self.model in ("csebgan", "vspade") or (self.model == "clade" and self.clade_noise)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        if self.model == "pix2pixhd":
+            return 2**self.p2p_downsampling
+        return 2**self.num_upsampling
+
+    def validate(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Check every field.
+
+        Raises:
+            InputError: On the first invalid value.
+        """
+        _check(self.model in MODELS, path, f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        ints = {
+            "num_classes": 1, "out_bands": 1, "crop_size": 1, "ngf": 1, "ndf": 1, "num_upsampling": 1,
+            "embed_dim": 1, "mlp_hidden": 1, "spade_hidden": 1, "z_dim": 1, "clade_noise_dim": 1,
+            "p2p_downsampling": 0, "p2p_blocks": 0, "n_layers_d": 1, "num_d": 1, "cond_width": 1,
+            "cond_depth": 1,
+        }
+        for name, low in ints.items():
+            v = getattr(self, name)
+            _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, path,
+                   f"model config: {name} must be an integer >= {low}, got {v!r}")
+        _check(self.num_classes <= 254, path, "model config: num_classes must be at most 254")
+        _check(self.num_upsampling <= 6, path, "model config: num_upsampling must be between 1 and 6")
+        _check(self.crop_size % self.size_multiple == 0, path,
+               f"model config: crop_size {self.crop_size} is not a multiple of {self.size_multiple} "
+               f"(2 ** num_upsampling / 2 ** p2p_downsampling)")
+        _check(self.init in ("xavier", "normal", "kaiming", "default"), path,
+               f"model config: init must be xavier, normal, kaiming or default, got {self.init!r}")
+        flags = ("per_class_mlp", "share_embeddings", "fused_modulation", "channels_last", "spectral_norm_g",
+                 "clade_noise")
+        for name in flags:
+            _check(isinstance(getattr(self, name), bool), path, f"model config: {name} must be true or false")
+        for name in ("band_low", "band_high"):
+            v = getattr(self, name)
+            if v is not None:
+                _check(isinstance(v, (list, tuple)) and len(v) == self.out_bands, path,
+                       f"model config: {name} must list one value per output band ({self.out_bands})")
+                setattr(self, name, [float(x) for x in v])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dictionary of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str | os.PathLike[str] | None = None) -> ModelConfig:
+        """Build from :meth:`to_dict` output; missing keys take their defaults.
+
+        Raises:
+            InputError: On unknown keys or invalid values (``path`` names the file they came from).
+        """
+        return _from_dict(cls, data, path)
+
+
+@dataclass
+class LossConfig:
+    """Weights of every loss term (the paper's values by default).
+
+    Attributes:
+        gan_mode: Adversarial loss; only ``hinge`` is implemented.
+        lambda_gan: Weight of the generator's adversarial term.
+        lambda_fm: Discriminator feature matching (applied as ``lambda_fm / num_d`` per scale).
+        lambda_vgg: VGG19 perceptual loss (0 disables it and avoids loading VGG).
+        vgg_feature_scale: The perceptual L1 distances are multiplied by this. The offline VGG19 takes
+            BGR 0-255 inputs, and its features are about 130x those of torchvision's VGG19 on
+            ImageNet-normalised inputs, so the default ``1/130`` puts the loss on SPADE's scale and the default
+            weight 10 means what it means in SPADE.
+        lambda_kl: VSPADE KL divergence.
+        lambda_cond: Conductor loss (L_c^fake in the generator's loss, L_c^real + L_c^fake for the conductor).
+        cond_class_balanced: Weight the conductor CE per batch by ``numel / (n_present * count_c)`` (OASIS).
+        lambda_ds: Diversity-sensitive loss of Yang et al. 2019 (0 = off).
+        ds_tau: Clamp tau of the diversity-sensitive ratio.
+    """
+
+    gan_mode: str = "hinge"
+    lambda_gan: float = 1.0
+    lambda_fm: float = 10.0
+    lambda_vgg: float = 10.0
+    vgg_feature_scale: float = 1.0 / 130.0
+    lambda_kl: float = 0.05
+    lambda_cond: float = 1.0
+    cond_class_balanced: bool = False
+    lambda_ds: float = 0.0
+    ds_tau: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Check every field.
+
+        Raises:
+            InputError: On the first invalid value.
+        """
+        _check(self.gan_mode == "hinge", path, f"loss config: gan_mode must be 'hinge', got {self.gan_mode!r}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith(("lambda_", "vgg_", "ds_")):
+                _check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, path,
+                       f"loss config: {f.name} must be a number >= 0, got {v!r}")
+                setattr(self, f.name, float(v))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dictionary of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str | os.PathLike[str] | None = None) -> LossConfig:
+        """Build from :meth:`to_dict` output; missing keys take their defaults.
+
+        Raises:
+            InputError: On unknown keys or invalid values.
+        """
+        return _from_dict(cls, data, path)
+
+
+def _from_dict(cls: type, data: Any, path: str | os.PathLike[str] | None) -> Any:
+    _check(isinstance(data, dict), path, f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    _check(not unknown, path, f"{cls.__name__}: unknown keys {', '.join(map(str, unknown))}")
+    try:
+        obj = cls.__new__(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                setattr(obj, f.name, data[f.name])
+            elif f.default is not dataclasses.MISSING:
+                setattr(obj, f.name, f.default)
+            else:  # pragma: no cover - every field has a default
+                setattr(obj, f.name, f.default_factory())  # type: ignore[misc]
+    except TypeError as exc:  # pragma: no cover
+        raise InputError(path, f"{cls.__name__}: {exc}") from None
+    obj.validate(path)
+    return obj
+
+
+def save_config(cfg: ModelConfig | LossConfig, path: str | os.PathLike[str]) -> None:
+    """Write a config as JSON atomically."""
+    from rsaug.core.files import write_json
+
+    write_json(path, cfg.to_dict())
+
+
+def load_model_config(path: str | os.PathLike[str]) -> ModelConfig:
+    """Read a :class:`ModelConfig` JSON file.
+
+    Raises:
+        InputError: If the file is missing, not JSON, or holds invalid values.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(p, "model config file not found") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(p, f"cannot read model config: {exc}") from None
+    return ModelConfig.from_dict(data, p)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"crop_size": 256, "ngf": 64, "ndf": 64, "num_upsampling": 5, "embed_dim": 64, "mlp_hidden": 128,
+              "cond_width": 64, "cond_depth": 4},
+    "cpu-small": {"crop_size": 64, "ngf": 16, "ndf": 32, "num_upsampling": 4, "embed_dim": 32,
+                  "mlp_hidden": 64, "spade_hidden": 32, "z_dim": 64, "p2p_downsampling": 3, "p2p_blocks": 3,
+                  "n_layers_d": 3, "cond_width": 16, "cond_depth": 3},
+}
+"""Architecture presets; :func:`model_preset` applies them on top of the defaults."""
+
+
+def model_preset(name: str, **overrides: Any) -> ModelConfig:
+    """A :class:`ModelConfig` from a preset plus keyword overrides (e.g. ``model``, ``num_classes``).
+
+    Raises:
+        InputError: For an unknown preset or invalid overrides.
+    """
+    _check(name in PRESETS, None, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return ModelConfig.from_dict({**PRESETS[name], **overrides})
+
+
+__all__ = ["MODELS", "MODELS_WITH_NOISE", "ModelConfig", "LossConfig", "PRESETS", "model_preset",
+           "save_config", "load_model_config"]
+

@@ -1,0 +1,134 @@
+"""Loss functions of CSEBGAN and the baselines (weights live in :class:`rsaug.gan.config.LossConfig`).
+
+* :func:`hinge_d_loss` / :func:`hinge_g_loss` - hinge adversarial losses on multi-scale D outputs.
+* :func:`feature_matching_loss` - L1 between D features of real and fake, all layers but the prediction,
+  weighted ``lambda_fm / num_d``.
+* :class:`PerceptualLoss` - VGG19 relu1_1..relu5_1 L1 with weights 1/32, 1/16, 1/8, 1/4, 1 (offline weights,
+  see :mod:`rsaug.gan.vgg`), multiplied by ``feature_scale`` (default 1/130, putting the offline Caffe-style
+  VGG19's 0-255 features on torchvision's scale so SPADE's weight 10 keeps its meaning).
+* :func:`rsaug.gan.networks.generator.kl_divergence` - VSPADE KL (re-exported here).
+* :func:`diversity_sensitive_loss` - Yang et al. 2019: ``-min(|G(x,z1) - G(x,z2)| / |z1 - z2|, tau)``.
+* :func:`conductor_loss` - pixel-wise CE of the conductor, unknown pixels ignored.
+
+D outputs follow the discriminator contract: a list (per scale) of lists of features, prediction last.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsaug.gan.networks.generator import kl_divergence
+
+VGG_LAYER_WEIGHTS: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+DFeatures = list[list[Tensor]]
+
+
+def hinge_d_loss(real: DFeatures, fake: DFeatures) -> Tensor:
+    """Discriminator hinge loss ``mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))``, averaged over scales."""
+    terms = [F.relu(1.0 - r[-1]).mean() + F.relu(1.0 + f[-1]).mean() for r, f in zip(real, fake)]
+    return torch.stack(terms).mean()
+
+
+def hinge_d_real_loss(real: DFeatures) -> Tensor:
+    """Real half of the discriminator hinge loss, averaged over scales."""
+    return torch.stack([F.relu(1.0 - r[-1]).mean() for r in real]).mean()
+
+
+def hinge_d_fake_loss(fake: DFeatures) -> Tensor:
+    """Fake half of the discriminator hinge loss, averaged over scales."""
+    return torch.stack([F.relu(1.0 + f[-1]).mean() for f in fake]).mean()
+
+
+def hinge_g_loss(fake: DFeatures) -> Tensor:
+    """Generator hinge loss ``-mean(D(fake))``, averaged over scales."""
+    return torch.stack([-f[-1].mean() for f in fake]).mean()
+
+
+def feature_matching_loss(real: DFeatures, fake: DFeatures, weight: float = 10.0) -> Tensor:
+    """``weight / num_d * sum_scales sum_layers L1(fake_feat, real_feat.detach())`` over all layers but the last."""
+    num_d = len(fake)
+    total = fake[0][-1].new_zeros(())
+    for r, f in zip(real, fake):
+        for rf, ff in zip(r[:-1], f[:-1]):
+            total = total + F.l1_loss(ff, rf.detach())
+    return total * (weight / num_d)
+
+
+class PerceptualLoss(nn.Module):
+    """VGG19 perceptual loss ``feature_scale * sum_i w_i * L1(phi_i(fake), phi_i(real).detach())``.
+
+    Args:
+        feature_scale: Multiplier of the summed L1 distances (see module docstring).
+        layer_weights: Weights of relu1_1 .. relu5_1.
+    """
+
+    def __init__(self, feature_scale: float = 1.0 / 130.0,
+                 layer_weights: tuple[float, ...] = VGG_LAYER_WEIGHTS) -> None:
+        super().__init__()
+        from rsaug.gan.vgg import VGG19Features
+
+        self.vgg = VGG19Features()
+        self.feature_scale = float(feature_scale)
+        self.layer_weights = tuple(layer_weights)
+
+    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
+        """Perceptual distance between ``fake`` and ``real`` (model images in [-1, 1]; RGB = first 3 bands)."""
+        with torch.no_grad():
+            real_f = self.vgg(real)
+        fake_f = self.vgg(fake)
+        total = fake_f[0].new_zeros(())
+        for w, a, b in zip(self.layer_weights, fake_f, real_f):
+            total = total + w * F.l1_loss(a, b)
+        return total * self.feature_scale
+
+
+def diversity_sensitive_loss(fake1: Tensor, fake2: Tensor, noise1: Tensor, noise2: Tensor,
+                             tau: float = 1.0, eps: float = 1e-5) -> Tensor:
+    """Diversity-sensitive loss of Yang et al. 2019 (to *minimise*; multiply by ``lambda_ds``).
+
+    Per image, ``ratio = mean|G(x, z1) - G(x, z2)| / mean|z1 - z2|``; the loss is ``-mean(min(ratio, tau))``,
+    so the generator is pushed to make different noise give different images, up to the clamp ``tau``.
+
+    Raises:
+        ValueError: If either noise is ``None`` (the model has no noise).
+    """
+    if noise1 is None or noise2 is None:
+        raise ValueError("the diversity-sensitive loss needs a generator with noise")
+    b = fake1.shape[0]
+    img_d = (fake1 - fake2).abs().reshape(b, -1).mean(1)
+    z_d = (noise1 - noise2).abs().reshape(b, -1).mean(1)
+    ratio = img_d / (z_d + eps)
+    return -torch.clamp(ratio, max=tau).mean()
+
+
+def conductor_loss(logits: Tensor, labels: Tensor, class_balanced: bool = False) -> Tensor:
+    """Pixel-wise cross-entropy of the conductor; unknown pixels are ignored.
+
+    Args:
+        logits: ``[B, K, H, W]``.
+        labels: ``[B, H, W]`` long; values ``>= K`` (the generator's unknown label ``K`` or the internal
+            :data:`rsaug.core.classes.IGNORE` 255) are ignored.
+        class_balanced: Weight classes by ``numel / (n_present * count_c)`` over the batch's known pixels (OASIS).
+
+    Returns:
+        The mean CE over known pixels (0 when every pixel is unknown).
+    """
+    k = logits.shape[1]
+    target = labels.long()
+    target = torch.where((target >= k) | (target < 0), torch.full_like(target, -100), target)
+    weight = None
+    if class_balanced:
+        known = target[target >= 0]
+        counts = torch.bincount(known, minlength=k).float()
+        present = (counts > 0).sum().clamp(min=1)
+        weight = torch.where(counts > 0, known.numel() / (present * counts.clamp(min=1)), counts.new_zeros(()))
+    if not bool((target >= 0).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=-100)
+
+
+__all__ = ["hinge_d_loss", "hinge_d_real_loss", "hinge_d_fake_loss", "hinge_g_loss", "feature_matching_loss",
+           "PerceptualLoss", "kl_divergence", "diversity_sensitive_loss", "conductor_loss",
+           "VGG_LAYER_WEIGHTS"]

@@ -1,0 +1,258 @@
+"""Training a TorchGeo U-Net (``SemanticSegmentationTask``, random init) and using the trained network."""
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from rsaug.core.classes import IGNORE
+from rsaug.core.errors import InputError
+from rsaug.core.runtime import seed_everything, select_device
+from rsaug.io.tileset import TileSet
+from rsaug.segmentation.config import SegmenterConfig
+from rsaug.segmentation.data import (
+    Normalization,
+    PlanDataset,
+    TileArrays,
+    classic_augmentation,
+    load_tiles,
+    make_plan,
+    open_tileset,
+)
+from rsaug.segmentation.scores import confusion_matrix
+
+
+def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
+    """TorchGeo's SemanticSegmentationTask U-Net with our optimiser schedule (random init, no downloads)."""
+    from torchgeo.trainers import SemanticSegmentationTask
+
+    class _Task(SemanticSegmentationTask):
+        def configure_optimizers(self) -> Any:  # noqa: D102 - AdamW + per-step warm-up/cosine schedule
+            opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            total = cfg.iterations
+            warm = int(round(cfg.warmup_fraction * total))
+
+            def factor(step: int) -> float:
+                if step < warm:
+                    return (step + 1) / warm
+                if cfg.schedule == "constant":
+                    return 1.0
+                prog = (step - warm) / max(1, total - warm)
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
+
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return _Task(model="unet", backbone=cfg.backbone, weights=None, in_channels=in_channels,
+                 num_classes=num_classes, ignore_index=IGNORE, lr=cfg.lr)
+
+
+@dataclass
+class TrainedSegmenter:
+    """A trained U-Net with the normalisation it was trained with.
+
+    Attributes:
+        model: The segmentation network (``torch.nn.Module``, outputs K logits per pixel).
+        norm: Input normalisation.
+        num_classes: K.
+        device: Device the model lives on.
+        info: Bookkeeping of the training run (steps, draws per source, loss curve, seconds).
+    """
+
+    model: nn.Module
+    norm: Normalization
+    num_classes: int
+    device: torch.device
+    info: dict[str, Any]
+
+    @torch.no_grad()
+    def predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Class indices (B, H, W) for *normalised* input (B, C, H, W) of any size (reflect-padded to /32)."""
+        self.model.eval()
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % 32, (-w) % 32
+        if ph or pw:
+            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        logits = self.model(x.to(self.device))
+        return logits[..., :h, :w].argmax(1).cpu()
+
+    def predict(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Class indices (B, H, W) for images (B, C, H, W) or (C, H, W) in their stored dtype/values."""
+        x = torch.as_tensor(np.asarray(images))
+        if x.ndim == 3:
+            x = x[None]
+        return self.predict_tensor(self.norm.apply(x)).numpy()
+
+    def predict_model_range(self, images: torch.Tensor) -> torch.Tensor:
+        """Class indices for generator output in the model range [-1, 1] (B, C, H, W)."""
+        return self.predict_tensor(self.norm.apply_model_range(images))
+
+    def confusion(self, tiles: TileArrays, batch_size: int = 8) -> np.ndarray:
+        """Confusion matrix (K x K, int64) over every pixel of every tile; unknown pixels ignored."""
+        k = self.num_classes
+        cm = np.zeros((k, k), dtype=np.int64)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, im in enumerate(tiles.images):
+            groups.setdefault(im.shape, []).append(i)
+        for idx in groups.values():
+            for j in range(0, len(idx), batch_size):
+                part = idx[j:j + batch_size]
+                pred = self.predict(np.stack([tiles.images[i] for i in part]))
+                ref = np.stack([tiles.masks[i] for i in part])
+                cm += confusion_matrix(pred, ref, k).astype(np.int64)
+        return cm
+
+
+class _StepCounter:
+    """Lightning callback: counts optimizer steps, records the loss curve, drives a tqdm bar."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # build a real Callback subclass lazily
+        from lightning.pytorch.callbacks import Callback
+
+        class _Impl(Callback):
+            def __init__(self, total: int, desc: str, progress: bool) -> None:
+                self.steps = 0
+                self.losses: list[float] = []
+                self.bar = tqdm(total=total, desc=desc, leave=False, disable=not progress, unit="it")
+
+            def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, idx: int) -> None:
+                self.steps += 1
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+                self.losses.append(float(loss.detach()))
+                self.bar.update(1)
+                if self.steps % 10 == 0:
+                    self.bar.set_postfix(loss=f"{np.mean(self.losses[-10:]):.3f}")
+
+            def close(self) -> None:
+                self.bar.close()
+
+        return _Impl(*args, **kwargs)
+
+
+def train_segmenter(
+    real: str | os.PathLike[str] | TileSet | TileArrays,
+    *,
+    config: SegmenterConfig | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    split: str = "train",
+    extra: TileArrays | None = None,
+    extra_fraction: float | None = None,
+    augment: bool = False,
+    norm: Normalization | None = None,
+    num_classes: int | None = None,
+    dtype: str | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> TrainedSegmenter:
+    """Train TorchGeo's U-Net (``SemanticSegmentationTask``, random init) on real tiles (+ optional extra tiles).
+
+    Args:
+        real: Real tile set (path or :class:`TileSet`; its ``split`` is used) or tiles already in memory.
+        config: Training protocol (default :class:`SegmenterConfig`).
+        seed: Seed of the network initialisation and of the draw sequence.
+        device: ``auto``, ``cpu``, ``cuda``...
+        split: Split of ``real`` to train on when it is a tile set.
+        extra: Extra training tiles (e.g. synthetic), drawn alongside the real ones.
+        extra_fraction: Share of draws taken from ``extra``; ``None`` = proportional to tile counts.
+        augment: Apply :func:`classic_augmentation` to every training crop.
+        norm: Input normalisation; default: fitted on the real tiles.
+        num_classes: K; required when ``real`` is a :class:`TileArrays`.
+        dtype: Stored image dtype (for the normalisation); read from the tile set when possible.
+        progress: Show a tqdm bar over the steps.
+        desc: Progress-bar label.
+
+    Returns:
+        The trained network with its normalisation and a bookkeeping dictionary ``info`` (``steps``,
+        ``draws`` per source, ``samples``, ``loss_first`` / ``loss_last`` (mean of 10 steps), ``seconds``).
+
+    Raises:
+        InputError: For an empty training set or invalid protocol values.
+    """
+    import lightning.pytorch as pl
+
+    cfg = config or SegmenterConfig()
+    cfg.validate()
+    if isinstance(real, TileArrays):
+        tiles = real
+        if num_classes is None:
+            raise InputError(None, "num_classes is required when training on in-memory tiles")
+        dtype = dtype or real.images[0].dtype.name
+    else:
+        ts = open_tileset(real)
+        tiles = load_tiles(ts, [split], "real")
+        num_classes = num_classes or ts.scheme.num_classes
+        dtype = dtype or ts.dtype
+    if len(tiles) == 0:
+        raise InputError(None, "no real training tiles")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    dev = select_device(str(device)) if not isinstance(device, torch.device) else device
+    norm = norm or Normalization.fit(tiles, dtype)
+
+    sources = [tiles]
+    fractions = [1.0]
+    if extra is not None and len(extra) > 0:
+        if len(tiles) == 0 or (extra_fraction is not None and extra_fraction >= 1):
+            sources, fractions = [extra], [1.0]
+        else:
+            f = extra_fraction if extra_fraction is not None else len(extra) / (len(extra) + len(tiles))
+            sources = [tiles, extra]
+            fractions = [1 - f, f]
+    n_draws = cfg.iterations * cfg.batch_size
+    plan = make_plan([len(s) for s in sources], fractions, n_draws, seed)
+    bands = tiles.images[0].shape[0]
+    ds = PlanDataset(sources, plan, cfg.crop, norm, classic_augmentation(bands) if augment else None)
+    loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
+                                         num_workers=cfg.num_workers, persistent_workers=False)
+
+    seed_everything(seed)  # same initialisation for a given seed in every arm
+    task = build_task(num_classes, bands, cfg)
+    counter = _StepCounter(cfg.iterations, desc, progress)
+    import logging
+
+    pl_log = logging.getLogger("lightning.pytorch")
+    old_level = pl_log.level
+    pl_log.setLevel(logging.ERROR)  # no per-run "GPU available" banners inside the progress display
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*validation_step.*")
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*number of training batches.*")
+        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        trainer = pl.Trainer(
+            accelerator="gpu" if dev.type == "cuda" else "cpu", devices=1, max_steps=cfg.iterations,
+            max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[counter],
+            deterministic=False,
+        )
+        t0 = time.perf_counter()
+        try:
+            trainer.fit(task, train_dataloaders=loader)
+        finally:
+            pl_log.setLevel(old_level)
+        seconds = time.perf_counter() - t0
+    counter.close()
+    if int(trainer.global_step) != cfg.iterations:  # e.g. Lightning stopped gracefully on SIGTERM
+        raise RuntimeError(f"training stopped after {trainer.global_step} of {cfg.iterations} steps; "
+                           "the run is not recorded")
+    model = task.model.to(dev).eval()
+    info = {
+        "steps": int(trainer.global_step),
+        "samples": int(counter.steps * cfg.batch_size),
+        "draws": {s.name: int(c) for s, c in zip(sources, plan.counts(len(sources)))},
+        "loss_first": float(np.mean(counter.losses[:10])) if counter.losses else None,
+        "loss_last": float(np.mean(counter.losses[-10:])) if counter.losses else None,
+        "loss_curve": [float(np.mean(counter.losses[i:i + 10])) for i in range(0, len(counter.losses), 10)],
+        "seconds": seconds,
+        "device": str(dev),
+    }
+    return TrainedSegmenter(model=model, norm=norm, num_classes=num_classes, device=dev, info=info)
