@@ -1,13 +1,17 @@
 """``rsaug benchmark-augmentation``: does synthetic data improve a U-Net? (arms x seeds, paired, resumable)."""
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from rsaug.cli.common import device_option, guarded, quiet_option, seed_option
+from rsaug.benchmark import ARM_KINDS, BenchmarkConfig, resolve_arms, run_benchmark
+from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
+from rsaug.core.runtime import select_device
+from rsaug.segmentation import preset as get_preset
 
 
 def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -69,7 +73,7 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 @seed_option
 @device_option
 @quiet_option
-@guarded
+@guarded(renames={"checkpoints": "--checkpoint"})
 def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tuple[str, ...], preset: str, arms: str,
             seeds: int, iterations: int | None, crop: int | None, batch_size: int | None, backbone: str | None,
             lr: float | None, synthetic_fraction: float | None, real_fractions: str, replace_fractions: str,
@@ -83,10 +87,6 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
     rsaug benchmark-augmentation TILES -s csebgan=SYN1 -s spade=SYN2 --seeds 5 -o REPORT
     rsaug benchmark-augmentation TILES -c csebgan=RUN/checkpoints/last.ckpt -o REPORT --preset paper --device cuda
     """
-    from rsaug.benchmark import ARM_KINDS, BenchmarkConfig, resolve_arms, run_benchmark
-    from rsaug.segmentation import preset as get_preset
-    from rsaug.core.runtime import select_device
-
     select_device(device)
     if not tiles.exists():
         raise InputError(tiles, "tile set directory not found")
@@ -117,8 +117,7 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
                           test_split=test_split, synthetic_fraction=synthetic_fraction, preset=preset,
                           real_fractions=_fractions(real_fractions, "--real-fractions"),
                           replace_fractions=_fractions(replace_fractions, "--replace-fractions"))
-    report = run_benchmark(cfg, out, device=device, checkpoints=ckp, progress=not quiet,
-                           log=None if quiet else (lambda s: click.echo(s, err=True)), max_runs=max_runs)
+    report = run_benchmark(cfg, out, device=device, checkpoints=ckp, reporter=reporter(quiet), max_runs=max_runs)
     if quiet:
         return
     s = report["summary"]
@@ -163,8 +162,6 @@ def _fractions(text: str, option: str) -> list[float]:
 
 
 def _num(v: float | None, fmt: str) -> str:
-    import math
-
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import click
 
-from rsaug.cli.common import device_option, guarded, quiet_option, seed_option
+from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
+from rsaug.evaluation.evaluate import HTML_FILE, MARKDOWN_FILE, RESULTS_FILE, EvaluateConfig, evaluate
+from rsaug.evaluation.tables import summary_line
 
 
 @click.command("evaluate", context_settings={"show_default": True})
@@ -63,8 +65,6 @@ def command(checkpoints: tuple[Path, ...], tiles: Path, out: Path, labels: tuple
     on real data applied to the generated images, LPIPS diversity and mCSD / mOCD. Writes evaluation.json,
     evaluation.md and evaluation.html into OUT.
     """
-    from rsaug.evaluation.evaluate import HTML_FILE, MARKDOWN_FILE, RESULTS_FILE, EvaluateConfig, evaluate, summary_line
-
     try:
         bands = [int(b) for b in rgb_bands.split(",")]
     except ValueError:
@@ -77,8 +77,7 @@ def command(checkpoints: tuple[Path, ...], tiles: Path, out: Path, labels: tuple
         segmenter_preset=segmenter_preset, segmenter_iterations=segmenter_iterations, rgb_bands=bands,
         batch_size=batch_size, seed=seed, device=device, fid=not no_fid, segmentation=not no_segmentation,
     )
-    echo = None if quiet else (lambda msg: click.echo(msg, err=True))
-    results = evaluate(cfg, out, progress=not quiet, echo=echo)
+    results = evaluate(cfg, out, reporter=reporter(quiet))
     if quiet:
         return
     click.echo(f"Evaluated {len(results['checkpoints'])} checkpoint(s) on {results['tiles']} {split} tiles of "

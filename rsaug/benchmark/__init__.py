@@ -1,21 +1,32 @@
-"""The downstream benchmark (``rsaug benchmark-augmentation``): protocol config, arms, runner, statistics and report.
+"""The downstream benchmark (``rsaug benchmark-augmentation``): does synthetic data help a segmentation network?
 
-May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`, :mod:`rsaug.synthesis`, :mod:`rsaug.segmentation`.
+Owns: the protocol (:mod:`~rsaug.benchmark.config`), the arms (:mod:`~rsaug.benchmark.arms`), the resumable runner
+(:mod:`~rsaug.benchmark.runner`), the statistics over seeds (:mod:`~rsaug.benchmark.statistics`) and the report
+(:mod:`~rsaug.benchmark.report` files, :mod:`~rsaug.benchmark.plots` PNGs, :mod:`~rsaug.benchmark.html` page).
+
+May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`, :mod:`rsaug.synthesis`, :mod:`rsaug.segmentation`
+(and lazily matplotlib). Not :mod:`rsaug.evaluation`.
 """
 from __future__ import annotations
 
-from rsaug.benchmark.report import build_report, load_report, paired_comparison, summarize
+from rsaug.benchmark.arms import Arm, resolve_arms, sweep_arms
 from rsaug.benchmark.config import ARM_KINDS, BenchmarkConfig
-from rsaug.benchmark.runner import collect_runs, resolve_arms, run_benchmark
+from rsaug.benchmark.report import build_report, load_report
+from rsaug.benchmark.runner import collect_runs, generate_synthetic, run_benchmark
+from rsaug.benchmark.statistics import paired_comparison, summarize, summarize_sweep
 
 __all__ = [
     "ARM_KINDS",
+    "Arm",
     "BenchmarkConfig",
     "build_report",
     "collect_runs",
+    "generate_synthetic",
     "load_report",
     "paired_comparison",
     "resolve_arms",
     "run_benchmark",
     "summarize",
+    "summarize_sweep",
+    "sweep_arms",
 ]

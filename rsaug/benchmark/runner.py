@@ -19,15 +19,18 @@ Protocol (designed so that run-to-run noise is smaller than the effect being mea
   by seed;
 * evaluation runs on every pixel of every real test tile (tiles are reflect-padded to a multiple of 32 and
   the prediction cropped back), unknown pixels ignored; per-class IoU, mIoU, FWIoU and accuracy come from the
-  accumulated confusion matrix (:mod:`rsaug.evaluation.metrics`), not from TorchGeo's micro-averaged logs.
+  accumulated confusion matrix (:mod:`rsaug.segmentation.scores`), not from TorchGeo's micro-averaged logs.
 
 Every run's result (confusion matrix, scores, timings, bookkeeping) is written atomically to
 ``OUT/runs/<arm>/seed<k>.json``; a re-run skips finished runs. :mod:`rsaug.benchmark.report` turns the run files into
-``report.json``, CSVs, PNG plots and ``report.html``.
+``report.json``, CSVs, PNG plots and ``report.html``. The arms themselves are defined in :mod:`rsaug.benchmark.arms`.
 
-Python API::
+:func:`run_benchmark` is a list of steps: validate the inputs, synthesize sets from checkpoints, check the protocol
+against what ``OUT`` already holds, load the tiles, train and evaluate every missing run, write the report.
 
-    from rsaug.benchmark.runner import SegmenterConfig, train_segmenter
+Python API (the segmenter itself lives in :mod:`rsaug.segmentation`)::
+
+    from rsaug.segmentation import SegmenterConfig, train_segmenter
     seg = train_segmenter("TILES", config=SegmenterConfig(iterations=300), seed=0, device="cpu")
     pred = seg.predict(images_uint8)          # (B, C, H, W) source dtype -> (B, H, W) class indices
     cm = seg.confusion(test_tiles)            # K x K confusion matrix on a tile collection
@@ -38,136 +41,274 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from rsaug.benchmark.arms import Arm, from_sources, real_subset, resolve_arms, sweep_arms
+from rsaug.benchmark.config import CONFIG_FILE, BenchmarkConfig
+from rsaug.benchmark.report import build_report
 from rsaug.core.errors import InputError
 from rsaug.core.files import read_json, write_json
-from rsaug.benchmark import report as rep
-from rsaug.benchmark.config import CONFIG_FILE, BenchmarkConfig
+from rsaug.core.progress import Reporter, reporter_or_silent
+from rsaug.gan.inference import load_generator
 from rsaug.io.tileset import TileSet
 from rsaug.segmentation import (
-    Normalization,
+    SegmenterNormalization,
     TileArrays,
     load_tiles,
     open_tileset,
     scores,
     train_segmenter,
 )
+from rsaug.synthesis import PlanConfig, check_compatible, plan_synthesis, synthesize_tileset
 
 RUNS_DIR = "runs"
 
 
-
-# ----------------------------------------------------------------------------------------------- benchmark
 @dataclass
-class Arm:
-    """One arm of the benchmark.
+class _Inputs:
+    """The validated inputs of a benchmark.
 
     Attributes:
-        name: Arm name (``real``, ``real+<syn>``, ``classic``, ``<syn>-only``; sweep arms ``real@f``,
-            ``real+<syn>@f``, ``replace-<syn>@r``).
-        kind: One of :data:`ARM_KINDS`, or ``replace``.
-        synthetic: Name of the synthetic set it uses, if any.
-        real_fraction: Share of the real training tiles used (see :func:`real_subset`).
+        real: The real tile set.
+        syn_sets: Synthetic tile sets by name (the ones made from checkpoints are added by
+            :func:`_prepare_synthetic`).
+        checkpoints: Synthetic sets still to generate: name -> generator checkpoint.
+        arms: The main arms.
+        sweep: The arms of the size sweep and of the replace curve.
     """
 
-    name: str
-    kind: str
-    synthetic: str | None = None
-    real_fraction: float = 1.0
-
-    @property
-    def augment(self) -> bool:
-        """Whether classic augmentation is applied."""
-        return self.kind == "classic"
+    real: TileSet
+    syn_sets: dict[str, TileSet]
+    checkpoints: dict[str, str]
+    arms: list[Arm]
+    sweep: list[Arm]
 
 
-def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Arm]:
-    """Expand arm kinds / names into arms (``real+synthetic`` -> one ``real+<name>`` arm per synthetic set).
+@dataclass
+class _Sources:
+    """Tiles held in memory for every run.
+
+    Attributes:
+        train: Real training tiles.
+        test: Real test tiles (evaluation).
+        norm: Input normalisation fitted on ``train`` (the same in every arm).
+        synthetic: Training tiles of the synthetic sets used by the main arms, by name.
+    """
+
+    train: TileArrays
+    test: TileArrays
+    norm: SegmenterNormalization
+    synthetic: dict[str, TileArrays]
+
+
+def run_benchmark(
+    cfg: BenchmarkConfig,
+    out: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    checkpoints: dict[str, str] | None = None,
+    reporter: Reporter | None = None,
+    max_runs: int | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a benchmark and write its report.
+
+    Args:
+        cfg: The benchmark configuration (synthetic sets made from ``checkpoints`` are added to ``cfg.synthetic``).
+        out: Output directory (created; run results go to ``out/runs``).
+        device: Training device.
+        checkpoints: Synthetic sets to generate on the fly: name -> checkpoint (written to ``out/synthetic/<name>``).
+        reporter: Progress bars and one-line status messages (``None``: silent).
+        max_runs: Stop after training this many new runs (the report covers what is finished).
+
+    Returns:
+        The report dictionary (see :func:`rsaug.benchmark.report.build_report`).
 
     Raises:
-        InputError: For an unknown arm, or an arm that needs synthetic data when none is given.
+        InputError: Missing / incompatible tile sets, unknown arms, invalid protocol, or an output directory
+            holding results of a different configuration. Nothing is written before these checks pass.
+        RunStopped: When a run's training stopped early (finished runs stay recorded).
     """
-    out: list[Arm] = []
-
-    def add(a: Arm) -> None:
-        if all(a.name != b.name for b in out):
-            out.append(a)
-
-    for spec in arms:
-        spec = spec.strip()
-        if not spec:
-            continue
-        if spec == "real":
-            add(Arm("real", "real"))
-        elif spec == "classic":
-            add(Arm("classic", "classic"))
-        elif spec in ("real+synthetic", "synthetic-only"):
-            if not synthetic_names:
-                raise InputError(None, f"arm {spec!r} needs synthetic data: give --synthetic DIR or --checkpoint CKPT")
-            for n in synthetic_names:
-                add(Arm(f"real+{n}", "real+synthetic", n) if spec == "real+synthetic" else Arm(f"{n}-only", "synthetic-only", n))
-        elif spec.startswith("real+") and spec[5:] in synthetic_names:
-            add(Arm(spec, "real+synthetic", spec[5:]))
-        elif spec.endswith("-only") and spec[:-5] in synthetic_names:
-            add(Arm(spec, "synthetic-only", spec[:-5]))
-        else:
-            valid = ["real", "classic", "real+synthetic", "synthetic-only"]
-            valid += [f"real+{n}" for n in synthetic_names] + [f"{n}-only" for n in synthetic_names]
-            raise InputError(None, f"unknown arm {spec!r}; valid: {', '.join(valid)}")
-    if not out:
-        raise InputError(None, "no arms selected")
-    return out
+    rep = reporter_or_silent(reporter)
+    out = Path(out)
+    inputs = _validate_inputs(cfg, dict(checkpoints or {}))
+    _prepare_synthetic(cfg, inputs, out, device=device, reporter=rep)
+    key = _protocol_key(cfg, _fingerprints(inputs))
+    _check_protocol(out, cfg, key, inputs)
+    sources = _load_sources(cfg, inputs, rep)
+    _run_pending(out, cfg, inputs, sources, key, device=device, reporter=rep, max_runs=max_runs)
+    return _finish_report(out, cfg, inputs, sources)
 
 
-def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float],
-               replace_fractions: Sequence[float]) -> list[Arm]:
-    """Arms of the training-set-size sweep and of the replace-vs-augment curve (see :class:`BenchmarkConfig`).
-
-    They use the synthetic sets of the ``real+<name>`` arms among ``arms``.
+def _validate_inputs(cfg: BenchmarkConfig, checkpoints: dict[str, str]) -> _Inputs:
+    """Check the protocol, the real and synthetic tile sets, the checkpoints and the arms (nothing is written).
 
     Raises:
-        InputError: For a fraction outside (0, 1), or a replace curve without a ``real+<name>`` arm.
+        InputError: For the first problem found.
     """
-    syn = [a.synthetic for a in arms if a.kind == "real+synthetic"]
-    for what, fr in (("--real-fractions", real_fractions), ("--replace-fractions", replace_fractions)):
-        bad = [f for f in fr if not 0 < f < 1]
-        if bad:
-            raise InputError(None, f"{what} must lie strictly between 0 and 1, got {bad}")
-    if replace_fractions and not syn:
-        raise InputError(None, "--replace-fractions needs a synthetic set (and a real+synthetic arm)")
-    out: list[Arm] = []
-    for f in sorted(set(real_fractions)):
-        out.append(Arm(f"real@{f:g}", "real", None, f))
-        out += [Arm(f"real+{n}@{f:g}", "real+synthetic", n, f) for n in syn]
-    for r in sorted(set(replace_fractions)):
-        out += [Arm(f"replace-{n}@{r:g}", "replace", n, 1.0 - r) for n in syn]
-    return out
+    cfg.segmenter.validate()
+    if cfg.seeds < 1:
+        raise InputError(None, f"seeds must be >= 1, got {cfg.seeds}")
+    if cfg.synthetic_fraction is not None and not 0 < cfg.synthetic_fraction < 1:
+        raise InputError(None, f"synthetic fraction must be in (0, 1), got {cfg.synthetic_fraction}")
+    real = open_tileset(cfg.real)
+    for split in ("train", cfg.test_split):
+        if not (real.index["split"] == split).any():
+            raise InputError(real.root, f"real tile set has no {split!r} tiles")
+    if real.synthetic:
+        raise InputError(real.root, "the real tile set is marked synthetic")
+    clash = set(checkpoints) & set(cfg.synthetic)
+    if clash:
+        raise InputError(None, f"synthetic name(s) {sorted(clash)} given both as a tile set and as a checkpoint")
+    for ck in checkpoints.values():
+        if not Path(ck).exists():
+            raise InputError(ck, "checkpoint not found")
+    syn_sets: dict[str, TileSet] = {}
+    for name, path in cfg.synthetic.items():
+        ts = open_tileset(path)
+        check_synthetic(real, ts, name)
+        syn_sets[name] = ts
+    arms = resolve_arms(cfg.arms, list(cfg.synthetic) + list(checkpoints))
+    sweep = sweep_arms(arms, cfg.real_fractions, cfg.replace_fractions)
+    return _Inputs(real=real, syn_sets=syn_sets, checkpoints=checkpoints, arms=arms, sweep=sweep)
 
 
-def real_subset(n: int, fraction: float, seed: int) -> np.ndarray:
-    """Indices of the real training tiles kept at ``fraction``: the first ``round(fraction * n)`` entries of one
-    seeded permutation, so smaller subsets are nested in larger ones and every arm and seed sees the same one."""
-    perm = np.random.default_rng([seed, 7]).permutation(n)
-    return np.sort(perm[: max(1, min(n, round(fraction * n)))])
+def _prepare_synthetic(cfg: BenchmarkConfig, inputs: _Inputs, out: Path, *, device: str, reporter: Reporter) -> None:
+    """Synthesize a tile set inside ``out/synthetic/<name>`` for every checkpoint (reused when complete) and add it
+    to ``inputs.syn_sets`` and ``cfg.synthetic``."""
+    for name, ck in inputs.checkpoints.items():
+        target = out / "synthetic" / name
+        reporter.say(f"synthesizing {name!r} from {ck} into {target}")
+        generate_synthetic(inputs.real, ck, target, device=device, seed=cfg.first_seed, reporter=reporter)
+        ts = TileSet.open(target)
+        check_synthetic(inputs.real, ts, name)
+        inputs.syn_sets[name] = ts
+        cfg.synthetic[name] = str(target)
 
 
-def from_sources(syn: TileArrays, source_ids: set[str], name: str) -> TileArrays:
-    """The synthetic tiles generated from the masks of the real tiles ``source_ids``.
+def _fingerprints(inputs: _Inputs) -> dict[str, str]:
+    """Content fingerprints of the real and of every synthetic tile set (part of the protocol key)."""
+    return {"real": _tileset_fingerprint(inputs.real),
+            **{n: _tileset_fingerprint(t) for n, t in inputs.syn_sets.items()}}
+
+
+def _check_protocol(out: Path, cfg: BenchmarkConfig, key: dict[str, Any], inputs: _Inputs) -> None:
+    """Refuse an output directory holding results of another protocol, then (re)write ``benchmark_config.json``.
 
     Raises:
-        InputError: When the synthetic set records no source tiles (not made by ``rsaug synthesize``).
+        InputError: When the saved protocol key differs from ``key``.
     """
-    if not syn.source_tiles:
-        raise InputError(None, f"synthetic set {name!r} has no 'source_tile' column; the size sweep and the "
-                               "replace curve need to know which real mask each synthetic tile came from")
-    return syn.select([i for i, s in enumerate(syn.source_tiles) if s in source_ids])
+    cfg_path = out / CONFIG_FILE
+    if cfg_path.is_file():
+        old = read_json(cfg_path)
+        old_key = old.get("protocol_key")
+        if old_key is not None and _protocol_mismatch(old_key, key):
+            raise InputError(out, "holds results of a different benchmark protocol or data (differs in: "
+                                  f"{', '.join(_protocol_mismatch(old_key, key))}); use another output directory")
+    write_json(cfg_path, {"config": cfg.to_dict(), "protocol_key": key, "arms": [asdict(a) for a in inputs.arms],
+                          "sweep_arms": [asdict(a) for a in inputs.sweep]})
+
+
+def _load_sources(cfg: BenchmarkConfig, inputs: _Inputs, reporter: Reporter) -> _Sources:
+    """Read the real train / test tiles and the synthetic sets of the main arms into memory; fit the normalisation."""
+    real = inputs.real
+    reporter.say(f"loading tiles from {real.root}")
+    train = load_tiles(real, ["train"], "real")
+    test = load_tiles(real, [cfg.test_split], "test")
+    norm = SegmenterNormalization.fit(train, real.dtype)
+    syn_tiles = {n: load_tiles(t, _synthetic_rows(t), n) for n, t in inputs.syn_sets.items()
+                 if any(a.synthetic == n for a in inputs.arms)}
+    return _Sources(train=train, test=test, norm=norm, synthetic=syn_tiles)
+
+
+def _run_pending(out: Path, cfg: BenchmarkConfig, inputs: _Inputs, sources: _Sources, key: dict[str, Any], *,
+                 device: str, reporter: Reporter, max_runs: int | None) -> None:
+    """Train and evaluate every run without a result file (at most ``max_runs``), writing each result atomically.
+
+    Seed-major order, main arms first, so an interrupted benchmark still has complete paired seeds.
+    """
+    seeds = cfg.seed_list()
+    todo = [(s, a) for s in seeds for a in inputs.arms] + [(s, a) for s in seeds for a in inputs.sweep]
+    done_before = sum(run_path(out, a.name, s).is_file() for s, a in todo)
+    trained = 0
+    with reporter.bar(total=len(todo), initial=done_before, desc="benchmark", unit="run") as outer:
+        for seed, arm in todo:
+            path = run_path(out, arm.name, seed)
+            if path.is_file():
+                continue
+            if max_runs is not None and trained >= max_runs:
+                break
+            outer.set_postfix_str(f"{arm.name} seed {seed}")
+            result = _run_one(arm, seed, cfg, inputs.real, sources, key, device=device, reporter=reporter)
+            write_json(path, result)
+            trained += 1
+            outer.update(1)
+            sc = result["scores"]
+            reporter.say(f"{arm.name} seed {seed}: mIoU {sc['miou']:.4f} FWIoU {sc['fwiou']:.4f} acc {sc['acc']:.4f} "
+                         f"({result['train']['seconds']:.0f} s)")
+
+
+def _training_tiles(arm: Arm, cfg: BenchmarkConfig,
+                    sources: _Sources) -> tuple[TileArrays, TileArrays | None, float | None]:
+    """What one arm trains on: ``(base tiles, extra tiles or None, share of draws from extra or None)``."""
+    if arm.kind == "synthetic-only":
+        return sources.synthetic[arm.synthetic], None, None
+    train = sources.train
+    base = train if arm.real_fraction >= 1 else train.select(real_subset(len(train), arm.real_fraction, cfg.first_seed))
+    extra = sources.synthetic[arm.synthetic] if arm.kind in ("real+synthetic", "replace") else None
+    if arm.kind == "replace":  # the synthetic tiles of the removed tiles' masks
+        extra = from_sources(extra, set(train.tile_ids) - set(base.tile_ids), arm.synthetic)
+    elif extra is not None and arm.real_fraction < 1:  # only the masks of the kept tiles
+        extra = from_sources(extra, set(base.tile_ids), arm.synthetic)
+    return base, extra, cfg.synthetic_fraction
+
+
+def _run_one(arm: Arm, seed: int, cfg: BenchmarkConfig, real: TileSet, sources: _Sources, key: dict[str, Any], *,
+             device: str, reporter: Reporter) -> dict[str, Any]:
+    """Train one arm with one seed and evaluate it on the real test split.
+
+    Returns:
+        The run result (the content of ``runs/<arm>/seed<k>.json``).
+    """
+    base, extra, frac = _training_tiles(arm, cfg, sources)
+    seg = train_segmenter(base, config=cfg.segmenter, seed=seed, device=device, extra=extra, extra_fraction=frac,
+                          augment=arm.augment, norm=sources.norm, num_classes=real.scheme.num_classes,
+                          dtype=real.dtype, reporter=reporter, desc=f"{arm.name} s{seed}")
+    t0 = time.perf_counter()
+    cm = seg.confusion(sources.test, batch_size=cfg.segmenter.eval_batch_size)
+    sc = scores(cm, real.scheme.names)
+    return {
+        "arm": arm.name, "kind": arm.kind, "synthetic": arm.synthetic, "seed": seed,
+        "scores": {"miou": sc["miou"], "fwiou": sc["fwiou"], "acc": sc["acc"], "iou": sc["iou"],
+                   "class_pixels": sc["class_pixels"]},
+        "confusion_matrix": cm.tolist(),
+        "train": seg.info, "eval_seconds": time.perf_counter() - t0,
+        "test_tiles": len(sources.test), "protocol_key": key, "real_fraction": arm.real_fraction,
+        "train_tiles": {"real": 0 if arm.kind == "synthetic-only" else len(base),
+                        "synthetic": len(base) if arm.kind == "synthetic-only" else len(extra or [])},
+    }
+
+
+def _finish_report(out: Path, cfg: BenchmarkConfig, inputs: _Inputs, sources: _Sources) -> dict[str, Any]:
+    """Collect the finished runs and write the report (:func:`rsaug.benchmark.report.build_report`)."""
+    real, syn_sets = inputs.real, inputs.syn_sets
+    runs = collect_runs(out, inputs.arms + inputs.sweep, cfg.seed_list())
+    names = real.scheme.names
+    counts = {"real": real.class_pixel_counts("train").tolist()}
+    for n, t in syn_sets.items():
+        rows = t.index if _synthetic_rows(t) is None else t.split("train")
+        syn_counts = np.array([int(rows[f"px_{c}"].sum()) if f"px_{c}" in rows else 0 for c in names])
+        counts[f"real+{n}"] = (np.asarray(counts["real"]) + syn_counts).tolist()
+    return build_report(out, runs=runs, arms=[a.name for a in inputs.arms], class_names=names, class_counts=counts,
+                        palette=real.scheme.palette(), gallery=make_gallery(real, syn_sets),
+                        sweep=[asdict(a) for a in inputs.sweep],
+                        config={**cfg.to_dict(), "test_tiles": len(sources.test), "train_tiles": len(sources.train),
+                                "sweep_arms": [a.name for a in inputs.sweep],
+                                "synthetic_tiles": {n: len(t) for n, t in sources.synthetic.items()}})
 
 
 def check_synthetic(real: TileSet, syn: TileSet, name: str) -> None:
@@ -187,6 +328,7 @@ def check_synthetic(real: TileSet, syn: TileSet, name: str) -> None:
 
 
 def _tileset_fingerprint(ts: TileSet) -> str:
+    """Hash of a tile set's description and index files (first 16 hex digits)."""
     h = hashlib.sha256()
     for f in ("tileset.json", str(ts.description.get("index", "index.gpkg"))):
         p = ts.root / f
@@ -201,8 +343,8 @@ def _synthetic_rows(syn: TileSet) -> list[str] | None:
 
 
 def generate_synthetic(real: TileSet, checkpoint: str, out: Path, *, device: str = "auto", seed: int = 0,
-                       mode: str = "plain", progress: bool = False) -> Path:
-    """Synthesize a tile set from a checkpoint for the real training masks (via :mod:`rsaug.synthesis.tilesets`).
+                       mode: str = "plain", reporter: Reporter | None = None) -> Path:
+    """Synthesize a tile set from a checkpoint for the real training masks (via :mod:`rsaug.synthesis`).
 
     An existing complete output in ``out`` is reused (synthesis resumes where it stopped).
 
@@ -213,24 +355,24 @@ def generate_synthetic(real: TileSet, checkpoint: str, out: Path, *, device: str
         device: Generation device.
         seed: Planner / generation seed.
         mode: Planner mode: ``plain`` (one sample per training mask, doubling the set as in the paper) or
-            ``rare`` (``--double-rare-classes``).
-        progress: Show progress.
+            ``rare`` (what ``rsaug synthesize --double-rare-classes`` plans).
+        reporter: Progress (``None``: silent).
 
     Returns:
         ``out``.
-    """
-    from rsaug.synthesis import tilesets as synthesis
-    from rsaug.gan.inference import load_generator
 
+    Raises:
+        InputError: For a missing or incompatible checkpoint.
+    """
     if not Path(checkpoint).exists():
         raise InputError(checkpoint, "checkpoint not found")
     if (out / "tileset.json").is_file():
         return out
     gen = load_generator(checkpoint, device=device)
-    synthesis.check_compatible(gen, real, checkpoint)
-    plan = synthesis.plan_synthesis(real, synthesis.PlanConfig(mode=mode, seed=seed))
-    synthesis.synthesize_tileset(real, gen, out, plan, checkpoint=checkpoint, resume=out.exists() and any(out.iterdir()),
-                                 progress=progress)
+    check_compatible(gen, real, checkpoint)
+    plan = plan_synthesis(real, PlanConfig(mode=mode, seed=seed))
+    synthesize_tileset(real, gen, out, plan, checkpoint=checkpoint, resume=out.exists() and any(out.iterdir()),
+                       reporter=reporter)
     return out
 
 
@@ -240,6 +382,8 @@ def run_path(out: Path, arm: str, seed: int) -> Path:
 
 
 def _protocol_key(cfg: BenchmarkConfig, fps: dict[str, str]) -> dict[str, Any]:
+    """What must match for results to be comparable: the training protocol (minus speed-only settings), the test
+    split, the synthetic share and the data fingerprints."""
     seg = asdict(cfg.segmenter)
     for k in ("eval_batch_size", "num_workers", "threads"):
         seg.pop(k)
@@ -247,156 +391,8 @@ def _protocol_key(cfg: BenchmarkConfig, fps: dict[str, str]) -> dict[str, Any]:
             "data": fps}
 
 
-def run_benchmark(
-    cfg: BenchmarkConfig,
-    out: str | os.PathLike[str],
-    *,
-    device: str = "auto",
-    checkpoints: dict[str, str] | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    max_runs: int | None = None,
-) -> dict[str, Any]:
-    """Run (or resume) a benchmark and write its report.
-
-    Args:
-        cfg: The benchmark configuration.
-        out: Output directory (created; run results go to ``out/runs``).
-        device: Training device.
-        checkpoints: Synthetic sets to generate on the fly: name -> checkpoint (written to ``out/synthetic/<name>``).
-        progress: Show progress bars.
-        log: Callback for one-line status messages (default: silent).
-        max_runs: Stop after training this many new runs (the report covers what is finished).
-
-    Returns:
-        The report dictionary (see :func:`rsaug.benchmark.report.build_report`).
-
-    Raises:
-        InputError: Missing / incompatible tile sets, unknown arms, invalid protocol, or an output directory
-            holding results of a different configuration. Nothing is written before these checks pass.
-    """
-    say = log or (lambda s: None)
-    out = Path(out)
-    cfg.segmenter.validate()
-    if cfg.seeds < 1:
-        raise InputError(None, f"seeds must be >= 1, got {cfg.seeds}")
-    if cfg.synthetic_fraction is not None and not 0 < cfg.synthetic_fraction < 1:
-        raise InputError(None, f"synthetic fraction must be in (0, 1), got {cfg.synthetic_fraction}")
-    real = open_tileset(cfg.real)
-    for split in ("train", cfg.test_split):
-        if not (real.index["split"] == split).any():
-            raise InputError(real.root, f"real tile set has no {split!r} tiles")
-    if real.synthetic:
-        raise InputError(real.root, "the real tile set is marked synthetic")
-    checkpoints = dict(checkpoints or {})
-    clash = set(checkpoints) & set(cfg.synthetic)
-    if clash:
-        raise InputError(None, f"synthetic name(s) {sorted(clash)} given both as a tile set and as a checkpoint")
-    for name, ck in checkpoints.items():
-        if not Path(ck).exists():
-            raise InputError(ck, "checkpoint not found")
-    syn_sets: dict[str, TileSet] = {}
-    for name, path in cfg.synthetic.items():
-        ts = open_tileset(path)
-        check_synthetic(real, ts, name)
-        syn_sets[name] = ts
-    arms = resolve_arms(cfg.arms, list(cfg.synthetic) + list(checkpoints))
-    sweep = sweep_arms(arms, cfg.real_fractions, cfg.replace_fractions)
-
-    # ---- on-the-fly synthesis (checkpoint -> synthetic tile set inside OUT)
-    for name, ck in checkpoints.items():
-        target = out / "synthetic" / name
-        say(f"synthesizing {name!r} from {ck} into {target}")
-        generate_synthetic(real, ck, target, device=device, seed=cfg.first_seed, progress=progress)
-        ts = TileSet.open(target)
-        check_synthetic(real, ts, name)
-        syn_sets[name] = ts
-        cfg.synthetic[name] = str(target)
-
-    fps = {"real": _tileset_fingerprint(real), **{n: _tileset_fingerprint(t) for n, t in syn_sets.items()}}
-    key = _protocol_key(cfg, fps)
-    cfg_path = out / CONFIG_FILE
-    if cfg_path.is_file():
-        old = read_json(cfg_path)
-        old_key = old.get("protocol_key")
-        if old_key is not None and _protocol_mismatch(old_key, key):
-            raise InputError(out, "holds results of a different benchmark protocol or data (differs in: "
-                                  f"{', '.join(_protocol_mismatch(old_key, key))}); use another output directory")
-    write_json(cfg_path, {"config": cfg.to_dict(), "protocol_key": key, "arms": [asdict(a) for a in arms],
-                          "sweep_arms": [asdict(a) for a in sweep]})
-
-    # ---- data in memory
-    say(f"loading tiles from {real.root}")
-    train = load_tiles(real, ["train"], "real")
-    test = load_tiles(real, [cfg.test_split], "test")
-    norm = Normalization.fit(train, real.dtype)
-    syn_tiles = {n: load_tiles(t, _synthetic_rows(t), n) for n, t in syn_sets.items()
-                 if any(a.synthetic == n for a in arms)}
-    names = real.scheme.names
-    k = real.scheme.num_classes
-
-    # ---- runs: seed-major, so an interrupted benchmark still has complete paired seeds
-    seeds = cfg.seed_list()
-    todo = [(s, a) for s in seeds for a in arms] + [(s, a) for s in seeds for a in sweep]  # main arms first
-    done_before = sum(run_path(out, a.name, s).is_file() for s, a in todo)
-    outer = tqdm(total=len(todo), initial=done_before, desc="benchmark", unit="run", disable=not progress)
-    trained = 0
-    for seed, arm in todo:
-        path = run_path(out, arm.name, seed)
-        if path.is_file():
-            continue
-        if max_runs is not None and trained >= max_runs:
-            break
-        outer.set_postfix_str(f"{arm.name} seed {seed}")
-        if arm.kind == "synthetic-only":
-            base, extra, frac = syn_tiles[arm.synthetic], None, None
-        else:
-            base = train if arm.real_fraction >= 1 else train.select(
-                real_subset(len(train), arm.real_fraction, cfg.first_seed))
-            extra = syn_tiles[arm.synthetic] if arm.kind in ("real+synthetic", "replace") else None
-            if arm.kind == "replace":  # the synthetic tiles of the removed tiles' masks
-                extra = from_sources(extra, set(train.tile_ids) - set(base.tile_ids), arm.synthetic)
-            elif extra is not None and arm.real_fraction < 1:  # only the masks of the kept tiles
-                extra = from_sources(extra, set(base.tile_ids), arm.synthetic)
-            frac = cfg.synthetic_fraction
-        seg = train_segmenter(base, config=cfg.segmenter, seed=seed, device=device, extra=extra, extra_fraction=frac,
-                              augment=arm.augment, norm=norm, num_classes=k, dtype=real.dtype, progress=progress,
-                              desc=f"{arm.name} s{seed}")
-        t0 = time.perf_counter()
-        cm = seg.confusion(test, batch_size=cfg.segmenter.eval_batch_size)
-        sc = scores(cm, names)
-        result = {
-            "arm": arm.name, "kind": arm.kind, "synthetic": arm.synthetic, "seed": seed,
-            "scores": {"miou": sc["miou"], "fwiou": sc["fwiou"], "acc": sc["acc"], "iou": sc["iou"],
-                       "class_pixels": sc["class_pixels"]},
-            "confusion_matrix": cm.tolist(),
-            "train": seg.info, "eval_seconds": time.perf_counter() - t0,
-            "test_tiles": len(test), "protocol_key": key, "real_fraction": arm.real_fraction,
-            "train_tiles": {"real": 0 if arm.kind == "synthetic-only" else len(base),
-                            "synthetic": len(base) if arm.kind == "synthetic-only" else len(extra or [])},
-        }
-        write_json(path, result)
-        trained += 1
-        outer.update(1)
-        say(f"{arm.name} seed {seed}: mIoU {sc['miou']:.4f} FWIoU {sc['fwiou']:.4f} acc {sc['acc']:.4f} "
-            f"({seg.info['seconds']:.0f} s)")
-    outer.close()
-
-    runs = collect_runs(out, arms + sweep, seeds)
-    counts = {"real": real.class_pixel_counts("train").tolist()}
-    for n, t in syn_sets.items():
-        rows = t.index if _synthetic_rows(t) is None else t.split("train")
-        syn_counts = np.array([int(rows[f"px_{c}"].sum()) if f"px_{c}" in rows else 0 for c in names])
-        counts[f"real+{n}"] = (np.asarray(counts["real"]) + syn_counts).tolist()
-    return rep.build_report(out, runs=runs, arms=[a.name for a in arms], class_names=names, class_counts=counts,
-                            palette=real.scheme.palette(), gallery=make_gallery(real, syn_sets),
-                            sweep=[asdict(a) for a in sweep],
-                            config={**cfg.to_dict(), "test_tiles": len(test), "train_tiles": len(train),
-                                    "sweep_arms": [a.name for a in sweep],
-                                    "synthetic_tiles": {n: len(t) for n, t in syn_tiles.items()}})
-
-
 def _protocol_mismatch(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Names of what differs between two protocol keys (empty when they match)."""
     diffs = []
     for k in sorted(set(old) | set(new)):
         if k == "data":

@@ -3,44 +3,39 @@
 For each checkpoint, on the masks of the real test split of a tile set:
 
 * **FID** between the real test tiles and one generated image per test mask (standard FID Inception, offline
-  weights, :mod:`rsaug.evaluation.metrics`). Images go through the source dtype (``Generator.to_raster``) and then to RGB
-  uint8: unchanged for uint8 tile sets, else a per-band 2nd/98th-percentile stretch fitted on the real test
+  weights, :mod:`rsaug.evaluation.metrics`). Images go through the source dtype (``Generator.to_raster``) and then
+  to RGB uint8: unchanged for uint8 tile sets, else a per-band 2nd/98th-percentile stretch fitted on the real test
   tiles and applied to real and generated tiles alike. The first three bands are used as RGB (``rgb_bands``).
 * **Segmentation fidelity**: a U-Net trained on *real* training tiles (``--segmenter`` file, or trained on the
-  fly with :func:`rsaug.benchmark.runner.train_segmenter`) segments the generated images; mIoU / FWIoU / pixel accuracy
+  fly with :func:`rsaug.segmentation.train_segmenter`) segments the generated images; mIoU / FWIoU / pixel accuracy
   against the masks they were generated from (unknown pixels ignored). The same U-Net on the real test tiles is
   reported as the reference row.
 * **LPIPS diversity** (10 samples per mask, 10 random pairs per mask, AlexNet LPIPS) on the first
   ``diversity_masks`` test masks.
 * **mCSD / mOCD** (one class's embedding resampled at a time, LPIPS inside / outside the class region) on the first
-  ``csd_masks`` test masks; see :mod:`rsaug.evaluation.metrics` for the exact definition. Not defined (reported as ``null``)
-  for generators without per-class noise.
+  ``csd_masks`` test masks; see :mod:`rsaug.evaluation.metrics` for the exact definition. Not defined (reported as
+  ``null``) for generators without per-class noise.
 
 Outputs in ``OUT``: ``evaluation.json`` (every number, config, provenance), ``evaluation.md`` and
-``evaluation.html`` (the table, several checkpoints side by side), ``evaluate_config.json`` and, when a U-Net
-was trained on the fly, ``segmenter.pt`` (reusable with ``--segmenter``).
+``evaluation.html`` (the table, several checkpoints side by side; rendered by :mod:`rsaug.evaluation.tables`),
+``evaluate_config.json`` and, when a U-Net was trained on the fly, ``segmenter.pt`` (reusable with ``--segmenter``).
 """
 from __future__ import annotations
 
-import contextlib
-import html
-import logging
 import os
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from rsaug import __version__
 from rsaug.core.errors import InputError
 from rsaug.core.files import atomic_path, strict_json, write_json
-from rsaug.core.runtime import select_device
+from rsaug.core.progress import Reporter, reporter_or_silent
+from rsaug.core.runtime import quiet, select_device
 from rsaug.evaluation.metrics import (
     REGION_MODES,
     class_specific_diversity,
@@ -49,7 +44,9 @@ from rsaug.evaluation.metrics import (
     lpips_diversity,
 )
 from rsaug.evaluation.pretrained import LPIPS_NETS
+from rsaug.evaluation.tables import html_report, markdown_table, summary_line
 from rsaug.gan.inference import load_generator
+from rsaug.io.normalization import percentile_range
 from rsaug.io.tileset import TileSet
 from rsaug.segmentation import (
     TileArrays,
@@ -68,6 +65,10 @@ MARKDOWN_FILE = "evaluation.md"
 HTML_FILE = "evaluation.html"
 CONFIG_FILE = "evaluate_config.json"
 SEGMENTER_FILE = "segmenter.pt"
+
+#: Lightning's loggers silenced (raised to ERROR) while the U-Net trains.
+_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+                      "lightning.fabric.utilities.rank_zero", "lightning")
 
 
 @dataclass
@@ -164,8 +165,9 @@ class RGB8:
         if not self.uint8:
             stack = np.concatenate([im[self.bands].reshape(len(self.bands), -1) for im in reference], axis=1)
             stack = stack.astype(np.float64)
-            self.low = np.percentile(stack, 2, axis=1)
-            self.high = np.maximum(np.percentile(stack, 98, axis=1), self.low + 1e-6)
+            # The one percentile fit. It differs from the former ``max(p98, p2 + 1e-6)`` only for a band with
+            # 0 < p98 - p2 < 1e-6 (p98 is kept instead of p2 + 1e-6): immaterial for an 8-bit stretch.
+            self.low, self.high = percentile_range(stack, min_width=1e-6)
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
         """(B, C, H, W) source-dtype array -> (B, 3, H, W) uint8 tensor."""
@@ -183,15 +185,13 @@ def _batches(n: int, size: int) -> list[range]:
 
 
 # -------------------------------------------------------------------------------------------- evaluation
-def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = True,
-             echo: Any = None) -> dict[str, Any]:
+def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporter | None = None) -> dict[str, Any]:
     """Run an evaluation and write ``evaluation.json`` / ``.md`` / ``.html`` into ``out``.
 
     Args:
         cfg: Options.
         out: Output directory.
-        progress: Show progress bars.
-        echo: Function receiving status lines (``None``: silent).
+        reporter: Progress bars and status lines (``None``: silent).
 
     Returns:
         The results dictionary (the content of ``evaluation.json``).
@@ -199,7 +199,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
     Raises:
         InputError: For missing / incompatible checkpoints, tile sets or segmenter files, or bad options.
     """
-    say = echo or (lambda _msg: None)
+    rep = reporter_or_silent(reporter)
     cfg.validate()
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -252,11 +252,14 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
         scfg = preset(cfg.segmenter_preset)
         if cfg.segmenter_iterations is not None:
             scfg.iterations = int(cfg.segmenter_iterations)
-        say(f"Training a U-Net on the real train split of {ts.root} ({scfg.iterations} steps, preset "
-            f"{cfg.segmenter_preset}) for segmentation fidelity ...")
-        with _quiet_lightning():
+        rep.say(f"Training a U-Net on the real train split of {ts.root} ({scfg.iterations} steps, preset "
+                f"{cfg.segmenter_preset}) for segmentation fidelity ...")
+        import lightning.pytorch  # noqa: F401  (imported first: it sets its loggers' levels on import)
+
+        # Lightning's informational log lines and warnings are silenced while the U-Net trains (errors still show)
+        with quiet(messages=(".*val_dataloader.*",), modules=("lightning",), loggers=_LIGHTNING_LOGGERS):
             seg = train_segmenter(ts, config=scfg, seed=cfg.seed, device=device, split="train",
-                                  progress=progress, desc="U-Net (real)")
+                                  reporter=rep, desc="U-Net (real)")
         save_segmenter(seg, out / SEGMENTER_FILE, ts.scheme, scfg,
                        {"tileset": str(ts.root), "split": "train", "seed": cfg.seed})
         segmenter_info = {"source": "trained", "file": str(out / SEGMENTER_FILE), "preset": cfg.segmenter_preset,
@@ -284,7 +287,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
     n_csd = min(cfg.csd_masks, len(test))
     per_ckpt = len(test) + n_div + n_csd
     total = len(test) + per_ckpt * len(gens)
-    bar = tqdm(total=total, desc="evaluate", unit="tile", disable=not progress)
+    bar = rep.bar(total=total, desc="evaluate", unit="tile")
     try:
         bar.set_description("real test tiles")
         real_cm = np.zeros((k, k), dtype=np.int64)
@@ -358,7 +361,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
             entry["notes"] = notes
             entry["seconds"] = round(time.perf_counter() - t0, 2)
             results["checkpoints"].append(entry)
-            say(f"[{ci + 1}/{len(gens)}] {label}: " + summary_line(entry))
+            rep.say(f"[{ci + 1}/{len(gens)}] {label}: " + summary_line(entry))
     finally:
         bar.close()
     results["seconds"] = round(time.perf_counter() - t_start, 2)
@@ -371,139 +374,5 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], progress: bool = 
     return results
 
 
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's informational log lines and warnings while the U-Net trains (errors still show)."""
-    import lightning.pytorch  # noqa: F401  (imported first: it sets its loggers' levels on import)
-
-    names = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
-             "lightning.fabric.utilities.rank_zero", "lightning")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="lightning")
-            warnings.filterwarnings("ignore", message=".*val_dataloader.*")
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
-
-
 def _chunk_seed(seed: int, first_index: int) -> int:
     return int((seed * 7_919 + first_index * 104_729 + 17) % (2**31 - 1))
-
-
-# ------------------------------------------------------------------------------------------------ tables
-COLUMNS = [
-    ("FID", "↓"), ("mIoU", "↑"), ("FWIoU", "↑"), ("Acc", "↑"), ("LPIPS", "↑"), ("mCSD", "↑"), ("mOCD", "↓"),
-]
-
-
-def _row_values(entry: dict[str, Any]) -> list[str]:
-    def num(v: Any, fmt: str) -> str:
-        return "–" if v is None else format(v, fmt)
-
-    seg = entry.get("segmentation") or {}
-    div = entry.get("diversity") or {}
-    cd = entry.get("class_diversity") or {}
-    pct = (lambda v: None if v is None else 100.0 * v)
-    return [num(entry.get("fid"), ".2f"), num(pct(seg.get("miou")), ".2f"), num(pct(seg.get("fwiou")), ".2f"),
-            num(pct(seg.get("accuracy")), ".2f"), num(div.get("lpips"), ".4f"), num(cd.get("mcsd"), ".4f"),
-            num(cd.get("mocd"), ".4f")]
-
-
-def summary_line(entry: dict[str, Any]) -> str:
-    """One-line summary of a checkpoint's numbers."""
-    return ", ".join(f"{name} {val}" for (name, _), val in zip(COLUMNS, _row_values(entry)))
-
-
-def _table_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    rows = []
-    for e in results["checkpoints"]:
-        rows.append((f"{e['label']} ({e['model']}, step {e['step']})", _row_values(e)))
-    ref = results.get("reference", {}).get("segmentation")
-    if ref:
-        rows.append(("real test tiles (reference)", _row_values({"segmentation": ref})))
-    return rows
-
-
-def _notes(results: dict[str, Any]) -> list[str]:
-    cfg = results["config"]
-    seg = results.get("segmenter") or {}
-    lines = [
-        f"Tile set `{results['tileset']}` (scheme {results['scheme']}), split `{results['split']}`: "
-        f"{results['tiles']} tiles; one generated image per test mask (seed {cfg['seed']}).",
-        "FID: standard FID Inception (offline TF weights), TF-style bilinear resize to 299, real test tiles vs "
-        "generated images of their masks. Small sets give large, biased FID values: compare rows of one table only.",
-    ]
-    if not cfg.get("segmentation", True):
-        lines.append("mIoU / FWIoU / Acc: not measured in this run (--no-segmentation).")
-    if seg:
-        lines.append(f"mIoU / FWIoU / Acc (%): U-Net ({seg.get('backbone')}, {seg.get('iterations')} steps, "
-                     f"{'trained here' if seg.get('source') == 'trained' else 'from ' + str(seg.get('file'))}) "
-                     "trained on real tiles, applied to the generated images; unknown pixels ignored. The "
-                     "reference row applies it to the real test tiles.")
-    lines.append(f"LPIPS: {cfg['lpips_net']} LPIPS diversity, {cfg['diversity_samples']} samples and "
-                 f"{cfg['diversity_pairs']} random pairs per mask, {min(cfg['diversity_masks'], results['tiles'])} "
-                 "masks.")
-    lines.append(f"mCSD / mOCD: one class's embedding resampled at a time; LPIPS of the two images restricted "
-                 f"({cfg['region']}) to the class region / the rest; mean over masks per class, then over classes; "
-                 f"{min(cfg['csd_masks'], results['tiles'])} masks, classes with >= {cfg['csd_min_pixels']} px.")
-    for e in results["checkpoints"]:
-        for n in e.get("notes", []):
-            lines.append(f"{e['label']}: {n}")
-    return lines
-
-
-def markdown_table(results: dict[str, Any]) -> str:
-    """The Table I layout as Markdown, with the definitions underneath."""
-    head = "| Method | " + " | ".join(f"{n} {a}" for n, a in COLUMNS) + " |"
-    sep = "|---|" + "---:|" * len(COLUMNS)
-    body = [f"| {name} | " + " | ".join(vals) + " |" for name, vals in _table_rows(results)]
-    notes = "\n".join(f"- {n}" for n in _notes(results))
-    return f"# rsaug evaluate\n\n{head}\n{sep}\n" + "\n".join(body) + f"\n\n{notes}\n"
-
-
-def html_report(results: dict[str, Any]) -> str:
-    """A self-contained HTML page: the table, per-class IoU of each checkpoint, the definitions."""
-    esc = html.escape
-    head = "".join(f"<th>{esc(n)} {a}</th>" for n, a in COLUMNS)
-    rows = "".join(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>"
-                   for name, vals in _table_rows(results))
-    names = results["class_names"]
-    seg_rows = ""
-    entries = [(e["label"], e.get("segmentation")) for e in results["checkpoints"]]
-    entries.append(("real test tiles", results.get("reference", {}).get("segmentation")))
-    entries = [(lab, s) for lab, s in entries if s]
-    if entries:
-        cols = "".join(f"<th>{esc(lab)}</th>" for lab, _ in entries)
-        for ci, cname in enumerate(names):
-            vals = []
-            for _, s in entries:
-                v = s["per_class_iou"][ci]
-                vals.append("–" if v is None else f"{100 * v:.1f}")
-            seg_rows += f"<tr><td>{esc(cname)}</td>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>"
-        seg_table = f"<h2>Per-class IoU (%) of the real-data U-Net</h2><table><tr><th>class</th>{cols}</tr>" \
-                    f"{seg_rows}</table>"
-    else:
-        seg_table = ""
-    notes = "".join(f"<li>{esc(n)}</li>" for n in _notes(results))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>rsaug evaluate</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #bbb; padding: 4px 10px; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-th {{ background: #eee; }}
-</style></head><body>
-<h1>Generator quality (Table I layout)</h1>
-<table><tr><th>Method</th>{head}</tr>{rows}</table>
-{seg_table}
-<h2>How these numbers were measured</h2><ul>{notes}</ul>
-<p>rsaug {esc(str(results.get('rsaug_version')))}; {results.get('seconds')} s.</p>
-</body></html>
-"""

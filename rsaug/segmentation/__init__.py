@@ -1,8 +1,13 @@
-"""The downstream segmenter: a TorchGeo U-Net, its data and normalisation, training, scores, save/load.
+"""The downstream segmenter: a TorchGeo U-Net, its data and input standardisation, training, scores, save/load.
 
-Shared by ``rsaug evaluate`` (segmentation fidelity) and ``rsaug benchmark-augmentation``.
+Owns: :class:`SegmenterConfig` and its presets (:mod:`~rsaug.segmentation.config`); tiles in memory, the
+segmenter's :class:`SegmenterNormalization` (former name ``Normalization``), seeded draw plans and classic
+augmentation (:mod:`~rsaug.segmentation.data`); the one confusion matrix and its scores
+(:mod:`~rsaug.segmentation.scores`); training and prediction (:mod:`~rsaug.segmentation.training`); the
+``segmenter.pt`` file (:mod:`~rsaug.segmentation.files`). Shared by ``rsaug evaluate`` (segmentation fidelity) and
+``rsaug benchmark-augmentation``.
 
-May import: :mod:`rsaug.core`, :mod:`rsaug.io`.
+May import: :mod:`rsaug.core`, :mod:`rsaug.io` (and lazily lightning, torchgeo, albumentations).
 """
 from __future__ import annotations
 
@@ -12,38 +17,40 @@ from rsaug.segmentation.config import (
     preset,
 )
 from rsaug.segmentation.data import (
-    TileArrays,
-    open_tileset,
-    load_tiles,
-    Normalization,
-    classic_augmentation,
     DrawPlan,
-    make_plan,
+    Normalization,
     PlanDataset,
-)
-from rsaug.segmentation.scores import (
-    confusion_matrix,
-    segmentation_scores,
-    scores,
-)
-from rsaug.segmentation.training import (
-    build_task,
-    TrainedSegmenter,
-    train_segmenter,
+    SegmenterNormalization,
+    TileArrays,
+    classic_augmentation,
+    load_tiles,
+    make_plan,
+    open_tileset,
 )
 from rsaug.segmentation.files import (
     SEGMENTER_FORMAT,
-    save_segmenter,
     load_segmenter,
+    save_segmenter,
+)
+from rsaug.segmentation.scores import (
+    confusion_matrix,
+    scores,
+    segmentation_scores,
+)
+from rsaug.segmentation.training import (
+    TrainedSegmenter,
+    build_task,
+    train_segmenter,
 )
 
 __all__ = [
+    "PRESETS",
+    "SEGMENTER_FORMAT",
     "DrawPlan",
     "Normalization",
-    "PRESETS",
     "PlanDataset",
-    "SEGMENTER_FORMAT",
     "SegmenterConfig",
+    "SegmenterNormalization",
     "TileArrays",
     "TrainedSegmenter",
     "build_task",

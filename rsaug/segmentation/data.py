@@ -1,4 +1,5 @@
-"""Segmentation training data: tiles in memory, the input normalisation, seeded draw plans, classic augmentation."""
+"""Segmentation training data: tiles in memory, the segmenter's input standardisation, seeded draw plans, classic
+augmentation."""
 from __future__ import annotations
 
 import math
@@ -11,6 +12,7 @@ import torch
 
 from rsaug.core.classes import IGNORE
 from rsaug.core.errors import InputError
+from rsaug.io.normalization import percentile_range
 from rsaug.io.tileset import TileSet
 
 
@@ -72,8 +74,14 @@ def load_tiles(ts: TileSet, splits: Sequence[str] | None, name: str) -> TileArra
 
 
 @dataclass
-class Normalization:
-    """Maps stored pixel values to the network input: ``((x - low) / (high - low) - mean) / std`` per band."""
+class SegmenterNormalization:
+    """Maps stored pixel values to the U-Net input: ``((x - low) / (high - low) - mean) / std`` per band.
+
+    The value range ``low``/``high`` is the same fit as the GAN's :class:`rsaug.io.normalization.Normalization`
+    (0..255 for uint8, else the 2nd/98th percentiles of :func:`rsaug.io.normalization.percentile_range`); the
+    segmenter then standardises the ``[0, 1]``-scaled values with per-band ``mean``/``std`` instead of mapping
+    them to the GAN's ``[-1, 1]``. Saved in ``segmenter.pt`` as a plain dict (:func:`dataclasses.asdict`).
+    """
 
     low: list[float]
     high: list[float]
@@ -81,16 +89,14 @@ class Normalization:
     std: list[float]
 
     @classmethod
-    def fit(cls, tiles: TileArrays, dtype: str) -> Normalization:
+    def fit(cls, tiles: TileArrays, dtype: str) -> SegmenterNormalization:
         """Fit on (real training) tiles: range 0..255 for uint8 else the 2nd/98th percentiles; then mean/std."""
         stack = np.concatenate([im.reshape(im.shape[0], -1) for im in tiles.images], axis=1).astype(np.float64)
         if dtype == "uint8":
             low = np.zeros(stack.shape[0])
             high = np.full(stack.shape[0], 255.0)
         else:
-            low = np.percentile(stack, 2, axis=1)
-            high = np.percentile(stack, 98, axis=1)
-            high = np.where(high > low, high, low + 1)
+            low, high = percentile_range(stack)
         scaled = (stack - low[:, None]) / (high - low)[:, None]
         mean = scaled.mean(axis=1)
         std = np.maximum(scaled.std(axis=1), 1e-6)
@@ -107,6 +113,10 @@ class Normalization:
         low = torch.tensor(self.low, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
         high = torch.tensor(self.high, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
         return self.apply((x.float().clamp(-1, 1) + 1) / 2 * (high - low) + low)
+
+
+#: Former name of :class:`SegmenterNormalization` (kept for existing code and tests).
+Normalization = SegmenterNormalization
 
 
 def classic_augmentation(bands: int) -> Callable[..., dict[str, np.ndarray]]:
@@ -190,7 +200,7 @@ class PlanDataset(torch.utils.data.Dataset):
         augment: Optional albumentations pipeline applied to each crop.
     """
 
-    def __init__(self, sources: Sequence[TileArrays], plan: DrawPlan, crop: int, norm: Normalization,
+    def __init__(self, sources: Sequence[TileArrays], plan: DrawPlan, crop: int, norm: SegmenterNormalization,
                  augment: Callable[..., dict[str, np.ndarray]] | None = None) -> None:
         self.sources = list(sources)
         self.plan = plan

@@ -16,13 +16,14 @@ from rsaug.core.classes import ClassScheme
 from rsaug.core.errors import InputError
 from rsaug.core.files import atomic_path
 from rsaug.segmentation.config import SegmenterConfig
-from rsaug.segmentation.data import Normalization
+from rsaug.segmentation.data import SegmenterNormalization
 from rsaug.segmentation.training import TrainedSegmenter, build_task
 
 SEGMENTER_FORMAT = "rsaug-segmenter"
 
 
-def save_segmenter(seg: TrainedSegmenter, path: str | os.PathLike[str], scheme: ClassScheme, segmenter_config: SegmenterConfig,
+def save_segmenter(seg: TrainedSegmenter, path: str | os.PathLike[str], scheme: ClassScheme,
+                   segmenter_config: SegmenterConfig,
                    extra: dict[str, Any] | None = None) -> Path:
     """Save a :class:`TrainedSegmenter` (weights, normalisation, protocol) atomically."""
     path = Path(path)
@@ -65,6 +66,6 @@ def load_segmenter(path: str | os.PathLike[str], device: torch.device) -> tuple[
     except RuntimeError as exc:
         raise InputError(p, f"segmenter weights do not match its stored config: {exc}") from None
     model.to(device).eval()
-    seg = TrainedSegmenter(model=model, norm=Normalization(**state["norm"]), num_classes=int(state["num_classes"]),
-                           device=device, info=dict(state.get("info", {})))
+    seg = TrainedSegmenter(model=model, norm=SegmenterNormalization(**state["norm"]),
+                           num_classes=int(state["num_classes"]), device=device, info=dict(state.get("info", {})))
     return seg, state

@@ -4,23 +4,22 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from rsaug.core.classes import IGNORE
-from rsaug.core.errors import InputError
-from rsaug.core.runtime import seed_everything, select_device
+from rsaug.core.errors import InputError, RunStopped
+from rsaug.core.progress import Reporter, reporter_or_silent
+from rsaug.core.runtime import quiet, seed_everything, select_device
 from rsaug.io.tileset import TileSet
 from rsaug.segmentation.config import SegmenterConfig
 from rsaug.segmentation.data import (
-    Normalization,
     PlanDataset,
+    SegmenterNormalization,
     TileArrays,
     classic_augmentation,
     load_tiles,
@@ -68,7 +67,7 @@ class TrainedSegmenter:
     """
 
     model: nn.Module
-    norm: Normalization
+    norm: SegmenterNormalization
     num_classes: int
     device: torch.device
     info: dict[str, Any]
@@ -112,16 +111,16 @@ class TrainedSegmenter:
 
 
 class _StepCounter:
-    """Lightning callback: counts optimizer steps, records the loss curve, drives a tqdm bar."""
+    """Lightning callback: counts optimizer steps, records the loss curve, drives a progress bar."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # build a real Callback subclass lazily
         from lightning.pytorch.callbacks import Callback
 
         class _Impl(Callback):
-            def __init__(self, total: int, desc: str, progress: bool) -> None:
+            def __init__(self, total: int, desc: str, reporter: Reporter) -> None:
                 self.steps = 0
                 self.losses: list[float] = []
-                self.bar = tqdm(total=total, desc=desc, leave=False, disable=not progress, unit="it")
+                self.bar = reporter.bar(total=total, desc=desc, leave=False, unit="it")
 
             def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, idx: int) -> None:
                 self.steps += 1
@@ -147,10 +146,10 @@ def train_segmenter(
     extra: TileArrays | None = None,
     extra_fraction: float | None = None,
     augment: bool = False,
-    norm: Normalization | None = None,
+    norm: SegmenterNormalization | None = None,
     num_classes: int | None = None,
     dtype: str | None = None,
-    progress: bool = False,
+    reporter: Reporter | None = None,
     desc: str = "train",
 ) -> TrainedSegmenter:
     """Train TorchGeo's U-Net (``SemanticSegmentationTask``, random init) on real tiles (+ optional extra tiles).
@@ -167,7 +166,7 @@ def train_segmenter(
         norm: Input normalisation; default: fitted on the real tiles.
         num_classes: K; required when ``real`` is a :class:`TileArrays`.
         dtype: Stored image dtype (for the normalisation); read from the tile set when possible.
-        progress: Show a tqdm bar over the steps.
+        reporter: Progress (a bar over the steps); ``None``: silent.
         desc: Progress-bar label.
 
     Returns:
@@ -176,6 +175,7 @@ def train_segmenter(
 
     Raises:
         InputError: For an empty training set or invalid protocol values.
+        RunStopped: When Lightning stopped before the last step (e.g. on SIGTERM); nothing is returned.
     """
     import lightning.pytorch as pl
 
@@ -196,7 +196,7 @@ def train_segmenter(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
-    norm = norm or Normalization.fit(tiles, dtype)
+    norm = norm or SegmenterNormalization.fit(tiles, dtype)
 
     sources = [tiles]
     fractions = [1.0]
@@ -216,18 +216,10 @@ def train_segmenter(
 
     seed_everything(seed)  # same initialisation for a given seed in every arm
     task = build_task(num_classes, bands, cfg)
-    counter = _StepCounter(cfg.iterations, desc, progress)
-    import logging
-
-    pl_log = logging.getLogger("lightning.pytorch")
-    old_level = pl_log.level
-    pl_log.setLevel(logging.ERROR)  # no per-run "GPU available" banners inside the progress display
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*validation_step.*")
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*number of training batches.*")
-        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    counter = _StepCounter(cfg.iterations, desc, reporter_or_silent(reporter))
+    # no per-run "GPU available" banners or expected warnings inside the progress display
+    with quiet(messages=(".*validation_step.*", ".*does not have many workers.*", ".*number of training batches.*",
+                         ".*GPU available but not used.*", ".*LeafSpec.*"), loggers=("lightning.pytorch",)):
         trainer = pl.Trainer(
             accelerator="gpu" if dev.type == "cuda" else "cpu", devices=1, max_steps=cfg.iterations,
             max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -235,15 +227,12 @@ def train_segmenter(
             deterministic=False,
         )
         t0 = time.perf_counter()
-        try:
-            trainer.fit(task, train_dataloaders=loader)
-        finally:
-            pl_log.setLevel(old_level)
+        trainer.fit(task, train_dataloaders=loader)
         seconds = time.perf_counter() - t0
     counter.close()
     if int(trainer.global_step) != cfg.iterations:  # e.g. Lightning stopped gracefully on SIGTERM
-        raise RuntimeError(f"training stopped after {trainer.global_step} of {cfg.iterations} steps; "
-                           "the run is not recorded")
+        raise RunStopped(None, f"training stopped after {trainer.global_step} of {cfg.iterations} steps; "
+                               "the run is not recorded")
     model = task.model.to(dev).eval()
     info = {
         "steps": int(trainer.global_step),

@@ -1,4 +1,4 @@
-"""Benchmark bookkeeping on a tiny real run, draw-plan pairing, resume, and bad inputs through the CLI."""
+"""Benchmark bookkeeping on a tiny real run, resume, the size sweep, and bad inputs through the CLI."""
 from __future__ import annotations
 
 import json
@@ -10,72 +10,20 @@ import torch
 from click.testing import CliRunner
 
 from rsaug.benchmark import BenchmarkConfig, collect_runs, run_benchmark
-from rsaug.segmentation import SegmenterConfig, build_task, make_plan
+from rsaug.benchmark.arms import real_subset
+from rsaug.benchmark.runner import generate_synthetic
 from rsaug.cli.benchmark import command
 from rsaug.core.errors import InputError
-from rsaug.core.runtime import seed_everything
+from rsaug.core.progress import Reporter
 from rsaug.io.tileset import TileSet
+from rsaug.segmentation import SegmenterConfig
 
 TINY = SegmenterConfig(iterations=3, batch_size=4, crop=64, eval_batch_size=8, threads=1)
 
 
-def test_plan_pairs_real_draws_across_arms() -> None:
-    """Seed s draws the same real tiles and crops, in the same order, whether or not synthetic tiles are mixed in."""
-    alone = make_plan([40], [1.0], 200, seed=7)
-    mixed = make_plan([40, 25], [0.6, 0.4], 200, seed=7)
-    real_pos = np.flatnonzero(mixed.source == 0)
-    n = len(real_pos)
-    assert 0 < n < 200 and mixed.counts(2) == [n, 200 - n]
-    for key in ("tile", "y0", "x0", "aug_seed"):
-        assert np.array_equal(getattr(mixed, key)[real_pos], getattr(alone, key)[:n]), key
-    # epoch-wise drawing: every real tile is seen 5 times in 200 draws of 40 tiles
-    assert np.bincount(alone.tile, minlength=40).tolist() == [5] * 40
-    other = make_plan([40], [1.0], 200, seed=8)
-    assert not np.array_equal(other.tile, alone.tile)
-
-
-def test_classic_augmentation_is_deterministic_and_geometric() -> None:
-    """Classic augmentation on real GID-15 crops: reproducible per draw, image and mask moved together."""
-    from rsaug.segmentation import Normalization, PlanDataset, TileArrays, classic_augmentation
-    from rsaug.core.classes import BUILTIN_SCHEMES
-    from rsaug.io.tileset import read_raster
-    from tests.conftest import GID15
-
-    stems = ["garden_plot_001", "river_001"]
-    scheme = BUILTIN_SCHEMES["gid15"]
-    tiles = TileArrays("real", [read_raster(GID15 / "images" / f"{s}.tif") for s in stems],
-                       [scheme.encode(read_raster(GID15 / "labels_index" / f"{s}.tif")[0]) for s in stems], stems)
-    norm = Normalization.fit(tiles, "uint8")
-    plan = make_plan([2], [1.0], 16, seed=0)
-    plain = PlanDataset([tiles], plan, 64, norm)
-    aug = PlanDataset([tiles], plan, 64, norm, classic_augmentation(3))
-    changed = 0
-    for i in range(16):
-        a1, a2, p = aug[i], aug[i], plain[i]
-        assert torch.equal(a1["image"], a2["image"]) and torch.equal(a1["mask"], a2["mask"])
-        m = p["mask"].numpy()
-        dihedral = [np.rot90(f, k) for f in (m, m[:, ::-1]) for k in range(4)]
-        assert any(np.array_equal(a1["mask"].numpy(), d) for d in dihedral)
-        changed += not torch.equal(a1["image"], p["image"])
-    assert changed >= 12
-
-
-def test_same_seed_same_initialisation() -> None:
-    seed_everything(3)
-    a = build_task(15, 3, TINY).model.state_dict()
-    seed_everything(3)
-    b = build_task(15, 3, TINY).model.state_dict()
-    seed_everything(4)
-    c = build_task(15, 3, TINY).model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
-
-
 @pytest.fixture(scope="module")
 def synthetic_set(gid15_tileset: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real synthetic tile set: the tiny CSEBGAN checkpoint applied to the training masks (rsaug.synthesis.tilesets)."""
-    from rsaug.benchmark.runner import generate_synthetic
-
+    """A real synthetic tile set: the tiny CSEBGAN checkpoint applied to the training masks (rsaug.synthesis)."""
     out = tmp_path_factory.mktemp("bench_syn") / "syn"
     return generate_synthetic(TileSet.open(gid15_tileset), str(tiny_checkpoint), out, device="cpu", seed=0)
 
@@ -87,11 +35,11 @@ def tiny_run(gid15_tileset: Path, synthetic_set: Path, tmp_path_factory: pytest.
     cfg = BenchmarkConfig(real=str(gid15_tileset), synthetic={"csebgan": str(synthetic_set)},
                           arms=["real", "real+synthetic", "classic", "synthetic-only"], seeds=2, segmenter=TINY)
     log1: list[str] = []
-    run_benchmark(cfg, out, device="cpu", progress=False, log=log1.append, max_runs=3)
+    run_benchmark(cfg, out, device="cpu", reporter=Reporter(message=log1.append), max_runs=3)
     first = {p: p.read_bytes() for p in (out / "runs").rglob("*.json")}
     log2: list[str] = []
     cfg2 = BenchmarkConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
-    report = run_benchmark(cfg2, out, device="cpu", progress=False, log=log2.append)
+    report = run_benchmark(cfg2, out, device="cpu", reporter=Reporter(message=log2.append))
     return {"out": out, "cfg": cfg, "first": first, "log1": log1, "log2": log2, "report": report}
 
 
@@ -138,7 +86,7 @@ def test_resume_skips_finished_runs(tiny_run: dict) -> None:
     for p, data in tiny_run["first"].items():
         assert p.read_bytes() == data  # finished runs untouched
     log3: list[str] = []
-    run_benchmark(tiny_run["cfg"], tiny_run["out"], device="cpu", progress=False, log=log3.append)
+    run_benchmark(tiny_run["cfg"], tiny_run["out"], device="cpu", reporter=Reporter(message=log3.append))
     assert _trained(log3) == []
 
 
@@ -146,18 +94,16 @@ def test_different_protocol_in_same_output_is_refused(tiny_run: dict) -> None:
     cfg = BenchmarkConfig.from_dict(tiny_run["cfg"].to_dict())
     cfg.segmenter.iterations = 4
     with pytest.raises(InputError, match="different benchmark protocol"):
-        run_benchmark(cfg, tiny_run["out"], device="cpu", progress=False)
+        run_benchmark(cfg, tiny_run["out"], device="cpu")
 
 
 def test_size_sweep_and_replace_curve(gid15_tileset: Path, synthetic_set: Path, tmp_path: Path) -> None:
     """Table III sweep and replace curve: nested subsets, synthetic tiles only from the right masks, sizes kept."""
-    from rsaug.benchmark.runner import real_subset
-
     out = tmp_path / "sweep"
     cfg = BenchmarkConfig(real=str(gid15_tileset), synthetic={"csebgan": str(synthetic_set)},
                           arms=["real", "real+synthetic"], seeds=2, segmenter=TINY, real_fractions=[0.5],
                           replace_fractions=[0.5])
-    report = run_benchmark(cfg, out, device="cpu", progress=False)
+    report = run_benchmark(cfg, out, device="cpu")
     runs = {(r["arm"], r["seed"]): r for r in collect_runs(out)}
     assert {a for a, _ in runs} == {"real", "real+csebgan", "real@0.5", "real+csebgan@0.5", "replace-csebgan@0.5"}
     assert len(runs) == 10
@@ -207,7 +153,8 @@ def test_cli_bad_inputs(tmp_path: Path, gid15_tileset: Path, chesapeake_tileset:
     out = tmp_path / "out"
     cases = [
         ([str(tmp_path / "nope"), "-o", str(out)], "tile set directory not found"),
-        ([str(gid15_tileset), "-o", str(out), "-s", f"x={tmp_path / 'missing'}"], "synthetic tile set directory not found"),
+        ([str(gid15_tileset), "-o", str(out), "-s", f"x={tmp_path / 'missing'}"],
+         "synthetic tile set directory not found"),
         ([str(gid15_tileset), "-o", str(out), "-s", f"ches={chesapeake_tileset}"], "class scheme"),
         ([str(gid15_tileset), "-o", str(out), "-c", str(tmp_path / "none.ckpt")], "checkpoint not found"),
         ([str(gid15_tileset), "-o", str(out), "--arms", "real,bogus"], "unknown arm"),

@@ -21,9 +21,9 @@ def _write_checkpoint(path: Path, model: str, scheme_name: str = "gid15", seed: 
     """
     from rsaug.core.classes import BUILTIN_SCHEMES
     from rsaug.gan.config import model_preset
-    from rsaug.gan.data import Normalization
     from rsaug.gan.networks.generator import build_generator
     from rsaug.gan.trainer import CHECKPOINT_FORMAT
+    from rsaug.io.normalization import Normalization
 
     scheme = BUILTIN_SCHEMES[scheme_name]
     cfg = model_preset("cpu-small", model=model, num_classes=scheme.num_classes, out_bands=3, ngf=8)
@@ -139,7 +139,8 @@ def test_evaluate_bad_inputs(gid15_tileset, checkpoints, tmp_path) -> None:
 def test_rgb8_conversion_and_labels(tmp_path) -> None:
     import numpy as np
 
-    from rsaug.evaluation.evaluate import RGB8, checkpoint_label, markdown_table
+    from rsaug.evaluation.evaluate import RGB8, checkpoint_label
+    from rsaug.evaluation.tables import markdown_table
 
     img = np.arange(2 * 3 * 4 * 4, dtype=np.uint8).reshape(2, 3, 4, 4)
     assert torch.equal(RGB8("uint8", [0, 1, 2], list(img))(img), torch.from_numpy(img))

@@ -20,7 +20,6 @@ from rsaug.evaluation.metrics import (
     region_lpips,
     to_uint8_rgb,
 )
-from rsaug.segmentation import confusion_matrix, segmentation_scores
 from tests.conftest import GID15
 
 torch.set_num_threads(2)
@@ -206,37 +205,3 @@ def test_lpips_diversity() -> None:
     frozen = lpips_diversity(LocalFakeGenerator(use_noise=False), masks, samples=4, pairs=10, seed=0)
     assert frozen.pairs == 6  # at most all 4*3/2 distinct pairs
     assert frozen.mean == pytest.approx(0.0, abs=1e-6)
-
-
-# ------------------------------------------------------------------------------------------- segmentation
-def test_confusion_matrix_and_scores_match_hand_computation() -> None:
-    target = np.array([[0, 0, 0, 1], [1, 1, 2, 255], [255, 2, 2, 0]], dtype=np.uint8)
-    pred = np.array([[0, 0, 1, 1], [1, 0, 2, 3], [1, 2, 0, 0]], dtype=np.uint8)
-    cm = confusion_matrix(pred, target, num_classes=4)
-    # rows = true class, cols = predicted; the two unknown pixels are not counted
-    expected = np.array([[3, 1, 0, 0],
-                         [1, 2, 0, 0],
-                         [1, 0, 2, 0],
-                         [0, 0, 0, 0]])
-    assert np.array_equal(cm, expected)
-    assert np.array_equal(confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), 4), expected)
-    s = segmentation_scores(cm, ["a", "b", "c", "d"])
-    # IoU_0 = 3 / (4 + 5 - 3) = 0.5 ; IoU_1 = 2 / (3 + 3 - 2) = 0.5 ; IoU_2 = 2 / (3 + 2 - 2) = 2/3
-    assert s["per_class_iou"][:3] == pytest.approx([0.5, 0.5, 2 / 3])
-    assert s["per_class_iou"][3] is None and s["present"] == [True, True, True, False]
-    assert s["miou"] == pytest.approx((0.5 + 0.5 + 2 / 3) / 3)
-    assert s["fwiou"] == pytest.approx(4 / 10 * 0.5 + 3 / 10 * 0.5 + 3 / 10 * 2 / 3)
-    assert s["accuracy"] == pytest.approx(7 / 10)
-    assert s["mean_class_accuracy"] == pytest.approx((3 / 4 + 2 / 3 + 2 / 3) / 3)
-    assert s["pixels"] == 10 and s["class_pixels"] == [4, 3, 3, 0] and s["class_names"] == ["a", "b", "c", "d"]
-
-
-def test_confusion_matrix_rejects_bad_values() -> None:
-    with pytest.raises(ValueError, match="shape"):
-        confusion_matrix(np.zeros((2, 2)), np.zeros((2, 3)), 3)
-    with pytest.raises(ValueError, match="target"):
-        confusion_matrix(np.zeros(3), np.array([0, 5, 1]), 3)
-    with pytest.raises(ValueError, match="predicted"):
-        confusion_matrix(np.array([0, 3, 1]), np.zeros(3), 3)
-    empty = segmentation_scores(np.zeros((3, 3)))
-    assert math.isnan(empty["miou"]) and math.isnan(empty["accuracy"])

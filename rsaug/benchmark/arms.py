@@ -1,0 +1,119 @@
+"""The arms of a benchmark: :class:`Arm`, how arm names expand (:func:`resolve_arms`, :func:`sweep_arms`) and which
+training tiles a sweep arm keeps (:func:`real_subset`, :func:`from_sources`)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rsaug.core.errors import InputError, option
+from rsaug.segmentation import TileArrays
+
+
+@dataclass
+class Arm:
+    """One arm of the benchmark.
+
+    Attributes:
+        name: Arm name (``real``, ``real+<syn>``, ``classic``, ``<syn>-only``; sweep arms ``real@f``,
+            ``real+<syn>@f``, ``replace-<syn>@r``).
+        kind: One of :data:`~rsaug.benchmark.config.ARM_KINDS`, or ``replace``.
+        synthetic: Name of the synthetic set it uses, if any.
+        real_fraction: Share of the real training tiles used (see :func:`real_subset`).
+    """
+
+    name: str
+    kind: str
+    synthetic: str | None = None
+    real_fraction: float = 1.0
+
+    @property
+    def augment(self) -> bool:
+        """Whether classic augmentation is applied."""
+        return self.kind == "classic"
+
+
+def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Arm]:
+    """Expand arm kinds / names into arms (``real+synthetic`` -> one ``real+<name>`` arm per synthetic set).
+
+    Raises:
+        InputError: For an unknown arm, or an arm that needs synthetic data when none is given.
+    """
+    out: list[Arm] = []
+
+    def add(a: Arm) -> None:
+        if all(a.name != b.name for b in out):
+            out.append(a)
+
+    for spec in arms:
+        spec = spec.strip()
+        if not spec:
+            continue
+        if spec == "real":
+            add(Arm("real", "real"))
+        elif spec == "classic":
+            add(Arm("classic", "classic"))
+        elif spec in ("real+synthetic", "synthetic-only"):
+            if not synthetic_names:
+                raise InputError(None, f"arm {spec!r} needs synthetic data: give {option('synthetic')} DIR or "
+                                       f"{option('checkpoints')} CKPT")
+            for n in synthetic_names:
+                add(Arm(f"real+{n}", "real+synthetic", n) if spec == "real+synthetic"
+                    else Arm(f"{n}-only", "synthetic-only", n))
+        elif spec.startswith("real+") and spec[5:] in synthetic_names:
+            add(Arm(spec, "real+synthetic", spec[5:]))
+        elif spec.endswith("-only") and spec[:-5] in synthetic_names:
+            add(Arm(spec, "synthetic-only", spec[:-5]))
+        else:
+            valid = ["real", "classic", "real+synthetic", "synthetic-only"]
+            valid += [f"real+{n}" for n in synthetic_names] + [f"{n}-only" for n in synthetic_names]
+            raise InputError(None, f"unknown arm {spec!r}; valid: {', '.join(valid)}")
+    if not out:
+        raise InputError(None, "no arms selected")
+    return out
+
+
+def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float],
+               replace_fractions: Sequence[float]) -> list[Arm]:
+    """Arms of the training-set-size sweep and of the replace-vs-augment curve (see
+    :class:`~rsaug.benchmark.config.BenchmarkConfig`).
+
+    They use the synthetic sets of the ``real+<name>`` arms among ``arms``.
+
+    Raises:
+        InputError: For a fraction outside (0, 1), or a replace curve without a ``real+<name>`` arm.
+    """
+    syn = [a.synthetic for a in arms if a.kind == "real+synthetic"]
+    for what, fr in (("real_fractions", real_fractions), ("replace_fractions", replace_fractions)):
+        bad = [f for f in fr if not 0 < f < 1]
+        if bad:
+            raise InputError(None, f"{option(what)} must lie strictly between 0 and 1, got {bad}")
+    if replace_fractions and not syn:
+        raise InputError(None, f"{option('replace_fractions')} needs a synthetic set (and a real+synthetic arm)")
+    out: list[Arm] = []
+    for f in sorted(set(real_fractions)):
+        out.append(Arm(f"real@{f:g}", "real", None, f))
+        out += [Arm(f"real+{n}@{f:g}", "real+synthetic", n, f) for n in syn]
+    for r in sorted(set(replace_fractions)):
+        out += [Arm(f"replace-{n}@{r:g}", "replace", n, 1.0 - r) for n in syn]
+    return out
+
+
+def real_subset(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the real training tiles kept at ``fraction``: the first ``round(fraction * n)`` entries of one
+    seeded permutation, so smaller subsets are nested in larger ones and every arm and seed sees the same one."""
+    perm = np.random.default_rng([seed, 7]).permutation(n)
+    return np.sort(perm[: max(1, min(n, round(fraction * n)))])
+
+
+def from_sources(syn: TileArrays, source_ids: set[str], name: str) -> TileArrays:
+    """The synthetic tiles generated from the masks of the real tiles ``source_ids``.
+
+    Raises:
+        InputError: When the synthetic set records no source tiles (not made by ``rsaug synthesize``).
+    """
+    if not syn.source_tiles:
+        raise InputError(None, f"synthetic set {name!r} has no 'source_tile' column; the size sweep and the "
+                               "replace curve need to know which real mask each synthetic tile came from")
+    return syn.select([i for i, s in enumerate(syn.source_tiles) if s in source_ids])
