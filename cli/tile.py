@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from rsaug.cli.common import guarded, quiet_option, seed_option
+from rsaug.cli.common import guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
 from rsaug.core.files import write_json
-from rsaug.tiling.run import TileOptions, TilingWarning, find_pairs, read_pairs_csv, tile_scenes
+from rsaug.tiling import TileOptions, TilingWarning, find_pairs, read_pairs_csv, tile_scenes
 
 
 def _format_summary(s: dict[str, Any]) -> str:
@@ -32,7 +32,8 @@ def _format_summary(s: dict[str, Any]) -> str:
 @click.command("tile", context_settings={"show_default": True})
 @click.argument("scene", required=False, type=click.Path(path_type=Path, readable=False))
 @click.argument("mask", required=False, type=click.Path(path_type=Path, readable=False))
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path, readable=False), help="Output tile-set directory.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path, readable=False),
+              help="Output tile-set directory.")
 @click.option("--pairs", "pairs_csv", type=click.Path(path_type=Path, readable=False), default=None,
               help="CSV of scene,mask pairs (instead of SCENE MASK); paths relative to the CSV.")
 @click.option("--mask-suffix", default="", show_default=True,
@@ -117,7 +118,7 @@ def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         index = tile_scenes(pairs, out, opts, workers=workers, overwrite=overwrite, resume=resume,
-                            progress=not quiet)
+                            reporter=reporter(quiet))
     if not quiet:
         seen = set()
         for w in caught:

@@ -14,8 +14,11 @@ import csv
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 
+from rsaug.tiling import TileOptions, tile_scenes
 from tests.conftest import CHESAPEAKE_TILE, GID15
 
 GID15_PER_CLASS = 6
@@ -52,8 +55,6 @@ def chesapeake_pair() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def gid15_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real GID-15 tile set (90 tiles of 224 px, 4:1:1 seed 0, all 15 classes present); returns its root."""
-    from rsaug.tiling.run import TileOptions, tile_scenes
-
     root = tmp_path_factory.mktemp("gid15_tileset") / "tiles"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -65,8 +66,6 @@ def gid15_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def chesapeake_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A georeferenced Chesapeake tile set (64-px tiles, EPSG:26917, 4 bands); returns its root."""
-    from rsaug.tiling.run import TileOptions, tile_scenes
-
     root = tmp_path_factory.mktemp("chesapeake_tileset") / "tiles"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -86,9 +85,6 @@ def assert_same_tile_file(a: Path, b: Path, *, ignore_profile: tuple[str, ...] =
         ignore_profile: Profile keys allowed to differ (e.g. ``blockysize`` between the two writers).
         ignore_tags_of_a: Dataset tags only ``a`` has (e.g. the TIFF resolution tags tifffile always writes).
     """
-    import numpy as np
-    import rasterio
-
     with rasterio.open(a) as x, rasterio.open(b) as y:
         assert np.array_equal(x.read(), y.read()), (a, b)
         px = {k: v for k, v in x.profile.items() if k not in ignore_profile}

@@ -1,21 +1,24 @@
-"""rsaug tile sets in other frameworks: TorchGeo datasets, samplers and a data module.
+"""rsaug tile sets in other frameworks: TorchGeo datasets and samplers, a real/synthetic mixing data module.
+
+Everything lives in :mod:`rsaug.integrations.torchgeo` (importing it imports TorchGeo and Lightning); see that
+module for how to combine real and synthetic tiles correctly.
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`.
 """
 from __future__ import annotations
 
 from rsaug.integrations.torchgeo import (
-    select_rows,
+    GeoSampledDataset,
+    MixingSampler,
+    RandomCrop,
+    RealSyntheticDataModule,
+    TileSetDataset,
     TileSetImages,
     TileSetMasks,
+    collate_samples,
     geo_dataset,
     geo_datasets,
-    GeoSampledDataset,
-    TileSetDataset,
-    RandomCrop,
-    collate_samples,
-    MixingSampler,
-    RealSyntheticDataModule,
+    select_rows,
 )
 
 __all__ = [

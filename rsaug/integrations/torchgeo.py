@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -46,6 +45,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torchgeo.datasets import IntersectionDataset, RasterDataset
 
 from rsaug.core.errors import InputError
+from rsaug.core.runtime import quiet
 from rsaug.io.tileset import TileSet, read_raster
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
@@ -280,10 +280,8 @@ class TileSetDataset(Dataset):
             "tile_id": self.tile_ids[i], "synthetic": torch.tensor(self.synthetic),
         }
         if self.crs is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(self.image_paths[i]) as src:
-                    b = src.bounds
+            with quiet(NotGeoreferencedWarning), rasterio.open(self.image_paths[i]) as src:
+                b = src.bounds
             sample["crs"] = self.crs
             sample["bounds"] = torch.tensor([b.left, b.bottom, b.right, b.top], dtype=torch.float64)
         if self.transforms is not None:

@@ -1,57 +1,34 @@
-"""Reading and writing rasters: scenes and masks, fast GeoTIFF tiles, the tile-set format, the bundled sample.
+"""Reading and writing rasters: scenes and masks, the tile-set format, fast GeoTIFF tiles, value normalisation,
+the bundled sample data.
+
+Modules: :mod:`~rsaug.io.rasters` (opening scenes and raster/colour/vector masks on a scene grid),
+:mod:`~rsaug.io.tileset` (the on-disk tile-set format: :class:`TileSet` and the writers every producer uses),
+:mod:`~rsaug.io.geotiff` (the fast GeoTIFF tile writer behind :func:`write_tile`),
+:mod:`~rsaug.io.normalization` (the per-band value range fitted on training tiles) and :mod:`~rsaug.io.sample`.
+This package re-exports the entry points; helpers stay in their modules.
 
 May import: :mod:`rsaug.core`.
 """
 from __future__ import annotations
 
-from rsaug.io.rasters import (
-    VECTOR_SUFFIXES,
-    MASK_KINDS,
-    SceneInfo,
-    open_scene,
-    check_readable,
-    MaskSpec,
-    is_vector_path,
-    open_mask,
-    scene_bounds,
-    vector_class_values,
-    class_index,
-    clip_window,
-    read_padded,
-    encode_fast,
-    apply_lut,
-    decode_colors_fast,
-    MaskReader,
-)
-from rsaug.io.geotiff import (
-    MAX_FAST_LEVEL,
-    MAX_FAST_BYTES,
-    Layout,
-    fast_layout,
-    layout_from_template,
-    encode,
-    write_fast,
-)
+from rsaug.io.normalization import Normalization, compute_normalization, percentile_range
+from rsaug.io.rasters import MASK_KINDS, MaskReader, MaskSpec, SceneInfo, open_mask, open_scene
+from rsaug.io.sample import chesapeake_sample, gid15_sample, sample_root
 from rsaug.io.tileset import (
+    DEFAULT_COMPRESS_LEVEL,
+    DESCRIPTION_FILE,
     FORMAT_NAME,
     FORMAT_VERSION,
-    DESCRIPTION_FILE,
+    INDEX_COLUMNS,
     INDEX_FILE,
     INDEX_LAYER,
     SPLITS,
-    INDEX_COLUMNS,
-    count_column,
     TileSet,
+    count_column,
     read_raster,
-    DEFAULT_COMPRESS_LEVEL,
-    write_tile,
-    write_index,
     write_description,
-)
-from rsaug.io.sample import (
-    sample_root,
-    gid15_sample,
-    chesapeake_sample,
+    write_index,
+    write_tile,
 )
 
 __all__ = [
@@ -62,38 +39,23 @@ __all__ = [
     "INDEX_COLUMNS",
     "INDEX_FILE",
     "INDEX_LAYER",
-    "Layout",
     "MASK_KINDS",
-    "MAX_FAST_BYTES",
-    "MAX_FAST_LEVEL",
     "MaskReader",
     "MaskSpec",
+    "Normalization",
     "SPLITS",
     "SceneInfo",
     "TileSet",
-    "VECTOR_SUFFIXES",
-    "apply_lut",
-    "check_readable",
     "chesapeake_sample",
-    "class_index",
-    "clip_window",
+    "compute_normalization",
     "count_column",
-    "decode_colors_fast",
-    "encode",
-    "encode_fast",
-    "fast_layout",
     "gid15_sample",
-    "is_vector_path",
-    "layout_from_template",
     "open_mask",
     "open_scene",
-    "read_padded",
+    "percentile_range",
     "read_raster",
     "sample_root",
-    "scene_bounds",
-    "vector_class_values",
     "write_description",
-    "write_fast",
     "write_index",
     "write_tile",
 ]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from rasterio.windows import Window
 
 from rsaug.core.classes import IGNORE, ClassScheme
 from rsaug.core.errors import InputError
+from rsaug.core.runtime import quiet
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml")
 MASK_KINDS = ("auto", "index", "color", "vector")
@@ -99,14 +99,13 @@ def _open(path: str | os.PathLike[str], what: str) -> rasterio.io.DatasetReader:
     if not os.access(p, os.R_OK):
         raise InputError(p, f"{what} file is not readable (permission denied)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with quiet(NotGeoreferencedWarning):
             return rasterio.open(p)
     except RasterioIOError as exc:
-        raise InputError(p, f"cannot read {what} raster (corrupt or unsupported format): {_short(exc)}") from None
+        raise InputError(p, f"cannot read {what} raster (corrupt or unsupported format): {short_error(exc)}") from None
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """One-line text of an exception, preferring GDAL's own message over rasterio's wrapper."""
     msg = str(exc)
     if "previous exception" in msg and exc.__cause__ is not None:
@@ -148,7 +147,7 @@ def check_readable(src: Any, path: str | os.PathLike[str], what: str) -> None:
         for row, col in {(0, 0), (src.height // 2, src.width // 2), (src.height - 1, src.width - 1)}:
             src.read(window=Window(col, row, 1, 1))
     except RasterioIOError as exc:
-        raise InputError(path, f"cannot read {what} raster (corrupt): {_short(exc)}") from None
+        raise InputError(path, f"cannot read {what} raster (corrupt): {short_error(exc)}") from None
 
 
 # --------------------------------------------------------------------------- masks
@@ -285,7 +284,7 @@ def _check_overlap(path: Path, scene: SceneInfo, bounds: Any, crs: Any) -> None:
     try:
         left, bottom, right, top = transform_bounds(crs, scene.rio_crs, *bounds, densify_pts=21)
     except Exception as exc:  # noqa: BLE001 - pyproj/GDAL raise many types
-        raise InputError(path, f"cannot transform mask bounds to the scene CRS: {_short(exc)}") from None
+        raise InputError(path, f"cannot transform mask bounds to the scene CRS: {short_error(exc)}") from None
     sl, sb, sr, st = scene_bounds(scene)
     ox = min(right, sr) - max(left, sl)
     oy = min(top, st) - max(bottom, sb)
@@ -303,7 +302,7 @@ def _read_vector(path: Path) -> Any:
     try:
         return gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types
-        raise InputError(path, f"cannot read vector mask: {_short(exc)}") from None
+        raise InputError(path, f"cannot read vector mask: {short_error(exc)}") from None
 
 
 def vector_class_values(gdf: Any, path: str | os.PathLike[str], scheme: ClassScheme,
@@ -364,7 +363,7 @@ def _open_vector_mask(path: Path, scene: SceneInfo, scheme: ClassScheme, class_a
         try:
             total = gdf.to_crs(scene.rio_crs).total_bounds
         except Exception as exc:  # noqa: BLE001
-            raise InputError(path, f"cannot transform vector mask to the scene CRS: {_short(exc)}") from None
+            raise InputError(path, f"cannot transform vector mask to the scene CRS: {short_error(exc)}") from None
         _check_overlap(path, scene, tuple(total), scene.rio_crs)
     else:
         left, bottom, right, top = gdf.total_bounds
@@ -531,7 +530,7 @@ class MaskReader:
                 data = ds.read(list(range(1, n + 1)), window=inner)
                 valid = None
         except RasterioIOError as exc:
-            raise InputError(spec.path, f"cannot read mask raster (corrupt): {_short(exc)}") from None
+            raise InputError(spec.path, f"cannot read mask raster (corrupt): {short_error(exc)}") from None
         if spec.kind == "color":
             if valid is not None:
                 data = np.where(valid[None], data, np.array(spec.scheme.unknown_color, np.uint8)[:, None, None])

@@ -22,7 +22,6 @@ synthesizer write the same format.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from rsaug import __version__
 from rsaug.core.classes import IGNORE, ClassScheme
 from rsaug.core.errors import InputError
 from rsaug.core.files import atomic_path, read_json, write_json
+from rsaug.core.runtime import quiet
 from rsaug.io.geotiff import Layout, fast_layout, layout_from_template, write_fast
 
 if TYPE_CHECKING:
@@ -161,10 +161,8 @@ def read_raster(path: str | os.PathLike[str]) -> np.ndarray:
         InputError: If it is missing or unreadable.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                return src.read()
+        with quiet(NotGeoreferencedWarning), rasterio.open(path) as src:
+            return src.read()
     except RasterioIOError as exc:
         if not Path(path).exists():
             raise InputError(path, "file not found") from None
@@ -252,14 +250,12 @@ def _tile_profile(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, comp
 def _write_gdal(path: Any, arr: np.ndarray, profile: dict[str, Any], scheme: ClassScheme | None,
                 tags: dict[str, str] | None) -> None:
     """Write a tile with GDAL (``path`` may be a ``/vsimem/`` name)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(arr)
-            if scheme is not None:
-                dst.write_colormap(1, scheme.colormap())
-            if tags:
-                dst.update_tags(**tags)
+    with quiet(NotGeoreferencedWarning), rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr)
+        if scheme is not None:
+            dst.write_colormap(1, scheme.colormap())
+        if tags:
+            dst.update_tags(**tags)
 
 
 _LAYOUTS: dict[tuple[Any, ...], Layout | None] = {}

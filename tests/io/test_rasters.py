@@ -8,7 +8,15 @@ from rasterio.windows import Window
 
 from rsaug.core.classes import IGNORE, get_scheme
 from rsaug.core.errors import InputError
-from rsaug.io.rasters import MaskReader, clip_window, encode_fast, open_mask, open_scene, read_padded
+from rsaug.io.rasters import (
+    MaskReader,
+    clip_window,
+    decode_colors_fast,
+    encode_fast,
+    open_mask,
+    open_scene,
+    read_padded,
+)
 from tests.conftest import GEOREF_PAIR, GID15
 from tests.fixtures_tiles import chesapeake_pair
 
@@ -124,8 +132,6 @@ def test_vector_shapefile_with_raw_values(tmp_path) -> None:  # type: ignore[no-
 
 
 def test_decode_colors_fast_equals_scheme_decode() -> None:
-    from rsaug.io.rasters import decode_colors_fast
-
     g15 = get_scheme("gid15")
     with rasterio.open(GID15 / "labels_color" / "pond_001_15label.png") as src:
         rgb = src.read()

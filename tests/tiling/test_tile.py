@@ -13,9 +13,12 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
+import rsaug.tiling.workers as tiling_workers
 from rsaug.core.classes import IGNORE, get_scheme
+from rsaug.core.errors import InputError
+from rsaug.core.files import TMP_PREFIX
 from rsaug.io.tileset import TileSet, count_column
-from rsaug.tiling.run import (
+from rsaug.tiling import (
     TileOptions,
     TilingWarning,
     assign_random,
@@ -27,7 +30,7 @@ from rsaug.tiling.run import (
 from tests.conftest import GEOREF_PAIR, GID15
 from tests.fixtures_tiles import assert_same_tile_file, chesapeake_pair, gid15_fixture_stems, gid15_pairs
 
-pytestmark = [pytest.mark.filterwarnings("ignore::rsaug.tiling.run.TilingWarning"),
+pytestmark = [pytest.mark.filterwarnings("ignore::rsaug.tiling.options.TilingWarning"),
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
 
@@ -158,7 +161,6 @@ def test_mask_nodata_value_reads_as_unknown(tmp_path: Path) -> None:
     expect[:50, :70] = IGNORE
     assert (got == expect).all()
     assert idx.iloc[0]["unknown_fraction"] == pytest.approx(float((expect == IGNORE).mean()), abs=1e-6)
-    from rsaug.core.errors import InputError
     with pytest.raises(InputError, match="outside class scheme"):  # undeclared: still an error
         tile_scenes([(scene, tmp_path / "holes_undeclared.tif")], tmp_path / "u", tile_size=224, scheme="gid15")
     # nodata equal to a class value (0 = industrial_land in gid15): pixels keep their class, with a warning
@@ -333,25 +335,22 @@ def test_pad_edge_fills_unknown(tmp_path: Path) -> None:
 
 
 def test_resume_after_interrupt_equals_uninterrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rsaug.tiling.run as tiling
-
     pairs = gid15_pairs(gid15_fixture_stems(per_class=2))
     full = tile_scenes(pairs, tmp_path / "full", tile_size=224, max_unknown=1.0)
-    real = tiling.write_tile
+    real = tiling_workers.write_tile  # pass 2 writes the tiles there
     calls = {"n": 0}
 
     def killing_write_tile(path, array, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 21:  # die in the middle of a write: a temporary file is left behind
-            from rsaug.core.files import TMP_PREFIX
             (Path(path).parent / f"{TMP_PREFIX}killed.tif").write_bytes(b"half")
             raise KeyboardInterrupt
         return real(path, array, **kw)
 
-    monkeypatch.setattr(tiling, "write_tile", killing_write_tile)
+    monkeypatch.setattr(tiling_workers, "write_tile", killing_write_tile)
     with pytest.raises(KeyboardInterrupt):
         tile_scenes(pairs, tmp_path / "resumed", tile_size=224, max_unknown=1.0)
-    monkeypatch.setattr(tiling, "write_tile", real)
+    monkeypatch.setattr(tiling_workers, "write_tile", real)
     out = tmp_path / "resumed"
     assert not (out / "index.gpkg").exists() and len(list((out / "images").iterdir())) < len(full) + 1
     with pytest.raises(Exception, match="not empty"):

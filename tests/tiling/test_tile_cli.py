@@ -10,7 +10,8 @@ import rasterio
 from click.testing import CliRunner
 
 from rsaug.cli.tile import command as tile_command
-from tests.conftest import GEOREF_PAIR, GID15
+from rsaug.io.tileset import TileSet
+from tests.conftest import CHESAPEAKE, GEOREF_PAIR, GID15
 from tests.fixtures_tiles import assert_same_tile_file, chesapeake_pair
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
@@ -184,8 +185,6 @@ def test_cli_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
 
     import numpy as np
 
-    from rsaug.io.tileset import TileSet
-
     scene, mask = chesapeake_pair()
     main = "from rsaug.cli.tile import command; command(prog_name='rsaug tile')"
     args = [sys.executable, "-c", main, str(scene), str(mask), "--scheme", "chesapeake", "--tile-size", "16", "-q"]
@@ -242,8 +241,6 @@ def test_cli_scene_corrupt_in_the_middle_leaves_no_output(tmp_path: Path) -> Non
 
 def test_cli_one_directory_with_scene_and_mask_suffixes(tmp_path: Path) -> None:
     """Chesapeake patches: <key>_naip-new.tif and <key>_lc.tif in one directory, paired by key."""
-    from tests.conftest import CHESAPEAKE
-
     patches = CHESAPEAKE / "patches"
     out = tmp_path / "o"
     r = run(patches, patches, "--scene-suffix", "_naip-new", "--mask-suffix", "_lc", "--scheme", "chesapeake",
