@@ -4,14 +4,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import rasterio
 
-from rsaug.cli.common import device_option, guarded, quiet_option, seed_option
+from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
+from rsaug.gan.inference import load_generator
+from rsaug.io.tileset import TileSet
+from rsaug.synthesis import (
+    PlanConfig,
+    check_compatible,
+    plan_synthesis,
+    save_plan,
+    synthesize_scene,
+    synthesize_tileset,
+)
 
 
 @click.command("synthesize", context_settings={"show_default": True})
 @click.argument("tiles", required=False, type=click.Path(path_type=Path, readable=False))
-@click.option("-c", "--checkpoint", type=click.Path(path_type=Path, readable=False), default=None, show_default="required",
+@click.option("-c", "--checkpoint", type=click.Path(path_type=Path, readable=False), default=None,
+              show_default="required",
               help="Generator checkpoint (or a training run directory); optional with --dry-run.")
 @click.option("-o", "--out", type=click.Path(path_type=Path, readable=False), default=None, show_default="required",
               help="Output tile-set directory (with --scene-mask: the output GeoTIFF).")
@@ -37,7 +49,8 @@ from rsaug.core.errors import InputError
 @click.option("--tile-id", "tile_ids", multiple=True, default=(), show_default="all tiles of the split",
               help="Only these source tiles (repeatable).")
 @click.option("--dry-run", is_flag=True, default=False, help="Only compute, print (and --plan-json) the plan.")
-@click.option("--plan-json", type=click.Path(path_type=Path, readable=False), default=None, show_default="OUT/plan.json",
+@click.option("--plan-json", type=click.Path(path_type=Path, readable=False), default=None,
+              show_default="OUT/plan.json",
               help="Also save the plan as JSON here.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Masks (or windows) per forward pass.")
 @click.option("--writers", type=int, default=2, show_default=True,
@@ -76,10 +89,6 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
     The output tile set has the same format as `rsaug tile` output (images/, masks/, index.gpkg, tileset.json
     with synthetic=true); every tile keeps its source tile's CRS and transform and records its provenance.
     """
-    from rsaug.gan.inference import load_generator
-    from rsaug.synthesis.tilesets import PlanConfig, plan_synthesis, save_plan, synthesize_scene, synthesize_tileset
-    from rsaug.io.tileset import TileSet
-
     if overwrite and resume:
         raise InputError(out, "give either --overwrite or --resume, not both")
     if batch_size < 1 or writers < 1:
@@ -92,10 +101,8 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
         gen = load_generator(checkpoint, device=device)
         path = synthesize_scene(scene_mask, gen, out, checkpoint=checkpoint, window=window, overlap=overlap,
                                 seed=seed, mask_values=mask_values, batch_size=batch_size, overwrite=overwrite,
-                                progress=not quiet)
+                                reporter=reporter(quiet))
         if not quiet:
-            import rasterio
-
             with rasterio.open(path) as dst:
                 click.echo(f"Synthetic scene written to {path}: {dst.width} x {dst.height} px, {dst.count} bands "
                            f"{dst.dtypes[0]}, CRS {dst.crs}")
@@ -114,8 +121,6 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
     plan = plan_synthesis(ts, cfg)
     gen = None
     if checkpoint is not None:
-        from rsaug.synthesis.tilesets import check_compatible
-
         gen = load_generator(checkpoint, device=device)
         check_compatible(gen, ts, checkpoint)
     if not quiet:
@@ -126,7 +131,7 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
         return
     assert gen is not None and out is not None
     res = synthesize_tileset(ts, gen, out, plan, checkpoint=checkpoint, batch_size=batch_size, writers=writers,
-                             overwrite=overwrite, resume=resume, progress=not quiet)
+                             overwrite=overwrite, resume=resume, reporter=reporter(quiet))
     if not quiet:
         click.echo(f"Synthetic tile set written to {res.out}: {plan.total_samples} tiles from {len(plan.tiles)} "
                    f"masks ({res.generated} generated, {res.resumed} kept from an earlier run) in "

@@ -25,6 +25,19 @@ from typing import Any
 
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
+from torchgeo.samplers import PreChippedGeoSampler, RandomGeoSampler
+
+from rsaug.gan import load_generator
+from rsaug.integrations import (
+    GeoSampledDataset,
+    MixingSampler,
+    RealSyntheticDataModule,
+    collate_samples,
+    geo_dataset,
+    geo_datasets,
+)
+from rsaug.io import TileSet
+from rsaug.synthesis import PlanConfig, plan_synthesis, synthesize_tileset
 
 
 def scale_uint8(sample: dict[str, Any]) -> dict[str, Any]:
@@ -36,12 +49,6 @@ def scale_uint8(sample: dict[str, Any]) -> dict[str, Any]:
 def georeferenced_loaders(real: Path, synthetic: list[Path], ratio: float, crop: int, batch_size: int,
                           steps: int, seed: int) -> tuple[DataLoader, DataLoader]:
     """TorchGeo pipeline: RasterDatasets + GeoSamplers per tile set, combined as samples."""
-    from torchgeo.samplers import PreChippedGeoSampler, RandomGeoSampler
-
-    from rsaug.integrations.torchgeo import GeoSampledDataset, MixingSampler, collate_samples, geo_dataset, geo_datasets
-
-    from rsaug.io.tileset import TileSet
-
     torch.manual_seed(seed)
     n_draw = steps * batch_size
     tile_size = int(TileSet.open(real).description.get("tile_size", 0))
@@ -67,8 +74,6 @@ def georeferenced_loaders(real: Path, synthetic: list[Path], ratio: float, crop:
 def per_file_loaders(real: Path, synthetic: list[Path], ratio: float, crop: int, batch_size: int,
                      steps: int, seed: int) -> tuple[DataLoader, DataLoader]:
     """Per-file pipeline for tile sets without georeferencing."""
-    from rsaug.integrations.torchgeo import RealSyntheticDataModule
-
     dm = RealSyntheticDataModule(real, synthetic, synthetic_ratio=ratio if synthetic else 0.0,
                                  batch_size=batch_size, crop_size=crop, samples_per_epoch=steps * batch_size,
                                  seed=seed)
@@ -78,10 +83,6 @@ def per_file_loaders(real: Path, synthetic: list[Path], ratio: float, crop: int,
 
 def synthesize_some(real: Path, checkpoint: Path, out: Path, n_masks: int, seed: int) -> Path:
     """Synthesize one sample for each of the first ``n_masks`` training masks with rsaug's Python API."""
-    from rsaug.gan.inference import load_generator
-    from rsaug.synthesis.tilesets import PlanConfig, plan_synthesis, synthesize_tileset
-    from rsaug.io.tileset import TileSet
-
     ts = TileSet.open(real)
     ids = ts.split("train")["tile_id"].tolist()[:n_masks]
     plan = plan_synthesis(ts, PlanConfig(mode="plain", samples_per_mask=1, seed=seed, tile_ids=ids))
@@ -107,8 +108,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     import lightning.pytorch as pl
     from torchgeo.trainers import SemanticSegmentationTask
-
-    from rsaug.io.tileset import TileSet
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     pl.seed_everything(args.seed, verbose=False)

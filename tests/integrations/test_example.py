@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rsaug.synthesis.tilesets import plan_synthesis, synthesize_tileset
+from rsaug.synthesis import plan_synthesis, synthesize_tileset
 from rsaug.io.tileset import TileSet
 from tests.conftest import ROOT
 from tests.integrations.test_torchgeo import untrained_generator

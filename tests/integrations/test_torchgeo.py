@@ -15,13 +15,15 @@ from torchgeo.datasets import RasterDataset
 from torchgeo.samplers import PreChippedGeoSampler, RandomGeoSampler
 
 from rsaug.core.classes import get_scheme
+from rsaug.core.errors import InputError
+from rsaug.gan import Generator, build_models, model_preset
 from rsaug.integrations.torchgeo import (
     GeoSampledDataset, MixingSampler, RealSyntheticDataModule, TileSetDataset, TileSetImages, TileSetMasks,
     collate_samples, geo_dataset, geo_datasets,
 )
-from rsaug.core.errors import InputError
-from rsaug.synthesis.tilesets import plan_synthesis, synthesize_tileset
+from rsaug.io.normalization import Normalization
 from rsaug.io.tileset import TileSet
+from rsaug.synthesis import plan_synthesis, synthesize_tileset
 
 warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
 
@@ -32,10 +34,6 @@ def untrained_generator(scheme_name: str, bands: int, seed: int = 0):
     Georeferencing, provenance and data plumbing do not depend on trained weights; this keeps the tests on the
     georeferenced Chesapeake data fast (the session's trained checkpoint is a GID-15 one).
     """
-    from rsaug.gan.config import model_preset
-    from rsaug.gan.data import Normalization
-    from rsaug.gan.inference import Generator, build_models
-
     scheme = get_scheme(scheme_name)
     cfg = model_preset("cpu-small", num_classes=scheme.num_classes, out_bands=bands, ngf=8, embed_dim=8,
                        mlp_hidden=16, num_upsampling=3)

@@ -10,9 +10,9 @@ import rasterio
 
 from rsaug.core.classes import get_scheme
 from rsaug.core.errors import InputError
-from rsaug.synthesis.tilesets import PlanConfig, SynthesisPlan, load_plan, plan_synthesis, save_plan
+from rsaug.synthesis import PlanConfig, SynthesisPlan, load_plan, plan_synthesis, save_plan
 from rsaug.io.tileset import TileSet, count_column
-from rsaug.tiling.run import assign_random
+from rsaug.tiling import assign_random
 from tests.conftest import GID15
 
 
@@ -116,7 +116,7 @@ def test_impossible_and_invalid_plans(gid15_index: pd.DataFrame) -> None:
         plan_synthesis(no_water, scheme=scheme, mode="rare")
     plan = plan_synthesis(no_water, scheme=scheme, mode="rare", allow_absent=True)
     assert set(plan.absent) == {"lake", "pond"} and "pond" not in plan.rare
-    with pytest.raises(InputError, match="samples-per-mask"):
+    with pytest.raises(InputError, match="samples_per_mask cannot be combined"):
         plan_synthesis(gid15_index, scheme=scheme, mode="rare", samples_per_mask=2)
     with pytest.raises(InputError, match="factor"):
         plan_synthesis(gid15_index, scheme=scheme, mode="rare", factor=1.0)

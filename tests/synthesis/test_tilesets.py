@@ -13,10 +13,18 @@ from click.testing import CliRunner
 
 from rsaug.cli.main import cli
 from rsaug.core.errors import InputError
-from rsaug.synthesis.tilesets import (
-    feather_weights, plan_synthesis, sample_seed, synthesize_scene, synthesize_tileset, window_starts,
-)
+from rsaug.gan.inference import file_sha256
+from rsaug.integrations.torchgeo import TileSetDataset
 from rsaug.io.tileset import TileSet
+from rsaug.synthesis import (
+    feather_weights,
+    load_plan,
+    plan_synthesis,
+    sample_seed,
+    synthesize_scene,
+    synthesize_tileset,
+    window_starts,
+)
 from tests.conftest import CHESAPEAKE_TILE, GID15
 from tests.integrations.test_torchgeo import untrained_generator
 
@@ -178,8 +186,6 @@ def _vary_pick(ts: TileSet) -> tuple[str, str]:
 
 
 def test_cli_synthesize_rare_classes(tiny_checkpoint: Path, gid15_tileset: Path, tmp_path) -> None:
-    from rsaug.gan.inference import file_sha256
-
     out = tmp_path / "syn"
     ts = TileSet.open(gid15_tileset)
     ids = ts.split("train")["tile_id"].tolist()[:8]
@@ -194,8 +200,6 @@ def test_cli_synthesize_rare_classes(tiny_checkpoint: Path, gid15_tileset: Path,
     assert syn.synthetic and len(syn.index) > 0 and set(syn.index["source_tile"]) <= set(ids)
     sha = file_sha256(tiny_checkpoint)
     assert set(syn.index["checkpoint_sha256"]) == {sha}
-    from rsaug.synthesis.tilesets import load_plan
-
     plan = load_plan(out / "plan.json")
     for name in plan.rare:
         k = plan.class_names.index(name)
@@ -205,8 +209,6 @@ def test_cli_synthesize_rare_classes(tiny_checkpoint: Path, gid15_tileset: Path,
     np.testing.assert_array_equal(syn.read_mask(row), ts.read_mask(ts.index.set_index("tile_id").loc[
         row["source_tile"]]))
     # the synthetic set loads like a real one
-    from rsaug.integrations.torchgeo import TileSetDataset
-
     sample = TileSetDataset(out, "train")[0]
     assert sample["image"].dtype == torch.float32 and sample["mask"].dtype == torch.int64 and sample["synthetic"]
 
