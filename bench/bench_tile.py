@@ -25,6 +25,7 @@ Usage::
 rsaug and gdal_retile.py run ``--repeat`` times, alternating, and the median run of each is reported (the
 machine's speed drifts by 10-30 % over minutes; alternating keeps the ratio fair).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,11 +79,23 @@ def generate_scene(scene: Path, mask: Path, size: int, seed: int = 0) -> None:
     choice = rng.integers(0, 96 if gid is None else len(gid[0]), size=(ncell, ncell))
     flips = rng.integers(0, 4, size=(ncell, ncell))
     transform = from_origin(500000.0, 4500000.0, 1.0, 1.0)
-    common = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32650", "transform": transform,
-              "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "dtype": "uint8"}
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), \
-            rasterio.open(scene, "w", count=4, **common) as si, \
-            rasterio.open(mask, "w", count=1, num_threads="all_cpus", **common) as sm:
+    common = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "crs": "EPSG:32650",
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "dtype": "uint8",
+    }
+    with (
+        rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"),
+        rasterio.open(scene, "w", count=4, **common) as si,
+        rasterio.open(mask, "w", count=1, num_threads="all_cpus", **common) as sm,
+    ):
         for r0 in range(0, size, 256):
             h = min(256, size - r0)
             rows = np.arange(r0, r0 + h)
@@ -181,9 +194,16 @@ def _measure_main(cmd: list[str]) -> None:
         sys.stderr.write(err.decode(errors="replace")[-3000:])
         sys.exit(proc.returncode)
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(json.dumps({"seconds": round(wall, 3), "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
-                      "peak_tree_pss_mb": round(peak[0] / 2**20, 1),
-                      "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2)}))
+    print(
+        json.dumps(
+            {
+                "seconds": round(wall, 3),
+                "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
+                "peak_tree_pss_mb": round(peak[0] / 2**20, 1),
+                "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2),
+            }
+        )
+    )
 
 
 def _dir_mb(path: Path) -> float:
@@ -191,9 +211,12 @@ def _dir_mb(path: Path) -> float:
 
 
 def _combine(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    return {"seconds": round(a["seconds"] + b["seconds"], 3), "peak_rss_mb": max(a["peak_rss_mb"], b["peak_rss_mb"]),
-            "peak_tree_pss_mb": max(a["peak_tree_pss_mb"], b["peak_tree_pss_mb"]),
-            "cpu_seconds": round(a["cpu_seconds"] + b["cpu_seconds"], 2)}
+    return {
+        "seconds": round(a["seconds"] + b["seconds"], 3),
+        "peak_rss_mb": max(a["peak_rss_mb"], b["peak_rss_mb"]),
+        "peak_tree_pss_mb": max(a["peak_tree_pss_mb"], b["peak_tree_pss_mb"]),
+        "cpu_seconds": round(a["cpu_seconds"] + b["cpu_seconds"], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,8 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-gdal", action="store_true")
     ap.add_argument("--skip-geotile", action="store_true")
     ap.add_argument("--skip-big", action="store_true", help="skip rsaug on the 4x larger scene")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="rounds of rsaug + gdal_retile runs; the median run of each is reported (default 3)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of rsaug + gdal_retile runs; the median run of each is reported (default 3)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -220,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         if not scene.exists():
             t = time.perf_counter()
             generate_scene(scene, mask, args.size)
-            print(f"generated {args.size}x{args.size} scene in {time.perf_counter() - t:.1f} s "
-                  f"({scene.stat().st_size / 2**20:.0f} MB + mask {mask.stat().st_size / 2**20:.0f} MB)")
+            print(
+                f"generated {args.size}x{args.size} scene in {time.perf_counter() - t:.1f} s "
+                f"({scene.stat().st_size / 2**20:.0f} MB + mask {mask.stat().st_size / 2**20:.0f} MB)"
+            )
         # cache warm-up so the first tool does not pay for cold reads
         for p in (scene, mask):
             with open(p, "rb") as f:
@@ -235,21 +264,41 @@ def main(argv: list[str] | None = None) -> int:
             entry = [str(VENV_PY), "-c", "from rsaug.cli.tile import command; command()"]
 
         def rsaug_cmd(sc: Path, mk: Path, out: Path, *extra: str) -> list[str]:
-            return [*entry, str(sc), str(mk), "-o", str(out), "--tile-size", str(args.tile),
-                    "--scheme", "gid15", "--max-unknown", "1", "--workers", str(args.workers), "--quiet", *extra]
+            return [
+                *entry,
+                str(sc),
+                str(mk),
+                "-o",
+                str(out),
+                "--tile-size",
+                str(args.tile),
+                "--scheme",
+                "gid15",
+                "--max-unknown",
+                "1",
+                "--workers",
+                str(args.workers),
+                "--quiet",
+                *extra,
+            ]
 
         out = work / "rsaug"
         tools: dict[str, Callable[[], dict[str, float]]] = {}
 
         def rsaug_run(extra: tuple[str, ...]) -> dict[str, float]:
             shutil.rmtree(out, ignore_errors=True)
-            r = {**measure(rsaug_cmd(scene, mask, out, *extra)), "output_mb": _dir_mb(out),
-                 "tiles": len(list((out / "images").iterdir()))}
+            r = {
+                **measure(rsaug_cmd(scene, mask, out, *extra)),
+                "output_mb": _dir_mb(out),
+                "tiles": len(list((out / "images").iterdir())),
+            }
             shutil.rmtree(out, ignore_errors=True)
             return r
 
-        for label, extra in (("rsaug tile (defaults: deflate 1, predictor 2)", ()),
-                             ("rsaug tile --compress-level 6", ("--compress-level", "6"))):
+        for label, extra in (
+            ("rsaug tile (defaults: deflate 1, predictor 2)", ()),
+            ("rsaug tile --compress-level 6", ("--compress-level", "6")),
+        ):
             tools[label] = functools.partial(rsaug_run, extra)
 
         def gdal_run(extra: list[str]) -> dict[str, float]:
@@ -259,18 +308,39 @@ def main(argv: list[str] | None = None) -> int:
                 d = work / "gdal" / src.stem
                 shutil.rmtree(d, ignore_errors=True)
                 d.mkdir(parents=True)
-                runs.append(measure(["/usr/bin/python3", shutil.which("gdal_retile.py") or "gdal_retile.py",
-                                     "-q", "-ps", str(args.tile), str(args.tile), "-co", "COMPRESS=DEFLATE",
-                                     *extra, "-targetDir", str(d), str(src)]))
+                runs.append(
+                    measure(
+                        [
+                            "/usr/bin/python3",
+                            shutil.which("gdal_retile.py") or "gdal_retile.py",
+                            "-q",
+                            "-ps",
+                            str(args.tile),
+                            str(args.tile),
+                            "-co",
+                            "COMPRESS=DEFLATE",
+                            *extra,
+                            "-targetDir",
+                            str(d),
+                            str(src),
+                        ]
+                    )
+                )
                 size_mb += _dir_mb(d)
             shutil.rmtree(work / "gdal", ignore_errors=True)
-            return {**_combine(*runs), "scene_seconds": runs[0]["seconds"], "mask_seconds": runs[1]["seconds"],
-                    "output_mb": round(size_mb, 1)}
+            return {
+                **_combine(*runs),
+                "scene_seconds": runs[0]["seconds"],
+                "mask_seconds": runs[1]["seconds"],
+                "output_mb": round(size_mb, 1),
+            }
 
         if not args.skip_gdal and shutil.which("gdal_retile.py"):
-            for label, extra in (("gdal_retile.py (deflate)", []),
-                                 ("gdal_retile.py (deflate, predictor 2)", ["-co", "PREDICTOR=2"]),
-                                 ("gdal_retile.py (deflate 1, predictor 2)", ["-co", "PREDICTOR=2", "-co", "ZLEVEL=1"])):
+            for label, extra in (
+                ("gdal_retile.py (deflate)", []),
+                ("gdal_retile.py (deflate, predictor 2)", ["-co", "PREDICTOR=2"]),
+                ("gdal_retile.py (deflate 1, predictor 2)", ["-co", "PREDICTOR=2", "-co", "ZLEVEL=1"]),
+            ):
                 tools[label] = functools.partial(gdal_run, extra)
         elif not args.skip_gdal:
             print("gdal_retile.py not found: apt-get install -y gdal-bin python3-gdal")
@@ -292,8 +362,10 @@ def main(argv: list[str] | None = None) -> int:
             for src in (scene, mask):
                 d = work / "geotile" / src.stem
                 shutil.rmtree(d, ignore_errors=True)
-                code = (f"from geotile import GeoTile; GeoTile({str(src)!r}).generate_tiles({str(d)!r}, "
-                        f"tile_x={args.tile}, tile_y={args.tile}, stride_x={args.tile}, stride_y={args.tile})")
+                code = (
+                    f"from geotile import GeoTile; GeoTile({str(src)!r}).generate_tiles({str(d)!r}, "
+                    f"tile_x={args.tile}, tile_y={args.tile}, stride_x={args.tile}, stride_y={args.tile})"
+                )
                 try:
                     runs.append(measure([str(VENV_PY), "-W", "ignore", "-c", code]))
                 except RuntimeError as exc:
@@ -301,8 +373,12 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 size_mb += _dir_mb(d)
             if len(runs) == 2:
-                results["geotile (uncompressed)"] = {**_combine(*runs), "scene_seconds": runs[0]["seconds"],
-                                                     "mask_seconds": runs[1]["seconds"], "output_mb": round(size_mb, 1)}
+                results["geotile (uncompressed)"] = {
+                    **_combine(*runs),
+                    "scene_seconds": runs[0]["seconds"],
+                    "mask_seconds": runs[1]["seconds"],
+                    "output_mb": round(size_mb, 1),
+                }
             shutil.rmtree(work / "geotile", ignore_errors=True)
 
         for r in results.values():
@@ -323,24 +399,31 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\n{args.size}x{args.size} 4-band uint8 scene + uint8 mask, {args.tile}-px tiles "
-          f"({n_tiles} per raster), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"\n{args.size}x{args.size} 4-band uint8 scene + uint8 mask, {args.tile}-px tiles "
+        f"({n_tiles} per raster), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
     base = results.get("gdal_retile.py (deflate)")
     print("x gdal: throughput relative to gdal_retile.py (deflate) in this run")
-    print(f"{'tool':46s} {'wall s':>7s} {'MP/s':>6s} {'x gdal':>6s} {'CPU s':>6s} {'peak RSS MB':>11s} "
-          f"{'tree PSS MB':>11s} {'out MB':>6s}")
+    print(
+        f"{'tool':46s} {'wall s':>7s} {'MP/s':>6s} {'x gdal':>6s} {'CPU s':>6s} {'peak RSS MB':>11s} "
+        f"{'tree PSS MB':>11s} {'out MB':>6s}"
+    )
     for name, r in results.items():
         ratio = base["seconds"] / r["seconds"] if base and "4x pixels" not in name else float("nan")
         r["x_gdal_retile"] = round(ratio, 2) if ratio == ratio else None
-        print(f"{name:46s} {r['seconds']:7.2f} {r['megapixels_per_second']:6.1f} {ratio:6.2f} {r['cpu_seconds']:6.1f} "
-              f"{r['peak_rss_mb']:11.0f} {r['peak_tree_pss_mb']:11.0f} {r.get('output_mb', float('nan')):6.0f}")
+        print(
+            f"{name:46s} {r['seconds']:7.2f} {r['megapixels_per_second']:6.1f} {ratio:6.2f} {r['cpu_seconds']:6.1f} "
+            f"{r['peak_rss_mb']:11.0f} {r['peak_tree_pss_mb']:11.0f} {r.get('output_mb', float('nan')):6.0f}"
+        )
     print(f"median of {args.repeat} alternating runs; all runs (wall s):")
     for name, r in results.items():
         if "runs_seconds" in r:
             print(f"  {name:44s} {' '.join(f'{t:.2f}' for t in r['runs_seconds'])}")
     if args.json:
-        args.json.write_text(json.dumps({"size": args.size, "tile": args.tile, "workers": args.workers,
-                                         "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"size": args.size, "tile": args.tile, "workers": args.workers, "results": results}, indent=2)
+        )
     return 0
 
 

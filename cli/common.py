@@ -1,4 +1,5 @@
 """Options and error handling shared by every subcommand (rasterio ``rio`` style: one module of shared bits)."""
+
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,7 @@ class BadInput(click.ClickException):
         super().__init__(message)
         self.exit_code = exit_code
 
-    def show(self, file: Any = None) -> None:  # noqa: D102
+    def show(self, file: Any = None) -> None:
         click.echo(f"Error: {self.format_message()}", err=True, file=file or sys.stderr)
 
 
@@ -57,12 +58,18 @@ def guarded(func: F | None = None, *, renames: dict[str, str] | None = None) -> 
     return wrapper  # type: ignore[return-value]
 
 
-seed_option = click.option("--seed", type=int, default=0, show_default=True,
-                           help="Random seed; the same seed gives the same result.")
-quiet_option = click.option("--quiet", "-q", is_flag=True, default=False,
-                            help="No progress bar and no summary (errors are still printed).")
-device_option = click.option("--device", default="auto", show_default=True,
-                             help="'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.")
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed; the same seed gives the same result."
+)
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, default=False, help="No progress bar and no summary (errors are still printed)."
+)
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
+)
 
 
 def reporter(quiet: bool) -> Reporter:

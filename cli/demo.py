@@ -4,6 +4,7 @@ tile -> train -> synthesize --double-rare-classes -> evaluate -> benchmark-augme
 Each stage is the ordinary subcommand reading the previous stage's files, so every stage can be inspected
 and re-run on its own; re-running the demo resumes (finished stages are kept).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -33,21 +34,46 @@ def _run(command: click.Command, args: list[str], title: str) -> float:
 
 
 @click.command("demo")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"),
-              show_default=True, help="Directory for every stage's output (tiles/, run/, synthetic/, "
-              "evaluation/, benchmark/).")
-@click.option("--steps", type=int, default=DEMO_TRAIN_STEPS, show_default=True,
-              help="Training steps of the CSEBGAN (cpu-small preset).")
-@click.option("--bench-seeds", type=int, default=DEMO_BENCH_SEEDS, show_default=True,
-              help="Seeds per benchmark arm (cpu-small uses 3; the demo fewer, and its report says so).")
-@click.option("--bench-iterations", type=int, default=DEMO_BENCH_ITERATIONS, show_default=True,
-              help="U-Net optimiser steps per benchmark run (and of the real-data U-Net of the evaluation).")
-@click.option("--overwrite", is_flag=True, default=False,
-              help="Start from scratch (delete OUT first) instead of resuming finished stages.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo_out"),
+    show_default=True,
+    help="Directory for every stage's output (tiles/, run/, synthetic/, evaluation/, benchmark/).",
+)
+@click.option(
+    "--steps",
+    type=int,
+    default=DEMO_TRAIN_STEPS,
+    show_default=True,
+    help="Training steps of the CSEBGAN (cpu-small preset).",
+)
+@click.option(
+    "--bench-seeds",
+    type=int,
+    default=DEMO_BENCH_SEEDS,
+    show_default=True,
+    help="Seeds per benchmark arm (cpu-small uses 3; the demo fewer, and its report says so).",
+)
+@click.option(
+    "--bench-iterations",
+    type=int,
+    default=DEMO_BENCH_ITERATIONS,
+    show_default=True,
+    help="U-Net optimiser steps per benchmark run (and of the real-data U-Net of the evaluation).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    default=False,
+    help="Start from scratch (delete OUT first) instead of resuming finished stages.",
+)
 @seed_option
 @device_option
-def command(out: Path, steps: int, bench_seeds: int, bench_iterations: int, overwrite: bool, seed: int,
-            device: str) -> None:
+def command(
+    out: Path, steps: int, bench_seeds: int, bench_iterations: int, overwrite: bool, seed: int, device: str
+) -> None:
     """Run the whole pipeline on the bundled real sample (45 GID-15 tiles) and print where the report is."""
     from . import benchmark, evaluate, synthesize, tile, train
 
@@ -62,32 +88,98 @@ def command(out: Path, steps: int, bench_seeds: int, bench_iterations: int, over
     times: dict[str, float] = {}
 
     if not (tiles / "tileset.json").is_file():
-        times["tile"] = _run(tile.command, [str(images), str(labels), "-o", str(tiles), "--mask-suffix",
-                                            "_15label", "--scheme", "gid15", "--tile-size",
-                                            str(DEMO_TILE_SIZE), *common], "1/5 tile")
-    train_args = [str(tiles), "-o", str(run), "--preset", "cpu-small", "--steps", str(steps), "--device",
-                  device, *common]
+        times["tile"] = _run(
+            tile.command,
+            [
+                str(images),
+                str(labels),
+                "-o",
+                str(tiles),
+                "--mask-suffix",
+                "_15label",
+                "--scheme",
+                "gid15",
+                "--tile-size",
+                str(DEMO_TILE_SIZE),
+                *common,
+            ],
+            "1/5 tile",
+        )
+    train_args = [
+        str(tiles),
+        "-o",
+        str(run),
+        "--preset",
+        "cpu-small",
+        "--steps",
+        str(steps),
+        "--device",
+        device,
+        *common,
+    ]
     if run.exists():
         train_args.append("--resume")
     times["train"] = _run(train.command, train_args, "2/5 train CSEBGAN")
     ckpt = run / "checkpoints" / "last.ckpt"
-    syn_args = ["--checkpoint", str(ckpt), str(tiles), "-o", str(syn), "--double-rare-classes",
-                "--device", device, *common]
+    syn_args = [
+        "--checkpoint",
+        str(ckpt),
+        str(tiles),
+        "-o",
+        str(syn),
+        "--double-rare-classes",
+        "--device",
+        device,
+        *common,
+    ]
     if syn.exists():
         syn_args.append("--resume")
     times["synthesize"] = _run(synthesize.command, syn_args, "3/5 synthesize --double-rare-classes")
     if not (evaluation / "evaluation.json").is_file():
-        times["evaluate"] = _run(evaluate.command, [str(ckpt), "--tiles", str(tiles), "-o", str(evaluation),
-                                                    "--label", "CSEBGAN (demo)", "--segmenter-iterations",
-                                                    str(bench_iterations), "--diversity-masks", "8",
-                                                    "--csd-masks", "4", "--device", device, *common],
-                                 "4/5 evaluate")
-    times["benchmark"] = _run(benchmark.command, [str(tiles), "-o", str(bench), "--synthetic", str(syn),
-                                                  "--arms", "real,real+synthetic,classic",
-                                                  "--seeds", str(bench_seeds), "--iterations",
-                                                  str(bench_iterations), "--preset", "cpu-small",
-                                                  "--device", device, *common],
-                              "5/5 benchmark-augmentation")
+        times["evaluate"] = _run(
+            evaluate.command,
+            [
+                str(ckpt),
+                "--tiles",
+                str(tiles),
+                "-o",
+                str(evaluation),
+                "--label",
+                "CSEBGAN (demo)",
+                "--segmenter-iterations",
+                str(bench_iterations),
+                "--diversity-masks",
+                "8",
+                "--csd-masks",
+                "4",
+                "--device",
+                device,
+                *common,
+            ],
+            "4/5 evaluate",
+        )
+    times["benchmark"] = _run(
+        benchmark.command,
+        [
+            str(tiles),
+            "-o",
+            str(bench),
+            "--synthetic",
+            str(syn),
+            "--arms",
+            "real,real+synthetic,classic",
+            "--seeds",
+            str(bench_seeds),
+            "--iterations",
+            str(bench_iterations),
+            "--preset",
+            "cpu-small",
+            "--device",
+            device,
+            *common,
+        ],
+        "5/5 benchmark-augmentation",
+    )
     report = bench / "report.html"
     if not report.is_file():
         raise BadInput(f"{report}: the benchmark did not write its report")

@@ -1,4 +1,5 @@
 """The ``rsaug`` click group; each subcommand lives in its own module."""
+
 from __future__ import annotations
 
 import click

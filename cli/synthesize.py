@@ -1,4 +1,5 @@
 """``rsaug synthesize``: generate a class-balanced synthetic tile set (or one whole synthetic scene)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,61 +23,163 @@ from rsaug.synthesis import (
 
 @click.command("synthesize", context_settings={"show_default": True})
 @click.argument("tiles", required=False, type=click.Path(path_type=Path, readable=False))
-@click.option("-c", "--checkpoint", type=click.Path(path_type=Path, readable=False), default=None,
-              show_default="required",
-              help="Generator checkpoint (or a training run directory); optional with --dry-run.")
-@click.option("-o", "--out", type=click.Path(path_type=Path, readable=False), default=None, show_default="required",
-              help="Output tile-set directory (with --scene-mask: the output GeoTIFF).")
-@click.option("--double-rare-classes", is_flag=True, default=False,
-              help="Plan masks and samples so every rare class's pixel count grows by --factor while common "
-                   "classes grow as little as possible. Without it every training mask is used (plain mode; "
-                   "1 sample per mask doubles the training set, as in the paper).")
-@click.option("--factor", type=float, default=2.0, show_default=True,
-              help="Growth factor: of every rare class (--double-rare-classes), or of the whole training set "
-                   "(plain mode without --samples-per-mask).")
-@click.option("--rare-share", type=float, default=None, show_default="median class share",
-              help="A class is rare when its pixel share in the split is below this.")
-@click.option("--samples-per-mask", type=int, default=None, show_default="1 plain, 4 with --vary-class",
-              help="Samples generated per mask (plain and --vary-class modes).")
-@click.option("--max-samples-per-mask", type=int, default=None, show_default="2 x ceil(factor - 1)",
-              help="--double-rare-classes: most samples the planner may take of one mask.")
-@click.option("--vary-class", default=None, show_default="off",
-              help="Semantic editing: for each mask containing this class, N samples in which only this class's "
-                   "embedding is resampled and everything else is kept.")
-@click.option("--allow-absent", is_flag=True, default=False,
-              help="--double-rare-classes: skip classes with no pixels in the split instead of failing.")
+@click.option(
+    "-c",
+    "--checkpoint",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    show_default="required",
+    help="Generator checkpoint (or a training run directory); optional with --dry-run.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    show_default="required",
+    help="Output tile-set directory (with --scene-mask: the output GeoTIFF).",
+)
+@click.option(
+    "--double-rare-classes",
+    is_flag=True,
+    default=False,
+    help="Plan masks and samples so every rare class's pixel count grows by --factor while common "
+    "classes grow as little as possible. Without it every training mask is used (plain mode; "
+    "1 sample per mask doubles the training set, as in the paper).",
+)
+@click.option(
+    "--factor",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Growth factor: of every rare class (--double-rare-classes), or of the whole training set "
+    "(plain mode without --samples-per-mask).",
+)
+@click.option(
+    "--rare-share",
+    type=float,
+    default=None,
+    show_default="median class share",
+    help="A class is rare when its pixel share in the split is below this.",
+)
+@click.option(
+    "--samples-per-mask",
+    type=int,
+    default=None,
+    show_default="1 plain, 4 with --vary-class",
+    help="Samples generated per mask (plain and --vary-class modes).",
+)
+@click.option(
+    "--max-samples-per-mask",
+    type=int,
+    default=None,
+    show_default="2 x ceil(factor - 1)",
+    help="--double-rare-classes: most samples the planner may take of one mask.",
+)
+@click.option(
+    "--vary-class",
+    default=None,
+    show_default="off",
+    help="Semantic editing: for each mask containing this class, N samples in which only this class's "
+    "embedding is resampled and everything else is kept.",
+)
+@click.option(
+    "--allow-absent",
+    is_flag=True,
+    default=False,
+    help="--double-rare-classes: skip classes with no pixels in the split instead of failing.",
+)
 @click.option("--split", default="train", show_default=True, help="Split of TILES whose masks are used.")
-@click.option("--tile-id", "tile_ids", multiple=True, default=(), show_default="all tiles of the split",
-              help="Only these source tiles (repeatable).")
+@click.option(
+    "--tile-id",
+    "tile_ids",
+    multiple=True,
+    default=(),
+    show_default="all tiles of the split",
+    help="Only these source tiles (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, default=False, help="Only compute, print (and --plan-json) the plan.")
-@click.option("--plan-json", type=click.Path(path_type=Path, readable=False), default=None,
-              show_default="OUT/plan.json",
-              help="Also save the plan as JSON here.")
+@click.option(
+    "--plan-json",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    show_default="OUT/plan.json",
+    help="Also save the plan as JSON here.",
+)
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Masks (or windows) per forward pass.")
-@click.option("--writers", type=int, default=2, show_default=True,
-              help="GeoTIFF writer threads working while the generator computes.")
-@click.option("--scene-mask", type=click.Path(path_type=Path, readable=False), default=None, show_default="off",
-              help="Whole-scene mode: one seamless synthetic GeoTIFF for this large mask raster (no TILES).")
-@click.option("--window", type=int, default=None, show_default="checkpoint crop size",
-              help="Whole-scene mode: window size in pixels.")
-@click.option("--overlap", type=int, default=None, show_default="window / 4",
-              help="Whole-scene mode: overlap of neighbouring windows in pixels (cosine-feathered).")
-@click.option("--mask-values", type=click.Choice(["scheme", "internal"]), default="scheme", show_default=True,
-              help="Whole-scene mode: the mask holds the scheme's raw values, or rsaug's internal values "
-                   "(0..K-1, 255 unknown).")
+@click.option(
+    "--writers",
+    type=int,
+    default=2,
+    show_default=True,
+    help="GeoTIFF writer threads working while the generator computes.",
+)
+@click.option(
+    "--scene-mask",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    show_default="off",
+    help="Whole-scene mode: one seamless synthetic GeoTIFF for this large mask raster (no TILES).",
+)
+@click.option(
+    "--window",
+    type=int,
+    default=None,
+    show_default="checkpoint crop size",
+    help="Whole-scene mode: window size in pixels.",
+)
+@click.option(
+    "--overlap",
+    type=int,
+    default=None,
+    show_default="window / 4",
+    help="Whole-scene mode: overlap of neighbouring windows in pixels (cosine-feathered).",
+)
+@click.option(
+    "--mask-values",
+    type=click.Choice(["scheme", "internal"]),
+    default="scheme",
+    show_default=True,
+    help="Whole-scene mode: the mask holds the scheme's raw values, or rsaug's internal values (0..K-1, 255 unknown).",
+)
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an earlier rsaug output at OUT.")
-@click.option("--resume", is_flag=True, default=False,
-              help="Continue an interrupted run into OUT (same tiles, checkpoint and plan).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    default=False,
+    help="Continue an interrupted run into OUT (same tiles, checkpoint and plan).",
+)
 @seed_option
 @device_option
 @quiet_option
 @guarded
-def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, double_rare_classes: bool, factor: float,
-            rare_share: float | None, samples_per_mask: int | None, max_samples_per_mask: int | None,
-            vary_class: str | None, allow_absent: bool, split: str, tile_ids: tuple[str, ...], dry_run: bool,
-            plan_json: Path | None, batch_size: int, writers: int, scene_mask: Path | None, window: int | None,
-            overlap: int | None, mask_values: str, overwrite: bool, resume: bool, seed: int, device: str,
-            quiet: bool) -> None:
+def command(
+    tiles: Path | None,
+    checkpoint: Path | None,
+    out: Path | None,
+    double_rare_classes: bool,
+    factor: float,
+    rare_share: float | None,
+    samples_per_mask: int | None,
+    max_samples_per_mask: int | None,
+    vary_class: str | None,
+    allow_absent: bool,
+    split: str,
+    tile_ids: tuple[str, ...],
+    dry_run: bool,
+    plan_json: Path | None,
+    batch_size: int,
+    writers: int,
+    scene_mask: Path | None,
+    window: int | None,
+    overlap: int | None,
+    mask_values: str,
+    overwrite: bool,
+    resume: bool,
+    seed: int,
+    device: str,
+    quiet: bool,
+) -> None:
     """Generate synthetic training data from a trained generator.
 
     \b
@@ -99,13 +202,25 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
         if checkpoint is None or out is None:
             raise InputError(None, "--scene-mask needs --checkpoint and -o OUT.tif")
         gen = load_generator(checkpoint, device=device)
-        path = synthesize_scene(scene_mask, gen, out, checkpoint=checkpoint, window=window, overlap=overlap,
-                                seed=seed, mask_values=mask_values, batch_size=batch_size, overwrite=overwrite,
-                                reporter=reporter(quiet))
+        path = synthesize_scene(
+            scene_mask,
+            gen,
+            out,
+            checkpoint=checkpoint,
+            window=window,
+            overlap=overlap,
+            seed=seed,
+            mask_values=mask_values,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            reporter=reporter(quiet),
+        )
         if not quiet:
             with rasterio.open(path) as dst:
-                click.echo(f"Synthetic scene written to {path}: {dst.width} x {dst.height} px, {dst.count} bands "
-                           f"{dst.dtypes[0]}, CRS {dst.crs}")
+                click.echo(
+                    f"Synthetic scene written to {path}: {dst.width} x {dst.height} px, {dst.count} bands "
+                    f"{dst.dtypes[0]}, CRS {dst.crs}"
+                )
         return
     if tiles is None:
         raise InputError(None, "give TILES (a tile set from `rsaug tile`) or --scene-mask")
@@ -115,9 +230,18 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
         raise InputError(None, "--checkpoint and -o OUT are required (except with --dry-run)")
     mode = "rare" if double_rare_classes else ("vary" if vary_class else "plain")
     ts = TileSet.open(tiles)
-    cfg = PlanConfig(mode=mode, factor=factor, rare_share=rare_share, samples_per_mask=samples_per_mask,
-                     max_samples_per_mask=max_samples_per_mask, split=split, seed=seed, allow_absent=allow_absent,
-                     vary_class=vary_class, tile_ids=list(tile_ids) or None)
+    cfg = PlanConfig(
+        mode=mode,
+        factor=factor,
+        rare_share=rare_share,
+        samples_per_mask=samples_per_mask,
+        max_samples_per_mask=max_samples_per_mask,
+        split=split,
+        seed=seed,
+        allow_absent=allow_absent,
+        vary_class=vary_class,
+        tile_ids=list(tile_ids) or None,
+    )
     plan = plan_synthesis(ts, cfg)
     gen = None
     if checkpoint is not None:
@@ -130,12 +254,23 @@ def command(tiles: Path | None, checkpoint: Path | None, out: Path | None, doubl
     if dry_run:
         return
     assert gen is not None and out is not None
-    res = synthesize_tileset(ts, gen, out, plan, checkpoint=checkpoint, batch_size=batch_size, writers=writers,
-                             overwrite=overwrite, resume=resume, reporter=reporter(quiet))
+    res = synthesize_tileset(
+        ts,
+        gen,
+        out,
+        plan,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        writers=writers,
+        overwrite=overwrite,
+        resume=resume,
+        reporter=reporter(quiet),
+    )
     if not quiet:
-        click.echo(f"Synthetic tile set written to {res.out}: {plan.total_samples} tiles from {len(plan.tiles)} "
-                   f"masks ({res.generated} generated, {res.resumed} kept from an earlier run) in "
-                   f"{res.seconds:.1f} s ({res.tiles_per_second:.2f} tiles/s; generator "
-                   f"{res.generator_seconds:.1f} s) on {gen.device}")
-        click.echo(f"  checkpoint sha256 {gen.checkpoint_sha256[:16]}..., seed {seed}; plan in "
-                   f"{res.out / 'plan.json'}")
+        click.echo(
+            f"Synthetic tile set written to {res.out}: {plan.total_samples} tiles from {len(plan.tiles)} "
+            f"masks ({res.generated} generated, {res.resumed} kept from an earlier run) in "
+            f"{res.seconds:.1f} s ({res.tiles_per_second:.2f} tiles/s; generator "
+            f"{res.generator_seconds:.1f} s) on {gen.device}"
+        )
+        click.echo(f"  checkpoint sha256 {gen.checkpoint_sha256[:16]}..., seed {seed}; plan in {res.out / 'plan.json'}")

@@ -1,4 +1,5 @@
 """``rsaug tile``: cut scenes and masks into a georeferenced tile set."""
+
 from __future__ import annotations
 
 import warnings
@@ -23,7 +24,8 @@ def _format_summary(s: dict[str, Any]) -> str:
         "  splits: " + ", ".join(f"{k} {v}" for k, v in s["splits"].items()),
         f"  written: {s['written']}   already present (resume): {s['skipped_existing']}   "
         f"time: {s['seconds']:.1f} s ({s['megapixels_per_second']} MP/s)",
-        "  class pixel shares: " + ", ".join(f"{k} {v:.1%}" for k, v in s["class_pixel_shares"].items())
+        "  class pixel shares: "
+        + ", ".join(f"{k} {v:.1%}" for k, v in s["class_pixel_shares"].items())
         + f", unknown {s['unknown_pixel_share']:.1%}",
     ]
     return "\n".join(lines)
@@ -32,63 +34,167 @@ def _format_summary(s: dict[str, Any]) -> str:
 @click.command("tile", context_settings={"show_default": True})
 @click.argument("scene", required=False, type=click.Path(path_type=Path, readable=False))
 @click.argument("mask", required=False, type=click.Path(path_type=Path, readable=False))
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path, readable=False),
-              help="Output tile-set directory.")
-@click.option("--pairs", "pairs_csv", type=click.Path(path_type=Path, readable=False), default=None,
-              help="CSV of scene,mask pairs (instead of SCENE MASK); paths relative to the CSV.")
-@click.option("--mask-suffix", default="", show_default=True,
-              help="With directories: the mask of scene <key>.tif is <key><suffix>.* (e.g. _15label for GID).")
-@click.option("--scene-suffix", default="", show_default=True,
-              help="With directories: only scenes named <key><suffix>.* (e.g. _naip-new for Chesapeake, whose "
-                   "masks <key>_lc.tif sit in the same directory).")
+@click.option(
+    "-o", "--out", required=True, type=click.Path(path_type=Path, readable=False), help="Output tile-set directory."
+)
+@click.option(
+    "--pairs",
+    "pairs_csv",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    help="CSV of scene,mask pairs (instead of SCENE MASK); paths relative to the CSV.",
+)
+@click.option(
+    "--mask-suffix",
+    default="",
+    show_default=True,
+    help="With directories: the mask of scene <key>.tif is <key><suffix>.* (e.g. _15label for GID).",
+)
+@click.option(
+    "--scene-suffix",
+    default="",
+    show_default=True,
+    help="With directories: only scenes named <key><suffix>.* (e.g. _naip-new for Chesapeake, whose "
+    "masks <key>_lc.tif sit in the same directory).",
+)
 @click.option("--tile-size", type=int, default=256, show_default=True, help="Tile side in pixels.")
-@click.option("--stride", type=int, default=None, show_default="tile size",
-              help="Step between tiles in pixels (smaller than the tile size = overlap).")
-@click.option("--overlap", type=int, default=None, show_default="0",
-              help="Overlap between neighbouring tiles in pixels (alternative to --stride).")
-@click.option("--max-unknown", type=float, default=0.8, show_default=True,
-              help="Drop tiles whose fraction of unknown mask pixels exceeds this.")
-@click.option("--scheme", default="gid15", show_default=True,
-              help="Class scheme of the masks: gid15, gid15-official, gid5, chesapeake, loveda, or a JSON file.")
-@click.option("--mask-kind", type=click.Choice(["auto", "index", "color", "vector"]), default="auto",
-              show_default=True, help="Mask type; auto: vector by file suffix, 3+ bands = colour-coded, "
-                                      "1 band = index.")
-@click.option("--class-attribute", default="class", show_default=True,
-              help="Attribute of vector masks holding the class name or raw class value.")
-@click.option("--vector-fill", default=None, metavar="CLASS", show_default="unknown",
-              help="Class (name or raw value) of scene pixels that no polygon of a vector mask covers.")
+@click.option(
+    "--stride",
+    type=int,
+    default=None,
+    show_default="tile size",
+    help="Step between tiles in pixels (smaller than the tile size = overlap).",
+)
+@click.option(
+    "--overlap",
+    type=int,
+    default=None,
+    show_default="0",
+    help="Overlap between neighbouring tiles in pixels (alternative to --stride).",
+)
+@click.option(
+    "--max-unknown",
+    type=float,
+    default=0.8,
+    show_default=True,
+    help="Drop tiles whose fraction of unknown mask pixels exceeds this.",
+)
+@click.option(
+    "--scheme",
+    default="gid15",
+    show_default=True,
+    help="Class scheme of the masks: gid15, gid15-official, gid5, chesapeake, loveda, or a JSON file.",
+)
+@click.option(
+    "--mask-kind",
+    type=click.Choice(["auto", "index", "color", "vector"]),
+    default="auto",
+    show_default=True,
+    help="Mask type; auto: vector by file suffix, 3+ bands = colour-coded, 1 band = index.",
+)
+@click.option(
+    "--class-attribute",
+    default="class",
+    show_default=True,
+    help="Attribute of vector masks holding the class name or raw class value.",
+)
+@click.option(
+    "--vector-fill",
+    default=None,
+    metavar="CLASS",
+    show_default="unknown",
+    help="Class (name or raw value) of scene pixels that no polygon of a vector mask covers.",
+)
 @click.option("--split", "split_spec", default="4:1:1", show_default=True, help="Split ratios train:val:test.")
 @seed_option
-@click.option("--reserve", type=int, default=0, show_default=True,
-              help="Tiles set aside as split 'reserved' (e.g. for ablations) before splitting.")
-@click.option("--split-mode", type=click.Choice(["random", "blocked"]), default="random", show_default=True,
-              help="random: per tile (as the GID-15 paper); blocked: per spatial block, tiles overlapping a "
-                   "tile of another split are dropped.")
-@click.option("--block-size", type=int, default=None, show_default="4 tiles",
-              help="Block side in pixels for --split-mode blocked.")
-@click.option("--edge", type=click.Choice(["drop", "pad"]), default="drop", show_default=True,
-              help="Partial border tiles: drop them, or pad them (image nodata/0, mask unknown).")
-@click.option("--compress", type=click.Choice(["deflate", "lzw", "zstd", "none"]), default="deflate",
-              show_default=True, help="GeoTIFF compression of the tiles.")
-@click.option("--compress-level", type=int, default=1, show_default=True,
-              help="Deflate (1-12) or zstd (1-22) level. Deflate levels 1-3 are encoded with ISA-L (tiles up to "
-                   "4 MB, integer data), higher ones by GDAL. With the predictor rsaug uses, level 1 is as small "
-                   "as GDAL's default 6 on satellite imagery and several times faster to write. ISA-L's bytes "
-                   "(never the pixels) can differ between runs; use 4 or more for byte-reproducible files.")
+@click.option(
+    "--reserve",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Tiles set aside as split 'reserved' (e.g. for ablations) before splitting.",
+)
+@click.option(
+    "--split-mode",
+    type=click.Choice(["random", "blocked"]),
+    default="random",
+    show_default=True,
+    help="random: per tile (as the GID-15 paper); blocked: per spatial block, tiles overlapping a "
+    "tile of another split are dropped.",
+)
+@click.option(
+    "--block-size",
+    type=int,
+    default=None,
+    show_default="4 tiles",
+    help="Block side in pixels for --split-mode blocked.",
+)
+@click.option(
+    "--edge",
+    type=click.Choice(["drop", "pad"]),
+    default="drop",
+    show_default=True,
+    help="Partial border tiles: drop them, or pad them (image nodata/0, mask unknown).",
+)
+@click.option(
+    "--compress",
+    type=click.Choice(["deflate", "lzw", "zstd", "none"]),
+    default="deflate",
+    show_default=True,
+    help="GeoTIFF compression of the tiles.",
+)
+@click.option(
+    "--compress-level",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Deflate (1-12) or zstd (1-22) level. Deflate levels 1-3 are encoded with ISA-L (tiles up to "
+    "4 MB, integer data), higher ones by GDAL. With the predictor rsaug uses, level 1 is as small "
+    "as GDAL's default 6 on satellite imagery and several times faster to write. ISA-L's bytes "
+    "(never the pixels) can differ between runs; use 4 or more for byte-reproducible files.",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing tile set in OUT.")
-@click.option("--resume", is_flag=True, default=False,
-              help="Continue an interrupted run into OUT (same inputs and options).")
-@click.option("--summary-json", type=click.Path(path_type=Path, readable=False), default=None,
-              help="Also write the run summary as JSON to this path.")
+@click.option(
+    "--resume", is_flag=True, default=False, help="Continue an interrupted run into OUT (same inputs and options)."
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    help="Also write the run summary as JSON to this path.",
+)
 @quiet_option
 @guarded
-def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | None, mask_suffix: str,
-            scene_suffix: str,
-            tile_size: int, stride: int | None, overlap: int | None, max_unknown: float, scheme: str,
-            mask_kind: str, class_attribute: str, vector_fill: str | None, split_spec: str, seed: int,
-            reserve: int, split_mode: str, block_size: int | None, edge: str, compress: str, compress_level: int,
-            workers: int, overwrite: bool, resume: bool, summary_json: Path | None, quiet: bool) -> None:
+def command(
+    scene: Path | None,
+    mask: Path | None,
+    out: Path,
+    pairs_csv: Path | None,
+    mask_suffix: str,
+    scene_suffix: str,
+    tile_size: int,
+    stride: int | None,
+    overlap: int | None,
+    max_unknown: float,
+    scheme: str,
+    mask_kind: str,
+    class_attribute: str,
+    vector_fill: str | None,
+    split_spec: str,
+    seed: int,
+    reserve: int,
+    split_mode: str,
+    block_size: int | None,
+    edge: str,
+    compress: str,
+    compress_level: int,
+    workers: int,
+    overwrite: bool,
+    resume: bool,
+    summary_json: Path | None,
+    quiet: bool,
+) -> None:
     """Cut SCENE and MASK into a tile set in OUT (GeoTIFF tiles, index.gpkg, tileset.json).
 
     SCENE and MASK are files, or directories matched by stem (see --mask-suffix); or give --pairs CSV.
@@ -111,14 +217,28 @@ def command(scene: Path | None, mask: Path | None, out: Path, pairs_csv: Path | 
         raise InputError(None, f"--workers must be >= 1, got {workers}")
     if overwrite and resume:
         raise InputError(out, "give either --overwrite or --resume, not both")
-    opts = TileOptions(tile_size=tile_size, stride=stride, max_unknown=max_unknown, scheme=scheme,
-                       split=split_spec, seed=seed, reserve=reserve, split_mode=split_mode, block_size=block_size,
-                       edge=edge, mask_kind=mask_kind, class_attribute=class_attribute,
-                       vector_fill=vector_fill, compress=compress, compress_level=compress_level)
+    opts = TileOptions(
+        tile_size=tile_size,
+        stride=stride,
+        max_unknown=max_unknown,
+        scheme=scheme,
+        split=split_spec,
+        seed=seed,
+        reserve=reserve,
+        split_mode=split_mode,
+        block_size=block_size,
+        edge=edge,
+        mask_kind=mask_kind,
+        class_attribute=class_attribute,
+        vector_fill=vector_fill,
+        compress=compress,
+        compress_level=compress_level,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        index = tile_scenes(pairs, out, opts, workers=workers, overwrite=overwrite, resume=resume,
-                            reporter=reporter(quiet))
+        index = tile_scenes(
+            pairs, out, opts, workers=workers, overwrite=overwrite, resume=resume, reporter=reporter(quiet)
+        )
     if not quiet:
         seen = set()
         for w in caught:

@@ -15,6 +15,7 @@ Usage::
     python examples/torchgeo_synthetic_unet.py --real TILES --synthetic SYN --steps 20
     python examples/torchgeo_synthetic_unet.py --real TILES --checkpoint RUN --synth-masks 16 --steps 20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def scale_uint8(sample: dict[str, Any]) -> dict[str, Any]:
     return sample
 
 
-def georeferenced_loaders(real: Path, synthetic: list[Path], ratio: float, crop: int, batch_size: int,
-                          steps: int, seed: int) -> tuple[DataLoader, DataLoader]:
+def georeferenced_loaders(
+    real: Path, synthetic: list[Path], ratio: float, crop: int, batch_size: int, steps: int, seed: int
+) -> tuple[DataLoader, DataLoader]:
     """TorchGeo pipeline: RasterDatasets + GeoSamplers per tile set, combined as samples."""
     torch.manual_seed(seed)
     n_draw = steps * batch_size
@@ -63,20 +65,30 @@ def georeferenced_loaders(real: Path, synthetic: list[Path], ratio: float, crop:
             parts.append(GeoSampledDataset(ds, sampler(ds)))
     train = ConcatDataset(parts)
     n_real = len(parts[0])
-    sampler = MixingSampler(n_real, len(train) - n_real, ratio if len(parts) > 1 else 0.0, num_samples=n_draw,
-                            seed=seed)
+    sampler = MixingSampler(
+        n_real, len(train) - n_real, ratio if len(parts) > 1 else 0.0, num_samples=n_draw, seed=seed
+    )
     val_ds = geo_dataset(real, "val", transforms=scale_uint8)
     val = GeoSampledDataset(val_ds, PreChippedGeoSampler(val_ds, shuffle=False))
-    return (DataLoader(train, batch_size=batch_size, sampler=sampler, collate_fn=collate_samples),
-            DataLoader(val, batch_size=batch_size, collate_fn=collate_samples))
+    return (
+        DataLoader(train, batch_size=batch_size, sampler=sampler, collate_fn=collate_samples),
+        DataLoader(val, batch_size=batch_size, collate_fn=collate_samples),
+    )
 
 
-def per_file_loaders(real: Path, synthetic: list[Path], ratio: float, crop: int, batch_size: int,
-                     steps: int, seed: int) -> tuple[DataLoader, DataLoader]:
+def per_file_loaders(
+    real: Path, synthetic: list[Path], ratio: float, crop: int, batch_size: int, steps: int, seed: int
+) -> tuple[DataLoader, DataLoader]:
     """Per-file pipeline for tile sets without georeferencing."""
-    dm = RealSyntheticDataModule(real, synthetic, synthetic_ratio=ratio if synthetic else 0.0,
-                                 batch_size=batch_size, crop_size=crop, samples_per_epoch=steps * batch_size,
-                                 seed=seed)
+    dm = RealSyntheticDataModule(
+        real,
+        synthetic,
+        synthetic_ratio=ratio if synthetic else 0.0,
+        batch_size=batch_size,
+        crop_size=crop,
+        samples_per_epoch=steps * batch_size,
+        seed=seed,
+    )
     dm.setup("fit")
     return dm.train_dataloader(), dm.val_dataloader()
 
@@ -117,23 +129,39 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.checkpoint is not None:
         tmp = tempfile.TemporaryDirectory() if args.workdir is None else None
         work = Path(tmp.name) if tmp else args.workdir
-        synthetic.append(synthesize_some(args.real, args.checkpoint, work / "synthetic", args.synth_masks,
-                                         args.seed))
+        synthetic.append(synthesize_some(args.real, args.checkpoint, work / "synthetic", args.synth_masks, args.seed))
     make = georeferenced_loaders if real.georeferenced else per_file_loaders
     train_dl, val_dl = make(args.real, synthetic, args.ratio, args.crop, args.batch_size, args.steps, args.seed)
-    task = SemanticSegmentationTask(model="unet", backbone="resnet18", weights=None, in_channels=real.bands,
-                                    num_classes=real.scheme.num_classes, ignore_index=255, lr=1e-3)
-    trainer = pl.Trainer(max_steps=args.steps, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=4)
+    task = SemanticSegmentationTask(
+        model="unet",
+        backbone="resnet18",
+        weights=None,
+        in_channels=real.bands,
+        num_classes=real.scheme.num_classes,
+        ignore_index=255,
+        lr=1e-3,
+    )
+    trainer = pl.Trainer(
+        max_steps=args.steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=4,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(task, train_dataloaders=train_dl, val_dataloaders=val_dl)
         metrics = trainer.validate(task, dataloaders=val_dl, verbose=False)[0]
     kind = "TorchGeo RasterDatasets + GeoSamplers" if real.georeferenced else "per-file datasets"
     print(f"pipeline: {kind}; real {args.real}, synthetic {[str(s) for s in synthetic]}, ratio {args.ratio}")
-    print(f"trained {trainer.global_step} steps; validation on real tiles: "
-          + ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items())))
+    print(
+        f"trained {trainer.global_step} steps; validation on real tiles: "
+        + ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()))
+    )
     if tmp is not None:
         tmp.cleanup()
     return {k: float(v) for k, v in metrics.items()} | {"steps": float(trainer.global_step)}

@@ -1,9 +1,13 @@
 """Deprecated import path kept for one release: use :mod:`rsaug.gan` (see docs/ARCHITECTURE.md)."""
+
 from __future__ import annotations
 
 import warnings
 
 from rsaug.gan import TrainConfig, Trainer, TrainingDiverged, preset_configs, train  # noqa: F401
 
-warnings.warn("rsaug.training moved to rsaug.gan; this alias will be removed in the next release",
-              DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "rsaug.training moved to rsaug.gan; this alias will be removed in the next release",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -1,4 +1,5 @@
 """Shared test configuration: paths to the real data in ../shared/data and fixture plugins."""
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@
 
 Both are built once per test session in a temporary directory and must be treated as read-only.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,8 +59,11 @@ def gid15_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("gid15_tileset") / "tiles"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tile_scenes(gid15_pairs(gid15_fixture_stems()), root,
-                    TileOptions(tile_size=GID15_TILE, scheme="gid15", split="4:1:1", seed=0))
+        tile_scenes(
+            gid15_pairs(gid15_fixture_stems()),
+            root,
+            TileOptions(tile_size=GID15_TILE, scheme="gid15", split="4:1:1", seed=0),
+        )
     return root
 
 
@@ -73,8 +77,9 @@ def chesapeake_tileset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def assert_same_tile_file(a: Path, b: Path, *, ignore_profile: tuple[str, ...] = (),
-                          ignore_tags_of_a: frozenset[str] = frozenset()) -> None:
+def assert_same_tile_file(
+    a: Path, b: Path, *, ignore_profile: tuple[str, ...] = (), ignore_tags_of_a: frozenset[str] = frozenset()
+) -> None:
     """Two tile GeoTIFFs hold the same tile: pixels, georeferencing, profile, dataset/band/structure tags,
     band descriptions, colour interpretation and colormap. (Their compressed bytes may differ: ISA-L's deflate
     does not always pick the same matches in different processes; the decoded content is what rsaug guarantees

@@ -2,6 +2,7 @@
 
 These checks read the source (grimp / ast); they import nothing heavy and run in seconds.
 """
+
 from __future__ import annotations
 
 import ast
@@ -59,7 +60,7 @@ def test_no_import_cycles() -> None:
         stack.append(m)
         for d in sorted(edges[m]):
             if state.get(d) == 1:
-                cycles.append([*stack[stack.index(d):], d])
+                cycles.append([*stack[stack.index(d) :], d])
             elif d not in state:
                 visit(d)
         stack.pop()
@@ -118,8 +119,11 @@ def test_stage_packages_document_themselves(stage: str) -> None:
     tree = ast.parse(init.read_text())
     doc = ast.get_docstring(tree) or ""
     assert "May import" in doc, f"{init}: docstring must say what the stage may import"
-    exported = [n for n in tree.body if isinstance(n, ast.Assign) and any(
-        isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)]
+    exported = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
+    ]
     assert exported, f"{init}: no __all__"
     mod = __import__(f"rsaug.{stage}", fromlist=["__all__"])
     missing = [n for n in mod.__all__ if not hasattr(mod, n)]
@@ -138,11 +142,14 @@ def test_architecture_doc_matches_the_tree() -> None:
 
 def test_deprecated_paths_still_import() -> None:
     """The README's old import paths keep working for one release, with a DeprecationWarning."""
-    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
-            "try:\n    import rsaug.generation\nexcept DeprecationWarning as w:\n    print('warned:', w)\n")
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "try:\n    import rsaug.generation\nexcept DeprecationWarning as w:\n    print('warned:', w)\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "warned: rsaug.generation moved to rsaug.gan" in res.stdout, res.stdout + res.stderr
     code = "from rsaug.generation import load_generator; from rsaug.datasets import TileSetImages; print('ok')"
-    res = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert res.stdout.strip() == "ok", res.stderr

@@ -2,34 +2,35 @@
 
 May import: nothing else from rsaug (the bottom layer).
 """
+
 from __future__ import annotations
 
+from rsaug.core.classes import (
+    ClassInfo,
+    ClassScheme,
+    get_scheme,
+)
 from rsaug.core.errors import (
     InputError,
 )
 from rsaug.core.files import (
     TMP_PREFIX,
     atomic_path,
-    write_json,
     read_json,
     remove_temporaries,
     strict_json,
+    write_json,
 )
 from rsaug.core.runtime import (
-    select_device,
     seed_everything,
-)
-from rsaug.core.classes import (
-    ClassInfo,
-    ClassScheme,
-    get_scheme,
+    select_device,
 )
 
 __all__ = [
+    "TMP_PREFIX",
     "ClassInfo",
     "ClassScheme",
     "InputError",
-    "TMP_PREFIX",
     "atomic_path",
     "get_scheme",
     "read_json",

@@ -23,6 +23,7 @@ A user scheme is a JSON file::
                                   {"name": "road", "value": 1, "color": [255, 255, 0]}],
      "unknown_values": [255], "unknown_color": [255, 255, 255]}
 """
+
 from __future__ import annotations
 
 import json
@@ -182,7 +183,7 @@ class ClassScheme:
             InputError: If a colour is not in the scheme's palette (lists the colours and pixel counts).
         """
         rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or 3 not in (rgb.shape[0], rgb.shape[-1]) and 4 not in (rgb.shape[0], rgb.shape[-1]):
+        if rgb.ndim != 3 or (3 not in (rgb.shape[0], rgb.shape[-1]) and 4 not in (rgb.shape[0], rgb.shape[-1])):
             raise InputError(path, f"colour label must have 3 bands, got shape {rgb.shape}")
         if rgb.shape[0] in (3, 4) and rgb.shape[-1] not in (3, 4):
             rgb = np.moveaxis(rgb, 0, -1)
@@ -195,9 +196,7 @@ class ClassScheme:
         if unknown:
             counts = np.bincount(inv, minlength=len(uniq))
             idx = {u: i for i, u in enumerate(uniq.tolist())}
-            desc = ", ".join(
-                f"({u >> 16},{(u >> 8) & 255},{u & 255})x{int(counts[idx[u]])}" for u in unknown[:10]
-            )
+            desc = ", ".join(f"({u >> 16},{(u >> 8) & 255},{u & 255})x{int(counts[idx[u]])}" for u in unknown[:10])
             more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise InputError(path, f"colours not in class scheme {self.name!r}: {desc}{more}")
         mapped = np.array([table[u] for u in uniq.tolist()], dtype=np.uint8)
@@ -214,8 +213,9 @@ class ClassScheme:
         if bad.any():
             vals, counts = np.unique(mask[bad], return_counts=True)
             raise InputError(
-                path, f"mask values outside class scheme {self.name!r} (0..{self.num_classes - 1}, {IGNORE}): "
-                + _fmt_counts(vals, counts)
+                path,
+                f"mask values outside class scheme {self.name!r} (0..{self.num_classes - 1}, {IGNORE}): "
+                + _fmt_counts(vals, counts),
             )
 
     def class_counts(self, mask: np.ndarray) -> np.ndarray:
@@ -243,9 +243,7 @@ class ClassScheme:
             InputError: If the description is malformed.
         """
         try:
-            classes = tuple(
-                ClassInfo(str(c["name"]), int(c["value"]), _color(c["color"])) for c in data["classes"]
-            )
+            classes = tuple(ClassInfo(str(c["name"]), int(c["value"]), _color(c["color"])) for c in data["classes"])
             return cls(
                 name=str(data.get("name", "custom")),
                 classes=classes,
@@ -283,12 +281,17 @@ def _color(c: Any) -> Color:
 def _fmt_counts(values: np.ndarray, counts: np.ndarray) -> str:
     items = [f"{int(v)} ({int(n)} px)" for v, n in zip(values.tolist(), counts.tolist())]
     if len(items) > 12:
-        items = items[:12] + [f"... {len(items) - 12} more"]
+        items = [*items[:12], f"... {len(items) - 12} more"]
     return ", ".join(items)
 
 
-def _scheme(name: str, entries: list[tuple[str, Color]], first_value: int, unknown_values: tuple[int, ...],
-            unknown_color: Color = (0, 0, 0)) -> ClassScheme:
+def _scheme(
+    name: str,
+    entries: list[tuple[str, Color]],
+    first_value: int,
+    unknown_values: tuple[int, ...],
+    unknown_color: Color = (0, 0, 0),
+) -> ClassScheme:
     return ClassScheme(
         name=name,
         classes=tuple(ClassInfo(n, first_value + i, col) for i, (n, col) in enumerate(entries)),
@@ -298,21 +301,46 @@ def _scheme(name: str, entries: list[tuple[str, Color]], first_value: int, unkno
 
 
 _GID15 = [
-    ("industrial_land", (200, 0, 0)), ("urban_residential", (250, 0, 150)),
-    ("rural_residential", (200, 150, 150)), ("traffic_land", (250, 150, 150)),
-    ("paddy_field", (0, 200, 0)), ("irrigated_land", (150, 250, 0)), ("dry_cropland", (150, 200, 150)),
-    ("garden_plot", (200, 0, 200)), ("arbor_woodland", (150, 0, 250)), ("shrub_land", (150, 150, 250)),
-    ("natural_grassland", (250, 200, 0)), ("artificial_grassland", (200, 200, 0)), ("river", (0, 0, 200)),
-    ("lake", (0, 150, 200)), ("pond", (0, 200, 250)),
+    ("industrial_land", (200, 0, 0)),
+    ("urban_residential", (250, 0, 150)),
+    ("rural_residential", (200, 150, 150)),
+    ("traffic_land", (250, 150, 150)),
+    ("paddy_field", (0, 200, 0)),
+    ("irrigated_land", (150, 250, 0)),
+    ("dry_cropland", (150, 200, 150)),
+    ("garden_plot", (200, 0, 200)),
+    ("arbor_woodland", (150, 0, 250)),
+    ("shrub_land", (150, 150, 250)),
+    ("natural_grassland", (250, 200, 0)),
+    ("artificial_grassland", (200, 200, 0)),
+    ("river", (0, 0, 200)),
+    ("lake", (0, 150, 200)),
+    ("pond", (0, 200, 250)),
 ]
-_GID5 = [("built_up", (255, 0, 0)), ("farmland", (0, 255, 0)), ("forest", (0, 255, 255)),
-         ("meadow", (255, 255, 0)), ("water", (0, 0, 255))]
-_CHESAPEAKE = [("water", (0, 197, 255)), ("tree_canopy", (38, 115, 0)), ("low_vegetation", (163, 255, 115)),
-               ("barren", (255, 170, 0)), ("impervious_other", (156, 156, 156)),
-               ("impervious_road", (80, 80, 80))]
-_LOVEDA = [("background", (255, 255, 255)), ("building", (255, 0, 0)), ("road", (255, 255, 0)),
-           ("water", (0, 0, 255)), ("barren", (159, 129, 183)), ("forest", (0, 255, 0)),
-           ("agriculture", (255, 195, 128))]
+_GID5 = [
+    ("built_up", (255, 0, 0)),
+    ("farmland", (0, 255, 0)),
+    ("forest", (0, 255, 255)),
+    ("meadow", (255, 255, 0)),
+    ("water", (0, 0, 255)),
+]
+_CHESAPEAKE = [
+    ("water", (0, 197, 255)),
+    ("tree_canopy", (38, 115, 0)),
+    ("low_vegetation", (163, 255, 115)),
+    ("barren", (255, 170, 0)),
+    ("impervious_other", (156, 156, 156)),
+    ("impervious_road", (80, 80, 80)),
+]
+_LOVEDA = [
+    ("background", (255, 255, 255)),
+    ("building", (255, 0, 0)),
+    ("road", (255, 255, 0)),
+    ("water", (0, 0, 255)),
+    ("barren", (159, 129, 183)),
+    ("forest", (0, 255, 0)),
+    ("agriculture", (255, 195, 128)),
+]
 
 BUILTIN_SCHEMES: dict[str, ClassScheme] = {
     "gid15": _scheme("gid15", _GID15, 0, (15,)),

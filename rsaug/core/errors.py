@@ -10,6 +10,7 @@ Library messages never spell command-line flags. A message that names an option 
 ``max_unknown`` and the CLI as ``--max-unknown`` (:meth:`RsaugError.render`, with per-command renames such as
 ``crop`` -> ``--crop-size``).
 """
+
 from __future__ import annotations
 
 import os

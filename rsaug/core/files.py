@@ -3,6 +3,7 @@
 Every artefact rsaug writes (tiles, indexes, JSON descriptions, checkpoints, reports) goes through these
 helpers, so a killed process never leaves a half-written file under its final name.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -103,8 +104,9 @@ def json_roundtrip(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=_json_default))
 
 
-def prepare_output_dir(out: str | os.PathLike[str], *, overwrite: bool, resume: bool, markers: Sequence[str],
-                       resume_marker: str, what: str) -> str:
+def prepare_output_dir(
+    out: str | os.PathLike[str], *, overwrite: bool, resume: bool, markers: Sequence[str], resume_marker: str, what: str
+) -> str:
     """Check the output directory of a run; returns ``new``, ``resume`` or ``overwrite``.
 
     The one rule for every command that writes a directory: an empty or missing directory is ``new``; a
@@ -134,8 +136,10 @@ def prepare_output_dir(out: str | os.PathLike[str], *, overwrite: bool, resume: 
         return "resume"
     if overwrite:
         if not any((out / m).exists() for m in markers):
-            raise InputError(out, f"output directory is not empty and not an rsaug {what}; refusing to "
-                                  "overwrite it")
+            raise InputError(out, f"output directory is not empty and not an rsaug {what}; refusing to overwrite it")
         return "overwrite"
-    raise InputError(out, f"output directory is not empty; use {option('overwrite')} to replace it or "
-                          f"{option('resume')} to continue an interrupted run")
+    raise InputError(
+        out,
+        f"output directory is not empty; use {option('overwrite')} to replace it or "
+        f"{option('resume')} to continue an interrupted run",
+    )

@@ -4,6 +4,7 @@ Library functions take ``reporter: Reporter | None`` and never print. ``None`` (
 bars and no messages; the CLI builds ``Reporter(bars=not quiet, message=click.echo)``, so ``--quiet`` is one
 switch for every command. Bars are tqdm bars (disabled ones cost nothing), messages are one-line strings.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
@@ -32,13 +33,20 @@ class Reporter:
         if self.message is not None:
             self.message(text)
 
-    def bar(self, total: int | None = None, desc: str | None = None, unit: str = "it", leave: bool = True,
-            **kwargs: Any) -> tqdm:
+    def bar(
+        self, total: int | None = None, desc: str | None = None, unit: str = "it", leave: bool = True, **kwargs: Any
+    ) -> tqdm:
         """A tqdm bar, disabled unless :attr:`bars` (use it as a context manager or call ``close()``)."""
         return tqdm(total=total, desc=desc, unit=unit, leave=leave, disable=not self.bars, **kwargs)
 
-    def iterate(self, items: Iterable[T], total: int | None = None, desc: str | None = None,
-                unit: str = "it", leave: bool = True) -> Iterator[T]:
+    def iterate(
+        self,
+        items: Iterable[T],
+        total: int | None = None,
+        desc: str | None = None,
+        unit: str = "it",
+        leave: bool = True,
+    ) -> Iterator[T]:
         """Iterate over ``items`` with a bar (see :meth:`bar`)."""
         with self.bar(total=total, desc=desc, unit=unit, leave=leave) as b:
             for item in items:

@@ -1,4 +1,5 @@
 """Device selection and seeding."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,9 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
-def quiet(*categories: type[Warning], messages: Sequence[str] = (), modules: Sequence[str] = (),
-          loggers: Sequence[str] = ()) -> Iterator[None]:
+def quiet(
+    *categories: type[Warning], messages: Sequence[str] = (), modules: Sequence[str] = (), loggers: Sequence[str] = ()
+) -> Iterator[None]:
     """Silence expected warnings and informational log lines for the duration of a block (errors still show).
 
     Args:

@@ -5,6 +5,7 @@ module for how to combine real and synthetic tiles correctly.
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`.
 """
+
 from __future__ import annotations
 
 from rsaug.integrations.torchgeo import (

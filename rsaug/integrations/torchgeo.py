@@ -30,6 +30,7 @@ recommended way (and what everything here does):
 The default torch collate rejects ``pyproj.CRS`` values: use :func:`collate_samples` (drops ``crs``, stacks
 tensors, keeps strings as lists).
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,17 @@ from rsaug.io.tileset import TileSet, read_raster
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 
 __all__ = [
-    "TileSetImages", "TileSetMasks", "geo_dataset", "geo_datasets", "TileSetDataset", "GeoSampledDataset",
-    "MixingSampler", "RealSyntheticDataModule", "RandomCrop", "collate_samples", "select_rows",
+    "GeoSampledDataset",
+    "MixingSampler",
+    "RandomCrop",
+    "RealSyntheticDataModule",
+    "TileSetDataset",
+    "TileSetImages",
+    "TileSetMasks",
+    "collate_samples",
+    "geo_dataset",
+    "geo_datasets",
+    "select_rows",
 ]
 
 
@@ -116,12 +126,18 @@ class _TileSetRaster(RasterDataset):
         """
         ts = _open(tiles)
         if not ts.georeferenced:
-            raise InputError(ts.root, "tile set has no georeferencing: use rsaug.integrations.torchgeo.TileSetDataset "
-                                      "(per-file dataset) instead of a TorchGeo RasterDataset")
+            raise InputError(
+                ts.root,
+                "tile set has no georeferencing: use rsaug.integrations.torchgeo.TileSetDataset "
+                "(per-file dataset) instead of a TorchGeo RasterDataset",
+            )
         rows = select_rows(ts, split, sample)
         if ts.synthetic and "source_tile" in rows.columns and rows["source_tile"].duplicated().any():
-            raise InputError(ts.root, "several synthetic samples share a footprint and TorchGeo would merge them: "
-                                      "pass sample=k (one dataset per sample number, see geo_datasets)")
+            raise InputError(
+                ts.root,
+                "several synthetic samples share a footprint and TorchGeo would merge them: "
+                "pass sample=k (one dataset per sample number, see geo_datasets)",
+            )
         self.tileset = ts
         self.split = split
         self.sample = sample
@@ -165,8 +181,14 @@ def geo_dataset(
     """
     ts = _open(tiles)
     images = TileSetImages(ts, split, sample, **kwargs)
-    masks = TileSetMasks(ts, split, sample, crs=images.crs, res=images.res,
-                         **{k: v for k, v in kwargs.items() if k not in ("crs", "res")})
+    masks = TileSetMasks(
+        ts,
+        split,
+        sample,
+        crs=images.crs,
+        res=images.res,
+        **{k: v for k, v in kwargs.items() if k not in ("crs", "res")},
+    )
     ds = images & masks
     ds.transforms = transforms
     return ds
@@ -203,8 +225,10 @@ class GeoSampledDataset(Dataset):
         self.dataset = dataset
         self.sampler = sampler
         if synthetic is None:
-            synthetic = bool(getattr(dataset, "synthetic", False)
-                             or any(getattr(d, "synthetic", False) for d in getattr(dataset, "datasets", [])))
+            synthetic = bool(
+                getattr(dataset, "synthetic", False)
+                or any(getattr(d, "synthetic", False) for d in getattr(dataset, "datasets", []))
+            )
         self.synthetic = synthetic
         self.queries = list(sampler)
 
@@ -276,8 +300,10 @@ class TileSetDataset(Dataset):
             image /= self.scale
         mask = read_raster(self.mask_paths[i])[0].astype(np.int64)
         sample: dict[str, Any] = {
-            "image": torch.from_numpy(image), "mask": torch.from_numpy(mask),
-            "tile_id": self.tile_ids[i], "synthetic": torch.tensor(self.synthetic),
+            "image": torch.from_numpy(image),
+            "mask": torch.from_numpy(mask),
+            "tile_id": self.tile_ids[i],
+            "synthetic": torch.tensor(self.synthetic),
         }
         if self.crs is not None:
             with quiet(NotGeoreferencedWarning), rasterio.open(self.image_paths[i]) as src:
@@ -319,8 +345,8 @@ class RandomCrop:
         top = int(torch.randint(0, h - s + 1, (1,)))
         left = int(torch.randint(0, w - s + 1, (1,)))
         out = dict(sample)
-        out["image"] = img[..., top:top + s, left:left + s]
-        out["mask"] = mask[..., top:top + s, left:left + s]
+        out["image"] = img[..., top : top + s, left : left + s]
+        out["mask"] = mask[..., top : top + s, left : left + s]
         return out
 
 
@@ -337,9 +363,7 @@ def collate_samples(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 out[k] = torch.stack(vals)
             except RuntimeError:
                 out[k] = vals
-        elif all(isinstance(v, (str, int, float, bool)) for v in vals):
-            out[k] = list(vals)
-        elif k == "bounds":
+        elif all(isinstance(v, (str, int, float, bool)) for v in vals) or k == "bounds":
             out[k] = list(vals)
     return out
 
@@ -362,8 +386,9 @@ class MixingSampler(Sampler[int]):
         seed: Base seed.
     """
 
-    def __init__(self, n_real: int, n_synthetic: int, ratio: float | None = None, num_samples: int | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, n_real: int, n_synthetic: int, ratio: float | None = None, num_samples: int | None = None, seed: int = 0
+    ) -> None:
         if ratio is not None and not 0.0 <= ratio <= 1.0:
             raise InputError(None, f"synthetic ratio must be in [0, 1], got {ratio}")
         if ratio is not None and ratio > 0 and n_synthetic == 0:
@@ -377,7 +402,7 @@ class MixingSampler(Sampler[int]):
             elif ratio >= 1.0:
                 num_samples = n_synthetic
             else:
-                num_samples = int(round(n_real / (1.0 - ratio)))
+                num_samples = round(n_real / (1.0 - ratio))
         self.num_samples = int(num_samples)
 
     @property
@@ -385,9 +410,9 @@ class MixingSampler(Sampler[int]):
         """(real, synthetic) samples per epoch."""
         if self.ratio is None:
             scale = self.num_samples / max(self.n_real + self.n_syn, 1)
-            n_real = int(round(self.n_real * scale))
+            n_real = round(self.n_real * scale)
         else:
-            n_real = int(round(self.num_samples * (1.0 - self.ratio)))
+            n_real = round(self.num_samples * (1.0 - self.ratio))
         return n_real, self.num_samples - n_real
 
     def set_epoch(self, epoch: int) -> None:
@@ -474,8 +499,9 @@ class RealSyntheticDataModule(_lightning_base()):  # type: ignore[misc]
         self.synthetic = [_open(s) for s in syn_list]
         for s in self.synthetic:
             if not s.scheme.same_classes(self.real.scheme):
-                raise InputError(s.root, f"class scheme {s.scheme.name!r} differs from the real tile set's "
-                                         f"{self.real.scheme.name!r}")
+                raise InputError(
+                    s.root, f"class scheme {s.scheme.name!r} differs from the real tile set's {self.real.scheme.name!r}"
+                )
             if s.bands != self.real.bands:
                 raise InputError(s.root, f"{s.bands} bands, the real tile set has {self.real.bands}")
         self.synthetic_ratio = synthetic_ratio
@@ -516,8 +542,9 @@ class RealSyntheticDataModule(_lightning_base()):  # type: ignore[misc]
                 parts.append(ds)
                 n_syn += len(ds)
         self.train_dataset = ConcatDataset(parts)
-        self.sampler = MixingSampler(len(real), n_syn, 0.0 if not n_syn else self.synthetic_ratio,
-                                     self.samples_per_epoch, self.seed)
+        self.sampler = MixingSampler(
+            len(real), n_syn, 0.0 if not n_syn else self.synthetic_ratio, self.samples_per_epoch, self.seed
+        )
         ev = self._eval_transform()
         self.val_dataset = self._maybe(self.real, "val", ev)
         self.test_dataset = self._maybe(self.real, "test", ev)
@@ -531,8 +558,14 @@ class RealSyntheticDataModule(_lightning_base()):  # type: ignore[misc]
         """Mixed real + synthetic training batches."""
         if self.train_dataset is None:
             self.setup("fit")
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, sampler=self.sampler,
-                          num_workers=self.num_workers, collate_fn=collate_samples, drop_last=False)
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_samples,
+            drop_last=False,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         """Real validation tiles (empty list when the real set has no ``val`` split)."""
@@ -540,8 +573,13 @@ class RealSyntheticDataModule(_lightning_base()):  # type: ignore[misc]
             self.setup("fit")
         if self.val_dataset is None:
             return []
-        return DataLoader(self.val_dataset, batch_size=self.batch_size, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=collate_samples)
+        return DataLoader(
+            self.val_dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_samples,
+        )
 
     def test_dataloader(self) -> DataLoader | list:
         """Real test tiles (empty list when the real set has no ``test`` split)."""
@@ -549,8 +587,13 @@ class RealSyntheticDataModule(_lightning_base()):  # type: ignore[misc]
             self.setup("test")
         if self.test_dataset is None:
             return []
-        return DataLoader(self.test_dataset, batch_size=self.batch_size, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=collate_samples)
+        return DataLoader(
+            self.test_dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_samples,
+        )
 
 
 class _Compose:
@@ -579,4 +622,3 @@ class _TopLeftCrop:
         out = dict(sample)
         out["image"], out["mask"] = img[..., :s, :s], mask[..., :s, :s]
         return out
-

@@ -9,6 +9,7 @@ This package re-exports the entry points; helpers stay in their modules.
 
 May import: :mod:`rsaug.core`.
 """
+
 from __future__ import annotations
 
 from rsaug.io.normalization import Normalization, compute_normalization, percentile_range
@@ -40,10 +41,10 @@ __all__ = [
     "INDEX_FILE",
     "INDEX_LAYER",
     "MASK_KINDS",
+    "SPLITS",
     "MaskReader",
     "MaskSpec",
     "Normalization",
-    "SPLITS",
     "SceneInfo",
     "TileSet",
     "chesapeake_sample",

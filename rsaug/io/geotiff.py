@@ -26,6 +26,7 @@ Reproducibility: decoded pixels and all tags are identical across runs, but ISA-
 same matches in different processes, so the compressed bytes of a tile can differ (rarely; the decoded data
 never does). Levels above 3 go through GDAL's libdeflate, whose bytes are reproducible.
 """
+
 from __future__ import annotations
 
 import io
@@ -54,10 +55,33 @@ _STRIP_OFFSETS = 273
 _STRIP_BYTE_COUNTS = 279
 _MODEL_TRANSFORMATION = 34264
 # tags tifffile writes itself from the array and the arguments (never copied from the template)
-_STRUCTURAL = frozenset({
-    254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 282, 283, 284, 296, 305, 317, 322, 323, 324, 325, 338,
-    339, _TIEPOINT,
-})
+_STRUCTURAL = frozenset(
+    {
+        254,
+        256,
+        257,
+        258,
+        259,
+        262,
+        273,
+        277,
+        278,
+        279,
+        282,
+        283,
+        284,
+        296,
+        305,
+        317,
+        322,
+        323,
+        324,
+        325,
+        338,
+        339,
+        _TIEPOINT,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +109,8 @@ def fast_layout(profile: dict[str, Any], array: np.ndarray) -> bool:
     return (
         isal_zlib is not None
         and profile.get("compress") == "deflate"
-        and level is not None and 1 <= int(level) <= MAX_FAST_LEVEL
+        and level is not None
+        and 1 <= int(level) <= MAX_FAST_LEVEL
         and not profile.get("tiled", False)
         and profile.get("predictor") == 2
         and array.dtype.kind in "ui"
@@ -124,8 +149,11 @@ def layout_from_template(data: bytes, transform: Any, shape: tuple[int, int, int
             return None
         if transform is not None and tuple(tags[_TIEPOINT].value) != _tiepoint(transform):
             return None
-        extratags = [(t.code, int(t.dtype), t.count, t.value, True)
-                     for code, t in sorted(tags.items()) if code not in _STRUCTURAL]
+        extratags = [
+            (t.code, int(t.dtype), t.count, t.value, True)
+            for code, t in sorted(tags.items())
+            if code not in _STRUCTURAL
+        ]
         photometric, extrasamples = int(page.photometric), tuple(int(e) for e in page.extrasamples)
     if transform is not None:
         extratags.append((_TIEPOINT, 12, 6, _tiepoint(transform), True))
@@ -134,23 +162,43 @@ def layout_from_template(data: bytes, transform: Any, shape: tuple[int, int, int
     strip = height * width * dtype.itemsize
     skeleton = io.BytesIO()
     tifffile.imwrite(
-        skeleton, iter([bytes(strip)] * count), shape=(count, height, width) if count > 1 else (height, width),
-        dtype=dtype.newbyteorder("<"), byteorder="<", photometric=photometric,
-        planarconfig="separate" if count > 1 else None, extrasamples=extrasamples or None, compression=8,
-        predictor=2, rowsperstrip=height, extratags=extratags, metadata=None, software=False,
+        skeleton,
+        iter([bytes(strip)] * count),
+        shape=(count, height, width) if count > 1 else (height, width),
+        dtype=dtype.newbyteorder("<"),
+        byteorder="<",
+        photometric=photometric,
+        planarconfig="separate" if count > 1 else None,
+        extrasamples=extrasamples or None,
+        compression=8,
+        predictor=2,
+        rowsperstrip=height,
+        extratags=extratags,
+        metadata=None,
+        software=False,
     )
     raw = skeleton.getvalue()
     with tifffile.TiffFile(io.BytesIO(raw)) as tif:
         tags = {t.code: t for t in tif.pages[0].tags.values()}
         offsets, counts = tags[_STRIP_OFFSETS], tags[_STRIP_BYTE_COUNTS]
         data_start = offsets.value[0]
-        if len(tif.pages) != 1 or int(offsets.dtype) != 4 or int(counts.dtype) not in (3, 4) \
-                or offsets.count != count or data_start + count * strip != len(raw):
+        if (
+            len(tif.pages) != 1
+            or int(offsets.dtype) != 4
+            or int(counts.dtype) not in (3, 4)
+            or offsets.count != count
+            or data_start + count * strip != len(raw)
+        ):
             return None  # not the one-IFD, header-then-strips file this module patches
         tiepoint_pos = tags[_TIEPOINT].valueoffset if transform is not None else None
-        return Layout(head=raw[:data_start], offsets_pos=offsets.valueoffset, counts_pos=counts.valueoffset,
-                      counts_format="H" if int(counts.dtype) == 3 else "I", tiepoint_pos=tiepoint_pos,
-                      n_strips=count)
+        return Layout(
+            head=raw[:data_start],
+            offsets_pos=offsets.valueoffset,
+            counts_pos=counts.valueoffset,
+            counts_format="H" if int(counts.dtype) == 3 else "I",
+            tiepoint_pos=tiepoint_pos,
+            n_strips=count,
+        )
 
 
 def _tiepoint(transform: Any) -> tuple[float, ...]:
@@ -172,8 +220,7 @@ def encode(array: np.ndarray, level: int) -> list[bytes]:
     return [isal_zlib.compress(band, level) for band in diff]
 
 
-def write_fast(path: str | os.PathLike[str], array: np.ndarray, layout: Layout, transform: Any,
-               level: int) -> None:
+def write_fast(path: str | os.PathLike[str], array: np.ndarray, layout: Layout, transform: Any, level: int) -> None:
     """Write one tile with the header of its ``layout`` (the caller handles atomicity).
 
     Args:

@@ -5,6 +5,7 @@ uint8 tiles map 0..255; every other dtype maps the 2nd..98th percentiles of the 
 (``x_model = (x - low) / (high - low) * 2 - 1``, see ``docs/ARCHITECTURE.md``); the segmenter standardises the
 same range further (:class:`rsaug.segmentation.data.Normalization`); FID's RGB stretch uses the same percentiles.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -20,8 +21,9 @@ from rsaug.io.tileset import TileSet
 _PERCENTILE_PIXELS = 4096
 
 
-def percentile_range(pixels: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0,
-                     min_width: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def percentile_range(
+    pixels: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0, min_width: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-band value range of ``pixels`` (bands, N): the ``low_pct`` and ``high_pct`` percentiles.
 
     A band whose upper percentile does not exceed the lower one gets ``low + min_width`` as upper bound, so
@@ -61,8 +63,7 @@ class Normalization:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Normalization:
         """Inverse of :meth:`to_dict`."""
-        return cls(dtype=str(data["dtype"]), low=[float(v) for v in data["low"]],
-                   high=[float(v) for v in data["high"]])
+        return cls(dtype=str(data["dtype"]), low=[float(v) for v in data["low"]], high=[float(v) for v in data["high"]])
 
     def _arrays(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         low = torch.tensor(self.low, dtype=torch.float32, device=like.device).view(-1, 1, 1)

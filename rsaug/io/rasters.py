@@ -18,6 +18,7 @@ then have the scene's size.
 Everything here is picklable through :class:`SceneInfo` / :class:`MaskSpec` so worker processes can reopen
 the files themselves (:class:`MaskReader`).
 """
+
 from __future__ import annotations
 
 import math
@@ -126,8 +127,13 @@ def open_scene(path: str | os.PathLike[str]) -> SceneInfo:
     with _open(path, "scene") as src:
         nodata = src.nodata
         info = SceneInfo(
-            path=str(Path(path)), width=src.width, height=src.height, count=src.count,
-            dtype=str(src.dtypes[0]), crs=_crs_of(src), transform=tuple(src.transform)[:6],
+            path=str(Path(path)),
+            width=src.width,
+            height=src.height,
+            count=src.count,
+            dtype=str(src.dtypes[0]),
+            crs=_crs_of(src),
+            transform=tuple(src.transform)[:6],
             nodata=None if nodata is None or (isinstance(nodata, float) and math.isnan(nodata)) else nodata,
             block_width=int(src.block_shapes[0][1]),
         )
@@ -191,8 +197,10 @@ def _with_mask_nodata(scheme: ClassScheme, nodata: float | None, path: Path, not
         return scheme
     same = [c.name for c in scheme.classes if c.value == v]
     if same:
-        notes.append(f"{path}: the mask's nodata value {v} is class {same[0]!r} of scheme {scheme.name!r}; "
-                     "those pixels are kept as that class")
+        notes.append(
+            f"{path}: the mask's nodata value {v} is class {same[0]!r} of scheme {scheme.name!r}; "
+            "those pixels are kept as that class"
+        )
         return scheme
     return replace(scheme, unknown_values=(*scheme.unknown_values, v))
 
@@ -255,17 +263,24 @@ def open_mask(
             if scene.georeferenced != (mask_crs is not None):
                 which = "mask" if scene.georeferenced else "scene"
                 if not same_size:
-                    raise InputError(p, f"{which} is not georeferenced and the sizes differ "
-                                        f"(scene {scene.width}x{scene.height}, mask {src.width}x{src.height}); "
-                                        "cannot align them")
+                    raise InputError(
+                        p,
+                        f"{which} is not georeferenced and the sizes differ "
+                        f"(scene {scene.width}x{scene.height}, mask {src.width}x{src.height}); "
+                        "cannot align them",
+                    )
                 notes.append(f"{p}: {which} is not georeferenced; aligned on the pixel grid")
                 return MaskSpec(str(p), kind, scheme, scene, False, class_attribute, False, tuple(notes))
             if not same_size:
-                raise InputError(p, f"mask size {src.width}x{src.height} differs from scene size "
-                                    f"{scene.width}x{scene.height} and neither is georeferenced")
+                raise InputError(
+                    p,
+                    f"mask size {src.width}x{src.height} differs from scene size "
+                    f"{scene.width}x{scene.height} and neither is georeferenced",
+                )
             return MaskSpec(str(p), kind, scheme, scene, False, class_attribute, True, tuple(notes))
         same_grid = (
-            same_size and CRS.from_wkt(mask_crs) == scene.rio_crs
+            same_size
+            and CRS.from_wkt(mask_crs) == scene.rio_crs
             and src.transform.almost_equals(scene.affine, precision=1e-9 * max(1.0, abs(scene.affine.a)))
         )
         if not same_grid:
@@ -283,15 +298,18 @@ def _check_overlap(path: Path, scene: SceneInfo, bounds: Any, crs: Any) -> None:
 
     try:
         left, bottom, right, top = transform_bounds(crs, scene.rio_crs, *bounds, densify_pts=21)
-    except Exception as exc:  # noqa: BLE001 - pyproj/GDAL raise many types
+    except Exception as exc:
         raise InputError(path, f"cannot transform mask bounds to the scene CRS: {short_error(exc)}") from None
     sl, sb, sr, st = scene_bounds(scene)
     ox = min(right, sr) - max(left, sl)
     oy = min(top, st) - max(bottom, sb)
     if not (ox > 0 and oy > 0) or not all(map(math.isfinite, (left, bottom, right, top))):
-        raise InputError(path, f"mask does not overlap scene {scene.path} "
-                               f"(mask bounds {tuple(round(v, 3) for v in (left, bottom, right, top))} vs "
-                               f"scene bounds {tuple(round(v, 3) for v in (sl, sb, sr, st))} in the scene CRS)")
+        raise InputError(
+            path,
+            f"mask does not overlap scene {scene.path} "
+            f"(mask bounds {tuple(round(v, 3) for v in (left, bottom, right, top))} vs "
+            f"scene bounds {tuple(round(v, 3) for v in (sl, sb, sr, st))} in the scene CRS)",
+        )
 
 
 def _read_vector(path: Path) -> Any:
@@ -301,12 +319,13 @@ def _read_vector(path: Path) -> Any:
         raise InputError(path, "mask file not found")
     try:
         return gpd.read_file(path)
-    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types
+    except Exception as exc:
         raise InputError(path, f"cannot read vector mask: {short_error(exc)}") from None
 
 
-def vector_class_values(gdf: Any, path: str | os.PathLike[str], scheme: ClassScheme,
-                        class_attribute: str) -> np.ndarray:
+def vector_class_values(
+    gdf: Any, path: str | os.PathLike[str], scheme: ClassScheme, class_attribute: str
+) -> np.ndarray:
     """Internal class values (uint8) of each feature of a vector mask.
 
     The attribute may hold class names or raw class values of the scheme.
@@ -319,8 +338,9 @@ def vector_class_values(gdf: Any, path: str | os.PathLike[str], scheme: ClassSch
         raise InputError(path, f"vector mask has no attribute {class_attribute!r} (attributes: {cols})")
     col = gdf[class_attribute]
     if col.isna().any():
-        raise InputError(path, f"vector mask attribute {class_attribute!r} is empty for {int(col.isna().sum())} "
-                               "features")
+        raise InputError(
+            path, f"vector mask attribute {class_attribute!r} is empty for {int(col.isna().sum())} features"
+        )
     if col.dtype.kind in "iuf":
         return scheme.encode(col.to_numpy(), path)
     names = col.astype(str).to_numpy()
@@ -329,8 +349,11 @@ def vector_class_values(gdf: Any, path: str | os.PathLike[str], scheme: ClassSch
     bad = sorted(set(names) - set(lookup))
     if bad:
         counts = {b: int((names == b).sum()) for b in bad}
-        raise InputError(path, f"class names not in scheme {scheme.name!r}: "
-                               + ", ".join(f"{b!r} ({n} features)" for b, n in counts.items()))
+        raise InputError(
+            path,
+            f"class names not in scheme {scheme.name!r}: "
+            + ", ".join(f"{b!r} ({n} features)" for b, n in counts.items()),
+        )
     return np.array([lookup[n] for n in names], dtype=np.uint8)
 
 
@@ -362,15 +385,14 @@ def _open_vector_mask(path: Path, scene: SceneInfo, scheme: ClassScheme, class_a
         gdf = gdf.set_crs(scene.rio_crs, allow_override=True) if gdf.crs is None else gdf
         try:
             total = gdf.to_crs(scene.rio_crs).total_bounds
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise InputError(path, f"cannot transform vector mask to the scene CRS: {short_error(exc)}") from None
         _check_overlap(path, scene, tuple(total), scene.rio_crs)
     else:
         left, bottom, right, top = gdf.total_bounds
         if right <= 0 or left >= scene.width or top <= 0 or bottom >= scene.height:
             raise InputError(path, f"vector mask does not overlap scene {scene.path} (pixel grid)")
-    return MaskSpec(str(path), "vector", scheme, scene, False, class_attribute, not scene.georeferenced,
-                    tuple(notes))
+    return MaskSpec(str(path), "vector", scheme, scene, False, class_attribute, not scene.georeferenced, tuple(notes))
 
 
 # --------------------------------------------------------------------------- windowed reading
@@ -405,7 +427,7 @@ def read_padded(src: Any, window: Window, fill: Any, indexes: Any = None) -> np.
     if clipped is not None:
         inner, dr, dc = clipped
         data = src.read(indexes, window=inner)
-        out[..., dr:dr + int(inner.height), dc:dc + int(inner.width)] = data
+        out[..., dr : dr + int(inner.height), dc : dc + int(inner.width)] = data
     return out
 
 
@@ -433,13 +455,12 @@ def apply_lut(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:
     return np.take(lut, raw)
 
 
-def decode_colors_fast(scheme: ClassScheme, rgb: np.ndarray,
-                       path: str | os.PathLike[str] | None = None) -> np.ndarray:
+def decode_colors_fast(scheme: ClassScheme, rgb: np.ndarray, path: str | os.PathLike[str] | None = None) -> np.ndarray:
     """:meth:`ClassScheme.decode_colors` for (3, H, W) uint8 arrays via a sorted palette (same result and errors)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[0] != 3:
         return scheme.decode_colors(rgb, path)
     colors = [c.color for c in scheme.classes] + [scheme.unknown_color]
-    values = np.array(list(range(scheme.num_classes)) + [IGNORE], dtype=np.uint8)
+    values = np.array([*list(range(scheme.num_classes)), IGNORE], dtype=np.uint8)
     keys = np.array([(r << 16) | (g << 8) | b for r, g, b in colors], dtype=np.int32)
     order = np.argsort(keys)
     keys, values = keys[order], values[order]
@@ -493,8 +514,14 @@ class MaskReader:
         self._src = _open(spec.path, "mask")
         if spec.resample:
             self._vrt = WarpedVRT(
-                self._src, crs=spec.scene.rio_crs, transform=spec.scene.affine, width=spec.scene.width,
-                height=spec.scene.height, resampling=Resampling.nearest, src_nodata=None, add_alpha=True,
+                self._src,
+                crs=spec.scene.rio_crs,
+                transform=spec.scene.affine,
+                width=spec.scene.width,
+                height=spec.scene.height,
+                resampling=Resampling.nearest,
+                src_nodata=None,
+                add_alpha=True,
             )
         return self
 
@@ -523,7 +550,7 @@ class MaskReader:
         inner, dr, dc = clipped
         try:
             if self._vrt is not None:
-                data = ds.read(list(range(1, n + 1)) + [ds.count], window=inner)
+                data = ds.read([*list(range(1, n + 1)), ds.count], window=inner)
                 valid = data[-1] > 0
                 data = data[:-1]
             else:
@@ -543,7 +570,7 @@ class MaskReader:
             enc = encode_fast(spec.scheme, raw, spec.path)
             if valid is not None:
                 enc[~valid] = IGNORE
-        out[dr:dr + int(inner.height), dc:dc + int(inner.width)] = enc
+        out[dr : dr + int(inner.height), dc : dc + int(inner.width)] = enc
         return out
 
     def read_counts(self, window: Window, col_offsets: list[int], size: int) -> list[np.ndarray] | None:
@@ -564,7 +591,7 @@ class MaskReader:
         raw = self._src.read(1, window=window)
         out = []
         for c in col_offsets:
-            h = np.bincount(raw[:, c - int(window.col_off): c - int(window.col_off) + size].ravel(), minlength=256)
+            h = np.bincount(raw[:, c - int(window.col_off) : c - int(window.col_off) + size].ravel(), minlength=256)
             if h[~ok].any():
                 encode_fast(spec.scheme, raw, spec.path)  # raises with the offending values and counts
             mapped = np.zeros(256, np.int64)
@@ -590,8 +617,9 @@ class MaskReader:
         if len(idx):
             geoms = self._gdf.geometry.values[idx]
             vals = self._values[idx]  # type: ignore[index]
-            rasterize(zip(geoms, vals.tolist()), out_shape=(h, w), transform=transform, fill=spec.fill,
-                      out=out, dtype="uint8")
+            rasterize(
+                zip(geoms, vals.tolist()), out_shape=(h, w), transform=transform, fill=spec.fill, out=out, dtype="uint8"
+            )
         # pixels outside the scene are unknown
         clipped = clip_window(window, spec.scene.width, spec.scene.height)
         if clipped is None:
@@ -599,6 +627,6 @@ class MaskReader:
         else:
             inner, dr, dc = clipped
             keep = np.zeros((h, w), bool)
-            keep[dr:dr + int(inner.height), dc:dc + int(inner.width)] = True
+            keep[dr : dr + int(inner.height), dc : dc + int(inner.width)] = True
             out[~keep] = IGNORE
         return out

@@ -1,4 +1,5 @@
 """Paths of the small real sample shipped inside the package (used by ``rsaug demo``)."""
+
 from __future__ import annotations
 
 from importlib import resources

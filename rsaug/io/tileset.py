@@ -19,6 +19,7 @@ column per class with its pixel count. Synthetic sets add ``source_tile``, ``sam
 This module reads tile sets (:class:`TileSet`) and holds the writers every producer uses, so the tiler and the
 synthesizer write the same format.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,18 @@ INDEX_FILE = "index.gpkg"
 INDEX_LAYER = "tiles"
 SPLITS = ("train", "val", "test", "reserved")
 INDEX_COLUMNS = (
-    "tile_id", "image", "mask", "source_image", "source_mask", "col_off", "row_off", "width", "height",
-    "split", "unknown_fraction", "synthetic",
+    "tile_id",
+    "image",
+    "mask",
+    "source_image",
+    "source_mask",
+    "col_off",
+    "row_off",
+    "width",
+    "height",
+    "split",
+    "unknown_fraction",
+    "synthetic",
 )
 
 
@@ -217,19 +228,28 @@ def write_tile(
         _write_gdal(tmp, arr, profile, cmap_scheme, tags)
 
 
-def _tile_profile(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, compress: str,
-                  compress_level: int | None) -> dict[str, Any]:
+def _tile_profile(
+    arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, compress: str, compress_level: int | None
+) -> dict[str, Any]:
     """The rasterio profile of one (C, H, W) tile."""
     count, height, width = arr.shape
     profile: dict[str, Any] = {
-        "driver": "GTiff", "count": count, "height": height, "width": width, "dtype": arr.dtype.name,
-        "compress": compress, "interleave": "band",
+        "driver": "GTiff",
+        "count": count,
+        "height": height,
+        "width": width,
+        "dtype": arr.dtype.name,
+        "compress": compress,
+        "interleave": "band",
     }
     # internal tiling only where it helps: tiles larger than one 256-px block (a single-block tiled TIFF is
     # ~40 % slower to write than strips and no faster to read)
     if height >= 256 and width >= 256 and max(height, width) > 256 and height % 16 == 0 and width % 16 == 0:
-        profile.update(tiled=True, blockxsize=256 if width % 256 == 0 else 16 * (min(width, 256) // 16),
-                       blockysize=256 if height % 256 == 0 else 16 * (min(height, 256) // 16))
+        profile.update(
+            tiled=True,
+            blockxsize=256 if width % 256 == 0 else 16 * (min(width, 256) // 16),
+            blockysize=256 if height % 256 == 0 else 16 * (min(height, 256) // 16),
+        )
     if compress in ("deflate", "lzw", "zstd"):
         profile["predictor"] = 2 if np.issubdtype(arr.dtype, np.integer) else 3
     if compress_level is not None and compress in ("deflate", "zstd"):
@@ -247,8 +267,9 @@ def _tile_profile(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, comp
     return profile
 
 
-def _write_gdal(path: Any, arr: np.ndarray, profile: dict[str, Any], scheme: ClassScheme | None,
-                tags: dict[str, str] | None) -> None:
+def _write_gdal(
+    path: Any, arr: np.ndarray, profile: dict[str, Any], scheme: ClassScheme | None, tags: dict[str, str] | None
+) -> None:
     """Write a tile with GDAL (``path`` may be a ``/vsimem/`` name)."""
     with quiet(NotGeoreferencedWarning), rasterio.open(path, "w", **profile) as dst:
         dst.write(arr)
@@ -262,8 +283,15 @@ _LAYOUTS: dict[tuple[Any, ...], Layout | None] = {}
 _BY_ID: dict[tuple[Any, ...], tuple[Any, Any, Layout | None]] = {}
 
 
-def _cached_layout(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, scheme: ClassScheme | None,
-                   compress: str, compress_level: int | None) -> Layout | None:
+def _cached_layout(
+    arr: np.ndarray,
+    crs: Any,
+    transform: Any,
+    is_mask: bool,
+    scheme: ClassScheme | None,
+    compress: str,
+    compress_level: int | None,
+) -> Layout | None:
     """The :class:`~rsaug.io.geotiff.Layout` for a tile, or ``None`` if GDAL must write it.
 
     Looked up first by the identity of ``crs`` and ``scheme`` (the tiler passes the same objects for every tile
@@ -281,7 +309,8 @@ def _cached_layout(arr: np.ndarray, crs: Any, transform: Any, is_mask: bool, sch
         key = (
             tuple((k, v) for k, v in profile.items() if k not in ("crs", "transform")),
             crs if isinstance(crs, (rasterio.crs.CRS, str)) or crs is None else str(crs),
-            scale, scheme,
+            scale,
+            scheme,
         )
         if key not in _LAYOUTS:
             from rasterio.io import MemoryFile
@@ -306,8 +335,13 @@ def write_index(root: str | os.PathLike[str], index: gpd.GeoDataFrame) -> Path:
 
 def write_description(root: str | os.PathLike[str], description: dict[str, Any]) -> Path:
     """Write ``tileset.json`` atomically, filling in the format fields; returns its path."""
-    desc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "rsaug_version": __version__,
-            "index": INDEX_FILE, **description}
+    desc = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "rsaug_version": __version__,
+        "index": INDEX_FILE,
+        **description,
+    }
     path = Path(root) / DESCRIPTION_FILE
     write_json(path, desc)
     return path

@@ -8,6 +8,7 @@ Modules: :mod:`~rsaug.synthesis.planner` (:func:`plan_synthesis`: which masks, h
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`.
 """
+
 from __future__ import annotations
 
 from rsaug.synthesis.planner import (

@@ -6,6 +6,7 @@ factor (``rare``, ``rsaug synthesize --double-rare-classes``) and resampling one
 returns a :class:`SynthesisPlan` (saved as ``plan.json`` with :func:`save_plan`). The algorithm is documented in
 ``docs/synthesis.md``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -117,15 +118,26 @@ class SynthesisPlan:
         classes = []
         growth = self.growth()
         for i, name in enumerate(self.class_names):
-            classes.append({
-                "name": name, "pixels_before": int(self.counts_before[i]), "pixels_after": int(self.counts_after[i]),
-                "share_before": self.shares_before[i], "share_after": self.shares_after[i],
-                "growth": None if math.isinf(growth[i]) else growth[i],
-                "rare": name in self.rare, "absent": name in self.absent,
-            })
+            classes.append(
+                {
+                    "name": name,
+                    "pixels_before": int(self.counts_before[i]),
+                    "pixels_after": int(self.counts_after[i]),
+                    "share_before": self.shares_before[i],
+                    "share_after": self.shares_after[i],
+                    "growth": None if math.isinf(growth[i]) else growth[i],
+                    "rare": name in self.rare,
+                    "absent": name in self.absent,
+                }
+            )
         return {
-            "config": asdict(self.config), "threshold": self.threshold, "rare": self.rare, "absent": self.absent,
-            "total_samples": self.total_samples, "masks_chosen": len(self.tiles), "classes": classes,
+            "config": asdict(self.config),
+            "threshold": self.threshold,
+            "rare": self.rare,
+            "absent": self.absent,
+            "total_samples": self.total_samples,
+            "masks_chosen": len(self.tiles),
+            "classes": classes,
             "tiles": [{"tile_id": t, "samples": n} for t, n in self.tiles],
         }
 
@@ -137,34 +149,46 @@ class SynthesisPlan:
             class_names=[c["name"] for c in data["classes"]],
             counts_before=[int(c["pixels_before"]) for c in data["classes"]],
             counts_after=[int(c["pixels_after"]) for c in data["classes"]],
-            rare=list(data.get("rare", [])), threshold=data.get("threshold"), absent=list(data.get("absent", [])),
+            rare=list(data.get("rare", [])),
+            threshold=data.get("threshold"),
+            absent=list(data.get("absent", [])),
             tiles=[(t["tile_id"], int(t["samples"])) for t in data["tiles"]],
         )
 
     def format_table(self) -> str:
         """Human-readable plan: per-class pixels and shares before/after, growth, masks and samples."""
         c = self.config
-        head = {"plain": "plain (whole training split)", "rare": "double rare classes",
-                "vary": f"vary class {c.vary_class!r}"}[c.mode]
+        head = {
+            "plain": "plain (whole training split)",
+            "rare": "double rare classes",
+            "vary": f"vary class {c.vary_class!r}",
+        }[c.mode]
         lines = [f"Synthesis plan: {head}, factor {c.factor:g}, split {c.split!r}, seed {c.seed}"]
         if c.mode == "rare":
-            lines.append(f"rare = share below {self.threshold:.4f}"
-                         + (" (median class share)" if c.rare_share is None else " (--rare-share)"))
+            lines.append(
+                f"rare = share below {self.threshold:.4f}"
+                + (" (median class share)" if c.rare_share is None else " (--rare-share)")
+            )
         width = max(len(n) for n in self.class_names)
-        lines.append(f"{'class':<{width}}  {'pixels before':>13}  {'share':>7}  {'pixels after':>13}  "
-                     f"{'share':>7}  {'growth':>7}")
+        lines.append(
+            f"{'class':<{width}}  {'pixels before':>13}  {'share':>7}  {'pixels after':>13}  "
+            f"{'share':>7}  {'growth':>7}"
+        )
         g = self.growth()
         for i, n in enumerate(self.class_names):
             tag = " rare" if n in self.rare else (" absent" if n in self.absent else "")
             gs = "-" if self.counts_before[i] == 0 else f"x{g[i]:.2f}"
-            lines.append(f"{n:<{width}}  {self.counts_before[i]:>13,}  {self.shares_before[i]:>7.2%}  "
-                         f"{self.counts_after[i]:>13,}  {self.shares_after[i]:>7.2%}  {gs:>7}{tag}")
+            lines.append(
+                f"{n:<{width}}  {self.counts_before[i]:>13,}  {self.shares_before[i]:>7.2%}  "
+                f"{self.counts_after[i]:>13,}  {self.shares_after[i]:>7.2%}  {gs:>7}{tag}"
+            )
         hist: dict[int, int] = {}
         for _, n in self.tiles:
             hist[n] = hist.get(n, 0) + 1
         dist = ", ".join(f"{v} mask(s) x {k} sample(s)" for k, v in sorted(hist.items()))
-        lines.append(f"masks chosen: {len(self.tiles)}; synthetic tiles: {self.total_samples}"
-                     + (f" ({dist})" if dist else ""))
+        lines.append(
+            f"masks chosen: {len(self.tiles)}; synthetic tiles: {self.total_samples}" + (f" ({dist})" if dist else "")
+        )
         return "\n".join(lines)
 
 
@@ -244,8 +268,9 @@ def plan_synthesis(
     rng = np.random.default_rng(cfg.seed)
     priority = rng.permutation(len(rows))  # seeded tie-breaking, lower = preferred
 
-    plan = SynthesisPlan(config=cfg, class_names=names, counts_before=before.tolist(),
-                         counts_after=before.tolist(), absent=absent)
+    plan = SynthesisPlan(
+        config=cfg, class_names=names, counts_before=before.tolist(), counts_after=before.tolist(), absent=absent
+    )
     if cfg.mode == "plain":
         samples = _plain_samples(len(rows), cfg, priority)
     elif cfg.mode == "vary":
@@ -274,9 +299,12 @@ def _check_config(cfg: PlanConfig) -> None:
     if cfg.samples_per_mask is not None and cfg.samples_per_mask < 1:
         raise InputError(None, f"{option('samples_per_mask')} must be at least 1, got {cfg.samples_per_mask}")
     if cfg.mode == "rare" and cfg.samples_per_mask is not None:
-        raise InputError(None, f"{option('samples_per_mask')} cannot be combined with "
-                               f"{option('double_rare_classes')} (the planner chooses the samples per mask; cap "
-                               f"them with {option('max_samples_per_mask')})")
+        raise InputError(
+            None,
+            f"{option('samples_per_mask')} cannot be combined with "
+            f"{option('double_rare_classes')} (the planner chooses the samples per mask; cap "
+            f"them with {option('max_samples_per_mask')})",
+        )
     if cfg.mode == "vary" and not cfg.vary_class:
         raise InputError(None, "vary mode needs a class name")
     if cfg.max_samples_per_mask is not None and cfg.max_samples_per_mask < 1:
@@ -287,7 +315,7 @@ def _plain_samples(n: int, cfg: PlanConfig, priority: np.ndarray) -> np.ndarray:
     """Samples per mask in plain mode: ``samples_per_mask`` each, or ``factor`` spread evenly (seeded remainder)."""
     if cfg.samples_per_mask is not None:
         return np.full(n, cfg.samples_per_mask, dtype=np.int64)
-    total = int(round((cfg.factor - 1.0) * n))
+    total = round((cfg.factor - 1.0) * n)
     base, rem = divmod(total, n)
     samples = np.full(n, base, dtype=np.int64)
     samples[np.argsort(priority, kind="stable")[:rem]] += 1  # seeded choice of the masks that get one more
@@ -310,8 +338,11 @@ def _rare_samples(
         rare_mask &= present
     impossible = [names[k] for k in np.flatnonzero(rare_mask & ~present)]
     if impossible:
-        raise InputError(where, f"impossible plan: rare class(es) {', '.join(impossible)} have no pixels in any "
-                                f"mask of split {cfg.split!r} (pass {option('allow_absent')} to plan without them)")
+        raise InputError(
+            where,
+            f"impossible plan: rare class(es) {', '.join(impossible)} have no pixels in any "
+            f"mask of split {cfg.split!r} (pass {option('allow_absent')} to plan without them)",
+        )
     rare = np.flatnonzero(rare_mask)
     n = P.shape[0]
     samples = np.zeros(n, dtype=np.int64)
@@ -319,12 +350,15 @@ def _rare_samples(
         return samples, [], threshold
     cap = cfg.max_samples_per_mask or 2 * max(1, math.ceil(cfg.factor - 1.0 - 1e-9))
     if cap < cfg.factor - 1.0 - 1e-9:
-        raise InputError(None, f"{option('max_samples_per_mask')} {cap} is too small for {option('factor')} "
-                               f"{cfg.factor:g}: a rare class found in a single mask needs at least "
-                               f"{math.ceil(cfg.factor - 1 - 1e-9)} samples of it")
+        raise InputError(
+            None,
+            f"{option('max_samples_per_mask')} {cap} is too small for {option('factor')} "
+            f"{cfg.factor:g}: a rare class found in a single mask needs at least "
+            f"{math.ceil(cfg.factor - 1 - 1e-9)} samples of it",
+        )
     need = np.ceil((cfg.factor - 1.0) * before[rare] - 1e-9).astype(np.int64)
-    R = P[:, rare]                                   # rare pixels per mask
-    common = P[:, ~rare_mask].sum(axis=1)            # common-class pixels per mask (the cost)
+    R = P[:, rare]  # rare pixels per mask
+    common = P[:, ~rare_mask].sum(axis=1)  # common-class pixels per mask (the cost)
     remaining = need.copy().astype(np.float64)
     needf = need.astype(np.float64)
     tie = -priority.astype(np.float64)
@@ -334,10 +368,11 @@ def _rare_samples(
         gain[~avail] = 0.0
         if not (gain > 0).any():  # cannot happen when cap >= factor - 1, kept as a safeguard
             short = [names[rare[j]] for j in np.flatnonzero(remaining > 0)]
-            raise InputError(where, f"impossible plan: not enough masks for {', '.join(short)} "
-                                    f"with at most {cap} samples per mask")
+            raise InputError(
+                where, f"impossible plan: not enough masks for {', '.join(short)} with at most {cap} samples per mask"
+            )
         score = gain / (common + 1.0)
-        best = np.lexsort((tie, score))[-1]          # highest score, ties by seeded priority
+        best = np.lexsort((tie, score))[-1]  # highest score, ties by seeded priority
         samples[best] += 1
         remaining = np.maximum(remaining - R[best], 0.0)
     # pruning: drop samples whose removal keeps every rare class at its target, costliest first

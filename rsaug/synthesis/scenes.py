@@ -3,6 +3,7 @@
 :func:`synthesize_scene` covers the mask with overlapping windows (:func:`window_starts`), generates every
 window with the same class noise, and blends them with cosine feathering weights (:func:`feather_weights`).
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,7 @@ def feather_weights(length: int, before: int, after: int) -> np.ndarray:
         w[:before] = np.sin(0.5 * np.pi * (i + 0.5) / before) ** 2
     if after > 0:
         i = np.arange(after)
-        w[length - after:] *= np.cos(0.5 * np.pi * (i + 0.5) / after) ** 2
+        w[length - after :] *= np.cos(0.5 * np.pi * (i + 0.5) / after) ** 2
     return w
 
 
@@ -177,24 +178,46 @@ def synthesize_scene(
 
         noise = sample_noise(generator, seed)
         sha = str(generator.checkpoint_sha256)
-        scfg = SceneConfig(mask=str(mask.resolve()), checkpoint=str(checkpoint or ""), checkpoint_sha256=sha,
-                           window=window, overlap=overlap, seed=seed, mask_values=mask_values, batch_size=batch_size)
-        profile = {"driver": "GTiff", "width": W, "height": H, "count": int(generator.out_bands),
-                   "dtype": str(getattr(generator, "dtype", "uint8")), "compress": "deflate",
-                   "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER"}
+        scfg = SceneConfig(
+            mask=str(mask.resolve()),
+            checkpoint=str(checkpoint or ""),
+            checkpoint_sha256=sha,
+            window=window,
+            overlap=overlap,
+            seed=seed,
+            mask_values=mask_values,
+            batch_size=batch_size,
+        )
+        profile = {
+            "driver": "GTiff",
+            "width": W,
+            "height": H,
+            "count": int(generator.out_bands),
+            "dtype": str(getattr(generator, "dtype", "uint8")),
+            "compress": "deflate",
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "BIGTIFF": "IF_SAFER",
+        }
         if src.crs is not None:
             profile["crs"] = src.crs
             profile["transform"] = src.transform
         elif not src.transform.is_identity:
             profile["transform"] = src.transform
-        tags = {f"{TAG_PREFIX}SYNTHETIC": "true", f"{TAG_PREFIX}CHECKPOINT_SHA256": sha,
-                f"{TAG_PREFIX}SEED": str(seed), f"{TAG_PREFIX}SOURCE_MASK": str(mask.resolve()),
-                f"{TAG_PREFIX}WINDOW": str(window), f"{TAG_PREFIX}OVERLAP": str(overlap)}
+        tags = {
+            f"{TAG_PREFIX}SYNTHETIC": "true",
+            f"{TAG_PREFIX}CHECKPOINT_SHA256": sha,
+            f"{TAG_PREFIX}SEED": str(seed),
+            f"{TAG_PREFIX}SOURCE_MASK": str(mask.resolve()),
+            f"{TAG_PREFIX}WINDOW": str(window),
+            f"{TAG_PREFIX}OVERLAP": str(overlap),
+        }
         C = int(generator.out_bands)
         bar = reporter_or_silent(reporter).bar(total=len(ys) * len(xs), desc="scene", unit="window")
-        with atomic_path(out) as tmp, quiet(NotGeoreferencedWarning):
+        with atomic_path(out) as tmp, quiet(NotGeoreferencedWarning):  # noqa: SIM117 - the file, then its writer
             with rasterio.open(tmp, "w", **profile) as dst, torch.inference_mode():
-                acc0 = 0                                   # first scene row held in the accumulator
+                acc0 = 0  # first scene row held in the accumulator
                 acc = np.zeros((C, 0, W), np.float32)
                 wsum = np.zeros((0, W), np.float32)
                 for j, y0 in enumerate(ys):
@@ -205,16 +228,16 @@ def synthesize_scene(
                         wsum = np.concatenate([wsum, np.zeros((grow, W), np.float32)], axis=0)
                     strip = read_mask(y0, y1)
                     for b0 in range(0, len(xs), batch_size):
-                        bx = xs[b0:b0 + batch_size]
-                        labels = torch.from_numpy(np.stack([strip[:, x:x + ww] for x in bx]).astype(np.int64))
+                        bx = xs[b0 : b0 + batch_size]
+                        labels = torch.from_numpy(np.stack([strip[:, x : x + ww] for x in bx]).astype(np.int64))
                         img = generator.generate(labels, noise=_repeat_noise(noise, len(bx)))
                         img = img.detach().float().cpu().numpy()
                         for k, x in enumerate(bx):
                             wgt = np.outer(wy[j], wx[b0 + k]).astype(np.float32)
-                            acc[:, y0 - acc0:y1 - acc0, x:x + ww] += img[k] * wgt
-                            wsum[y0 - acc0:y1 - acc0, x:x + ww] += wgt
+                            acc[:, y0 - acc0 : y1 - acc0, x : x + ww] += img[k] * wgt
+                            wsum[y0 - acc0 : y1 - acc0, x : x + ww] += wgt
                         bar.update(len(bx))
-                    final = ys[j + 1] if j + 1 < len(ys) else H   # rows no later window touches
+                    final = ys[j + 1] if j + 1 < len(ys) else H  # rows no later window touches
                     n_final = final - acc0
                     if n_final > 0:
                         blended = acc[:, :n_final] / np.maximum(wsum[:n_final], 1e-12)
@@ -233,5 +256,8 @@ def _repeat_noise(noise: torch.Tensor | None, n: int) -> torch.Tensor | None:
     """One noise (batch 1 or B) repeated for a batch of ``n`` windows."""
     if noise is None:
         return None
-    return noise.expand(n, *noise.shape[1:]).contiguous() if noise.shape[0] == 1 else noise.repeat(
-        n, *([1] * (noise.ndim - 1)))
+    return (
+        noise.expand(n, *noise.shape[1:]).contiguous()
+        if noise.shape[0] == 1
+        else noise.repeat(n, *([1] * (noise.ndim - 1)))
+    )

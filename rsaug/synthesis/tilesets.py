@@ -14,6 +14,7 @@ A run is a sequence of named steps (each a function of this module):
    written by a thread pool (:meth:`_Run.write_pair`) while the next batch is computed;
 5. :func:`_finish`: the index and the description, written last (the tile set is complete only then).
 """
+
 from __future__ import annotations
 
 import os
@@ -125,9 +126,12 @@ def check_compatible(gen: Generator, ts: TileSet, checkpoint: str | os.PathLike[
         InputError: Naming the checkpoint and the mismatch.
     """
     if not gen.scheme.same_classes(ts.scheme):
-        raise InputError(checkpoint, f"checkpoint class scheme {gen.scheme.name!r} ({gen.scheme.num_classes} classes) "
-                                     f"differs from tile set {ts.root} scheme {ts.scheme.name!r} "
-                                     f"({ts.scheme.num_classes} classes)")
+        raise InputError(
+            checkpoint,
+            f"checkpoint class scheme {gen.scheme.name!r} ({gen.scheme.num_classes} classes) "
+            f"differs from tile set {ts.root} scheme {ts.scheme.name!r} "
+            f"({ts.scheme.num_classes} classes)",
+        )
     if int(gen.out_bands) != ts.bands:
         raise InputError(checkpoint, f"checkpoint generates {gen.out_bands} bands, tile set {ts.root} has {ts.bands}")
     gdt = getattr(gen, "dtype", None)
@@ -206,19 +210,39 @@ class _Run:
         """Write one synthetic tile: the mask (copy of the source) and the image, with provenance tags."""
         mask, crs, transform = m
         job = self.job
-        tags = {f"{TAG_PREFIX}SYNTHETIC": "true", f"{TAG_PREFIX}CHECKPOINT_SHA256": job.checkpoint_sha256,
-                f"{TAG_PREFIX}SEED": str(sd), f"{TAG_PREFIX}RUN_SEED": str(self.plan.config.seed),
-                f"{TAG_PREFIX}SOURCE_TILE": tid, f"{TAG_PREFIX}SAMPLE": str(s),
-                f"{TAG_PREFIX}VARY_CLASS": self.vary_name or "", f"{TAG_PREFIX}MODEL": job.model}
+        tags = {
+            f"{TAG_PREFIX}SYNTHETIC": "true",
+            f"{TAG_PREFIX}CHECKPOINT_SHA256": job.checkpoint_sha256,
+            f"{TAG_PREFIX}SEED": str(sd),
+            f"{TAG_PREFIX}RUN_SEED": str(self.plan.config.seed),
+            f"{TAG_PREFIX}SOURCE_TILE": tid,
+            f"{TAG_PREFIX}SAMPLE": str(s),
+            f"{TAG_PREFIX}VARY_CLASS": self.vary_name or "",
+            f"{TAG_PREFIX}MODEL": job.model,
+        }
         crs_w = crs if self.ts.georeferenced else None
-        write_tile(self.out / "masks" / f"{sid}.tif", mask, crs=crs_w, transform=transform, is_mask=True,
-                   scheme=self.ts.scheme, tags=tags)
+        write_tile(
+            self.out / "masks" / f"{sid}.tif",
+            mask,
+            crs=crs_w,
+            transform=transform,
+            is_mask=True,
+            scheme=self.ts.scheme,
+            tags=tags,
+        )
         write_tile(self.out / "images" / f"{sid}.tif", arr, crs=crs_w, transform=transform, tags=tags)
 
 
 # ---------------------------------------------------------------------------- the steps
-def _check_run(ts: TileSet, generator: Generator, out: Path, plan: SynthesisPlan,
-               checkpoint: str | os.PathLike[str] | None, batch_size: int, writers: int) -> _Run:
+def _check_run(
+    ts: TileSet,
+    generator: Generator,
+    out: Path,
+    plan: SynthesisPlan,
+    checkpoint: str | os.PathLike[str] | None,
+    batch_size: int,
+    writers: int,
+) -> _Run:
     """Step 1: validate the options, the generator against the tile set, and the plan's source masks.
 
     Raises:
@@ -241,10 +265,16 @@ def _check_run(ts: TileSet, generator: Generator, out: Path, plan: SynthesisPlan
         raise InputError(missing[0], f"source mask tile not found ({len(missing)} missing)")
     if vary_index is not None and plan.tiles:  # fail early for models without per-class noise
         _vary_noise(generator, sample_noise(generator, 0), vary_index, 1)
-    job = SynthesisConfig(tiles=str(ts.root.resolve()), checkpoint=str(checkpoint or ""),
-                          checkpoint_sha256=str(generator.checkpoint_sha256), plan=cfg, batch_size=batch_size,
-                          writers=writers, device=str(getattr(generator, "device", "cpu")),
-                          model=str(getattr(getattr(generator, "config", None), "model", "")))
+    job = SynthesisConfig(
+        tiles=str(ts.root.resolve()),
+        checkpoint=str(checkpoint or ""),
+        checkpoint_sha256=str(generator.checkpoint_sha256),
+        plan=cfg,
+        batch_size=batch_size,
+        writers=writers,
+        device=str(getattr(generator, "device", "cpu")),
+        model=str(getattr(getattr(generator, "config", None), "model", "")),
+    )
     return _Run(ts=ts, rows=rows, out=out, plan=plan, job=job, vary_index=vary_index)
 
 
@@ -256,8 +286,14 @@ def _prepare_output(out: Path, overwrite: bool, resume: bool, job: SynthesisConf
         InputError: If it is a file, non-empty without ``overwrite``/``resume``, a different job on resume,
             or not an rsaug output on overwrite.
     """
-    mode = prepare_output_dir(out, overwrite=overwrite, resume=resume, markers=(JOB_FILE, DESCRIPTION_FILE),
-                              resume_marker=JOB_FILE, what="synthesis run")
+    mode = prepare_output_dir(
+        out,
+        overwrite=overwrite,
+        resume=resume,
+        markers=(JOB_FILE, DESCRIPTION_FILE),
+        resume_marker=JOB_FILE,
+        what="synthesis run",
+    )
     if mode == "resume":
         job_path = out / JOB_FILE
         try:
@@ -265,8 +301,11 @@ def _prepare_output(out: Path, overwrite: bool, resume: bool, job: SynthesisConf
         except (OSError, ValueError) as exc:
             raise InputError(job_path, f"cannot read: {exc}") from None
         key = json_roundtrip(job.job_key())
-        old_key = {"tiles": old.get("tiles"), "checkpoint_sha256": old.get("checkpoint_sha256"),
-                   "plan": old.get("plan")}
+        old_key = {
+            "tiles": old.get("tiles"),
+            "checkpoint_sha256": old.get("checkpoint_sha256"),
+            "plan": old.get("plan"),
+        }
         if old_key != key:
             diff = [k for k in key if key[k] != old_key[k]]
             raise InputError(out, f"cannot resume: the earlier run used different {', '.join(diff)}")
@@ -298,8 +337,11 @@ def _job_list(run: _Run) -> tuple[list[Item], list[Item], set[str]]:
     """Step 3: every planned sample in plan order, those still to generate, and the ids of those an earlier run
     of a resumed job wrote (both their image and mask exist)."""
     items = [(tid, s, sd, synthetic_tile_id(tid, s, run.vary_name)) for tid, s, sd in run.plan.samples()]
-    done = {sid for *_, sid in items
-            if (run.out / "images" / f"{sid}.tif").is_file() and (run.out / "masks" / f"{sid}.tif").is_file()}
+    done = {
+        sid
+        for *_, sid in items
+        if (run.out / "images" / f"{sid}.tif").is_file() and (run.out / "masks" / f"{sid}.tif").is_file()
+    }
     return items, [it for it in items if it[3] not in done], done
 
 
@@ -318,8 +360,7 @@ def _batches(items: list[Item], size: int, shape_of: Callable[[Item], tuple[int,
         yield batch
 
 
-def _generate_batch(run: _Run, generator: Generator, batch: list[Item],
-                    loaded: dict[str, LoadedMask]) -> np.ndarray:
+def _generate_batch(run: _Run, generator: Generator, batch: list[Item], loaded: dict[str, LoadedMask]) -> np.ndarray:
     """One forward pass: the batch's masks with each sample's own noise, as raster arrays (B, C, H, W).
 
     Each sample's noise depends only on its seed (``vary`` mode: the source tile's base noise, drawn once with
@@ -340,8 +381,9 @@ def _generate_batch(run: _Run, generator: Generator, batch: list[Item],
     return generator.to_raster(img)
 
 
-def _generate_all(run: _Run, generator: Generator, todo: list[Item], total: int, batch_size: int, writers: int,
-                  reporter: Reporter) -> float:
+def _generate_all(
+    run: _Run, generator: Generator, todo: list[Item], total: int, batch_size: int, writers: int, reporter: Reporter
+) -> float:
     """Step 4: generate and write every sample of ``todo``; returns the seconds spent in the generator.
 
     Masks of the next batch are read and finished tiles written by a pool of ``writers`` threads while the
@@ -393,16 +435,26 @@ def _finish(run: _Run, items: list[Item]) -> None:
     index = gpd.GeoDataFrame(out_rows, geometry="geometry", crs=ts.index.crs).reset_index(drop=True)
     with quiet(UserWarning):  # pyogrio: no CRS for non-georeferenced sets
         write_index(run.out, index)
-    desc = {k: v for k, v in ts.description.items()
-            if k not in ("format", "format_version", "rsaug_version", "index", "summary", "split_counts")}
-    split_counts = {s: int((index["split"] == s).sum()) if len(index) else 0 for s in ("train", "val", "test",
-                                                                                      "reserved")}
-    desc.update({
-        "synthetic": True, "split_counts": split_counts, "source_tileset": str(ts.root.resolve()),
-        "synthesis": {**asdict(run.job), "total_samples": plan.total_samples, "plan_file": PLAN_FILE},
-        "summary": {"tiles": len(index), "class_pixel_shares_after": dict(zip(plan.class_names,
-                                                                               plan.shares_after))},
-    })
+    desc = {
+        k: v
+        for k, v in ts.description.items()
+        if k not in ("format", "format_version", "rsaug_version", "index", "summary", "split_counts")
+    }
+    split_counts = {
+        s: int((index["split"] == s).sum()) if len(index) else 0 for s in ("train", "val", "test", "reserved")
+    }
+    desc.update(
+        {
+            "synthetic": True,
+            "split_counts": split_counts,
+            "source_tileset": str(ts.root.resolve()),
+            "synthesis": {**asdict(run.job), "total_samples": plan.total_samples, "plan_file": PLAN_FILE},
+            "summary": {
+                "tiles": len(index),
+                "class_pixel_shares_after": dict(zip(plan.class_names, plan.shares_after)),
+            },
+        }
+    )
     write_description(run.out, desc)
 
 
@@ -461,5 +513,6 @@ def synthesize_tileset(
     gen_seconds = _generate_all(run, generator, todo, len(items), batch_size, writers, reporter_or_silent(reporter))
     seconds = time.perf_counter() - t0
     _finish(run, items)
-    return SynthesisResult(out=run.out, plan=plan, generated=len(todo), resumed=len(done),
-                           seconds=seconds, generator_seconds=gen_seconds)
+    return SynthesisResult(
+        out=run.out, plan=plan, generated=len(todo), resumed=len(done), seconds=seconds, generator_seconds=gen_seconds
+    )

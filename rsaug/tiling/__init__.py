@@ -9,6 +9,7 @@ windows, work units, the worker pool) and :mod:`~rsaug.tiling.run` (:func:`tile_
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`.
 """
+
 from __future__ import annotations
 
 from rsaug.tiling.inputs import find_pairs, read_pairs_csv

@@ -1,6 +1,7 @@
 """Input discovery of a tiling run: scene/mask pairs from two paths (:func:`find_pairs`) or a CSV
 (:func:`read_pairs_csv`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,9 @@ def _raster_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
 
 
-def find_pairs(scene: str | os.PathLike[str], mask: str | os.PathLike[str],
-               mask_suffix: str = "", scene_suffix: str = "") -> list[tuple[Path, Path]]:
+def find_pairs(
+    scene: str | os.PathLike[str], mask: str | os.PathLike[str], mask_suffix: str = "", scene_suffix: str = ""
+) -> list[tuple[Path, Path]]:
     """Resolve SCENE and MASK arguments into scene/mask pairs.
 
     Files are used as one pair. Directories are matched by stem: a scene ``<key><scene_suffix>.<ext>`` (only
@@ -38,12 +40,16 @@ def find_pairs(scene: str | os.PathLike[str], mask: str | os.PathLike[str],
         return [(s, m)]
     if s.is_dir() != m.is_dir():
         kind = ("directory", "file") if m.is_dir() else ("file", "directory")
-        raise InputError(m, f"mask is a {kind[0]} but scene {s} is a {kind[1]}; SCENE and MASK must both be "
-                            "files or both be directories")
+        raise InputError(
+            m,
+            f"mask is a {kind[0]} but scene {s} is a {kind[1]}; SCENE and MASK must both be "
+            "files or both be directories",
+        )
     scenes = [p for p in _raster_files(s) if p.stem.endswith(scene_suffix)]
     if s.resolve() == m.resolve() and mask_suffix == scene_suffix:
-        raise InputError(m, f"SCENE and MASK are the same directory: give {option('scene_suffix')} and "
-                            f"{option('mask_suffix')}")
+        raise InputError(
+            m, f"SCENE and MASK are the same directory: give {option('scene_suffix')} and {option('mask_suffix')}"
+        )
     if not scenes:
         raise InputError(s, f"no raster files (.tif, .png, ...) named '*{scene_suffix}.*' in scene directory")
     by_stem: dict[str, Path] = {}

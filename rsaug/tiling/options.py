@@ -2,6 +2,7 @@
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,8 +86,10 @@ class TileOptions:
             raise InputError(None, f"edge policy must be 'drop' or 'pad', got {self.edge!r}")
         top = {"deflate": 12, "zstd": 22}.get(self.compress)
         if top is not None and not 1 <= int(self.compress_level) <= top:
-            raise InputError(None, f"{option('compress_level')} for {self.compress} must be within 1..{top}, "
-                                   f"got {self.compress_level}")
+            raise InputError(
+                None,
+                f"{option('compress_level')} for {self.compress} must be within 1..{top}, got {self.compress_level}",
+            )
         if self.block_size is not None and int(self.block_size) < 1:
             raise InputError(None, f"block size must be positive, got {self.block_size}")
         return parse_split(self.split)
@@ -104,7 +107,10 @@ def parse_split(spec: str) -> tuple[float, float, float]:
     except ValueError:
         raise InputError(None, f"invalid split spec {spec!r}; expected train:val:test such as 4:1:1") from None
     if not 1 <= len(vals) <= 3 or any(v < 0 or not math.isfinite(v) for v in vals) or sum(vals) <= 0:
-        raise InputError(None, f"invalid split spec {spec!r}; expected up to three non-negative numbers "
-                               "train:val:test with a positive sum, such as 4:1:1")
+        raise InputError(
+            None,
+            f"invalid split spec {spec!r}; expected up to three non-negative numbers "
+            "train:val:test with a positive sum, such as 4:1:1",
+        )
     vals += [0.0] * (3 - len(vals))
     return (vals[0], vals[1], vals[2])

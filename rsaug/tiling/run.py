@@ -15,6 +15,7 @@ index and the description are written last.
 
 Tile ids are ``<scene stem>_r<row offset>_c<col offset>`` (pixel offsets of the tile in its scene).
 """
+
 from __future__ import annotations
 
 import os
@@ -105,8 +106,14 @@ def tile_scenes(
     pairs = [(Path(os.path.abspath(s)), Path(os.path.abspath(m))) for s, m in pairs]
     if not pairs:
         raise InputError(None, "no scene/mask pairs given")
-    mode = prepare_output_dir(out, overwrite=overwrite, resume=resume, markers=(DESCRIPTION_FILE, CONFIG_FILE),
-                              resume_marker=CONFIG_FILE, what="tile set")
+    mode = prepare_output_dir(
+        out,
+        overwrite=overwrite,
+        resume=resume,
+        markers=(DESCRIPTION_FILE, CONFIG_FILE),
+        resume_marker=CONFIG_FILE,
+        what="tile set",
+    )
 
     # ---- open and check every input before anything is written
     scenes: list[SceneInfo] = []
@@ -119,29 +126,49 @@ def tile_scenes(
             raise InputError(s, f"two scenes share the stem {sc.stem!r} ({stems[sc.stem]}); tile ids would clash")
         stems[sc.stem] = s
         if scenes and (sc.count, sc.dtype) != (scenes[0].count, scenes[0].dtype):
-            raise InputError(s, f"scene has {sc.count} bands of {sc.dtype}, but {scenes[0].path} has "
-                                f"{scenes[0].count} of {scenes[0].dtype}; one tile set needs one pixel format")
+            raise InputError(
+                s,
+                f"scene has {sc.count} bands of {sc.dtype}, but {scenes[0].path} has "
+                f"{scenes[0].count} of {scenes[0].dtype}; one tile set needs one pixel format",
+            )
         if scenes and sc.georeferenced != scenes[0].georeferenced:
             raise InputError(s, "georeferenced and non-georeferenced scenes cannot be mixed in one tile set")
         if opts.edge == "drop" and (sc.width < size or sc.height < size):
-            raise InputError(s, f"tile size {size} is larger than the scene ({sc.width}x{sc.height}); use a "
-                                f"smaller {option('tile_size')} or {option('edge')} pad")
-        spec = open_mask(m, sc, scheme, kind=opts.mask_kind, class_attribute=opts.class_attribute,
-                         vector_fill=opts.vector_fill)
+            raise InputError(
+                s,
+                f"tile size {size} is larger than the scene ({sc.width}x{sc.height}); use a "
+                f"smaller {option('tile_size')} or {option('edge')} pad",
+            )
+        spec = open_mask(
+            m, sc, scheme, kind=opts.mask_kind, class_attribute=opts.class_attribute, vector_fill=opts.vector_fill
+        )
         notes.extend(spec.notes)
         scenes.append(sc)
         masks.append(spec)
     non_geo = [sc.path for sc in scenes if not sc.georeferenced]
     if non_geo:
-        warnings.warn(f"{len(non_geo)} scene(s) not georeferenced (e.g. {non_geo[0]}): tiled on the pixel grid, "
-                      "tiles carry no CRS", TilingWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(non_geo)} scene(s) not georeferenced (e.g. {non_geo[0]}): tiled on the pixel grid, "
+            "tiles carry no CRS",
+            TilingWarning,
+            stacklevel=2,
+        )
     for n in notes:
         warnings.warn(n, TilingWarning, stacklevel=2)
 
     index_crs = scenes[0].rio_crs
-    sources = [{"scene": str(sc.path), "mask": str(mk.path), "mask_kind": mk.kind, "resampled": mk.resample,
-                "width": sc.width, "height": sc.height, "crs": None if sc.rio_crs is None else sc.rio_crs.to_string()}
-               for sc, mk in zip(scenes, masks)]
+    sources = [
+        {
+            "scene": str(sc.path),
+            "mask": str(mk.path),
+            "mask_kind": mk.kind,
+            "resampled": mk.resample,
+            "width": sc.width,
+            "height": sc.height,
+            "crs": None if sc.rio_crs is None else sc.rio_crs.to_string(),
+        }
+        for sc, mk in zip(scenes, masks)
+    ]
     config = {"options": asdict(opts), "sources": sources}
     if mode == "resume":
         try:
@@ -149,8 +176,11 @@ def tile_scenes(
         except (OSError, ValueError) as exc:
             raise InputError(out / CONFIG_FILE, f"cannot read earlier run configuration: {exc}") from None
         if old != json_roundtrip(config):
-            raise InputError(out / CONFIG_FILE, "cannot resume: the inputs or options differ from the "
-                                                f"interrupted run; use {option('overwrite')} to start again")
+            raise InputError(
+                out / CONFIG_FILE,
+                "cannot resume: the inputs or options differ from the "
+                f"interrupted run; use {option('overwrite')} to start again",
+            )
 
     # ---- pass 1: masks only -> unknown fraction, class counts
     rep = reporter_or_silent(reporter)
@@ -164,14 +194,22 @@ def tile_scenes(
             partial += count_partial(sc.width, sc.height, size, step)
         all_units.extend(scene_units(i, sc, wins, size))
     n_cand = sum(len(u.tiles) for u in all_units)
-    state = {"scenes": scenes, "masks": masks, "size": size, "out": out, "resume": mode == "resume",
-             "compress": opts.compress, "compress_level": opts.compress_level}
+    state = {
+        "scenes": scenes,
+        "masks": masks,
+        "size": size,
+        "out": out,
+        "resume": mode == "resume",
+        "compress": opts.compress,
+        "compress_level": opts.compress_level,
+    }
     with Runner(state, workers, len(all_units)) as runner:
         with rep.bar(total=n_cand, desc="checking masks", unit="tile", leave=False) as bar:
             stats = runner.map(stats_unit, all_units, bar, while_waiting=_import_index_libraries)
 
-        index, dropped_unknown, dropped_buffer = _build_index(all_units, stats, scenes, masks, scheme, opts, ratios,
-                                                              index_crs, pairs)
+        index, dropped_unknown, dropped_buffer = _build_index(
+            all_units, stats, scenes, masks, scheme, opts, ratios, index_crs, pairs
+        )
 
         # ---- pass 2: write
         if mode == "overwrite":
@@ -198,18 +236,28 @@ def tile_scenes(
                 "scenes": len(scenes),
                 "candidate_tiles": n_cand + partial,
                 "kept": len(index),
-                "dropped": {"unknown_fraction": dropped_unknown, "partial_edge": partial,
-                            "split_buffer": dropped_buffer},
+                "dropped": {
+                    "unknown_fraction": dropped_unknown,
+                    "partial_edge": partial,
+                    "split_buffer": dropped_buffer,
+                },
                 "splits": split_counts,
                 "class_pixel_shares": {n: round(float(v) / total_px, 6) for n, v in zip(scheme.names, class_px)},
                 "unknown_pixel_share": round(1.0 - float(class_px.sum()) / total_px, 6),
             }
             description = {
-                "scheme": scheme.to_dict(), "tile_size": size, "stride": step,
-                "bands": scenes[0].count, "dtype": scenes[0].dtype,
+                "scheme": scheme.to_dict(),
+                "tile_size": size,
+                "stride": step,
+                "bands": scenes[0].count,
+                "dtype": scenes[0].dtype,
                 "crs": None if index_crs is None else index_crs.to_string(),
-                "georeferenced": index_crs is not None, "synthetic": False,
-                "sources": sources, "options": asdict(opts), "split_counts": split_counts, "summary": summary,
+                "georeferenced": index_crs is not None,
+                "synthetic": False,
+                "sources": sources,
+                "options": asdict(opts),
+                "split_counts": split_counts,
+                "summary": summary,
             }
             write_description(out, description)
         except BaseException as exc:
@@ -222,16 +270,29 @@ def tile_scenes(
             raise
     elapsed = time.perf_counter() - t0
     mp_total = sum(sc.width * sc.height for sc in scenes) / 1e6
-    index.attrs["summary"] = {**summary, "written": written, "skipped_existing": skipped,
-                              "tiles_to_write": n_write, "seconds": round(elapsed, 3),
-                              "megapixels_per_second": round(mp_total / elapsed, 2) if elapsed > 0 else None,
-                              "output": str(out)}
+    index.attrs["summary"] = {
+        **summary,
+        "written": written,
+        "skipped_existing": skipped,
+        "tiles_to_write": n_write,
+        "seconds": round(elapsed, 3),
+        "megapixels_per_second": round(mp_total / elapsed, 2) if elapsed > 0 else None,
+        "output": str(out),
+    }
     return index
 
 
-def _build_index(all_units: list[WorkUnit], stats: list[list[tuple[float, np.ndarray]]], scenes: list[SceneInfo],
-                 masks: list[MaskSpec], scheme: ClassScheme, opts: TileOptions, ratios: tuple[float, float, float],
-                 index_crs: CRS | None, pairs: list[tuple[Path, Path]]) -> tuple[gpd.GeoDataFrame, int, int]:
+def _build_index(
+    all_units: list[WorkUnit],
+    stats: list[list[tuple[float, np.ndarray]]],
+    scenes: list[SceneInfo],
+    masks: list[MaskSpec],
+    scheme: ClassScheme,
+    opts: TileOptions,
+    ratios: tuple[float, float, float],
+    index_crs: CRS | None,
+    pairs: list[tuple[Path, Path]],
+) -> tuple[gpd.GeoDataFrame, int, int]:
     """Filter the candidate tiles by unknown fraction, assign splits and build the index (pass 1's results).
 
     Sets ``unit.keep`` for pass 2 (False for tiles dropped by the filter or as a buffer between splits).
@@ -257,18 +318,30 @@ def _build_index(all_units: list[WorkUnit], stats: list[list[tuple[float, np.nda
                 dropped_unknown += 1
                 continue
             tid = tile_id(sc, r, c)
-            row = {"tile_id": tid, "image": f"images/{tid}.tif", "mask": f"masks/{tid}.tif",
-                   "source_image": str(sc.path), "source_mask": str(masks[u.scene_idx].path),
-                   "col_off": c, "row_off": r, "width": size, "height": size, "split": "",
-                   "unknown_fraction": round(unk, 6), "synthetic": False}
+            row = {
+                "tile_id": tid,
+                "image": f"images/{tid}.tif",
+                "mask": f"masks/{tid}.tif",
+                "source_image": str(sc.path),
+                "source_mask": str(masks[u.scene_idx].path),
+                "col_off": c,
+                "row_off": r,
+                "width": size,
+                "height": size,
+                "split": "",
+                "unknown_fraction": round(unk, 6),
+                "synthetic": False,
+            }
             for name, cnt in zip(scheme.names, counts.tolist()):
                 row[count_column(name)] = int(cnt)
             rows.append(row)
             geoms.append(_footprint(sc, r, c, size, index_crs))
             tile_refs.append((ui, ti))
     if not rows:
-        raise InputError(pairs[0][1] if len(pairs) == 1 else None,
-                         f"no tile has at most {opts.max_unknown:.0%} unknown pixels; nothing to write")
+        raise InputError(
+            pairs[0][1] if len(pairs) == 1 else None,
+            f"no tile has at most {opts.max_unknown:.0%} unknown pixels; nothing to write",
+        )
     import geopandas as gpd
 
     fp = gpd.GeoSeries(geoms, crs=index_crs)

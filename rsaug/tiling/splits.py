@@ -1,6 +1,7 @@
 """Split assignment of a tiling run: seeded random (per tile) or blocked (per spatial block) splits, spatial
 block keys, and the footprint overlaps that decide which tiles are dropped between blocked splits.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,7 @@ def assign_random(n: int, ratios: Sequence[float], reserve: int, seed: int) -> n
     counts = _split_counts(n - reserve, ratios)
     start = reserve
     for name, cnt in zip(SPLIT_NAMES, counts):
-        out[perm[start:start + cnt]] = name
+        out[perm[start : start + cnt]] = name
         start += cnt
     return out
 
@@ -41,7 +42,7 @@ def _split_counts(m: int, ratios: Sequence[float]) -> list[int]:
     """Tiles per split of ``m`` tiles by ``ratios``: floors, then the largest remainders (ties: earlier split)."""
     total = float(sum(ratios))
     exact = [m * r / total for r in ratios]
-    counts = [int(math.floor(e)) for e in exact]
+    counts = [math.floor(e) for e in exact]
     order = sorted(range(len(ratios)), key=lambda i: (-(exact[i] - counts[i]), i))
     for i in order[: m - sum(counts)]:
         counts[i] += 1
@@ -56,7 +57,7 @@ def assign_blocked(block_keys: Sequence[Any], ratios: Sequence[float], reserve: 
     """
     keys = list(block_keys)
     uniq = sorted(set(keys))
-    sizes = {k: 0 for k in uniq}
+    sizes = dict.fromkeys(uniq, 0)
     for k in keys:
         sizes[k] += 1
     rng = np.random.default_rng(seed)
@@ -96,15 +97,17 @@ def overlapping_pairs(footprints: gpd.GeoSeries, groups: Sequence[Any] | None = 
         return []
     a = footprints.values[left]
     b = footprints.values[right]
-    inter = np.asarray(a.intersection(b).area if hasattr(a, "intersection") else [x.intersection(y).area
-                                                                                for x, y in zip(a, b)])
+    inter = np.asarray(
+        a.intersection(b).area if hasattr(a, "intersection") else [x.intersection(y).area for x, y in zip(a, b)]
+    )
     ref = np.minimum(np.asarray(a.area), np.asarray(b.area))
     ok = inter > 1e-9 * ref
     return list(zip(left[ok].tolist(), right[ok].tolist()))
 
 
-def block_keys(rows: list[dict[str, Any]], scenes: list[SceneInfo], scene_idx: list[int], block: int,
-               index_crs: CRS | None) -> list[Any]:
+def block_keys(
+    rows: list[dict[str, Any]], scenes: list[SceneInfo], scene_idx: list[int], block: int, index_crs: CRS | None
+) -> list[Any]:
     """Spatial block of each tile (by its centre): map units for georeferenced sets, else per-scene pixels."""
     keys: list[Any] = []
     if index_crs is None:
@@ -122,5 +125,5 @@ def block_keys(rows: list[dict[str, Any]], scenes: list[SceneInfo], scene_idx: l
         if sc.rio_crs != index_crs:
             xs, ys = wtransform(sc.rio_crs, index_crs, [cx], [cy])
             cx, cy = xs[0], ys[0]
-        keys.append((0, int(math.floor((cx - x0) / bw)), int(math.floor((y0 - cy) / bh))))
+        keys.append((0, math.floor((cx - x0) / bw), math.floor((y0 - cy) / bh)))
     return keys

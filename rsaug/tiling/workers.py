@@ -9,6 +9,7 @@ runs units in order, in-process or in one pool of processes serving both passes.
 
 Internal to :mod:`rsaug.tiling` (:func:`tile_windows` and :func:`tile_id` are public).
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -74,8 +75,9 @@ class WorkUnit:
     keep: list[bool] = field(default_factory=list)
 
 
-def work_units(scene_idx: int, windows: list[tuple[int, int]], size: int,
-               max_width: int = UNIT_MAX_WIDTH) -> list[WorkUnit]:
+def work_units(
+    scene_idx: int, windows: list[tuple[int, int]], size: int, max_width: int = UNIT_MAX_WIDTH
+) -> list[WorkUnit]:
     """Group the windows of one scene into row-chunks whose union is at most ~``max_width`` wide."""
     units: list[WorkUnit] = []
     by_row: dict[int, list[tuple[int, int]]] = {}
@@ -140,7 +142,7 @@ def stats_unit(unit: WorkUnit) -> list[tuple[float, np.ndarray]]:
         mask = reader.read(win)
     out = []
     for _, c in unit.tiles:
-        m = mask[:, c - int(win.col_off): c - int(win.col_off) + size]
+        m = mask[:, c - int(win.col_off) : c - int(win.col_off) + size]
         counts = np.bincount(m.ravel(), minlength=256)
         out.append((float(counts[IGNORE]) / m.size, counts[:k].astype(np.int64)))
     return out
@@ -183,11 +185,19 @@ def write_unit(unit: WorkUnit) -> tuple[int, int]:
         dc = c - int(win.col_off)
         transform = rasterio.windows.transform(Window(c, r, size, size), scene.affine) if crs is not None else None
         # views: both writers copy (the fast one while applying the predictor)
-        write_tile(img_p, image[:, :, dc:dc + size], crs=crs, transform=transform,
-                   compress=compress, compress_level=level)
-        write_tile(msk_p, mask[:, dc:dc + size], crs=crs, transform=transform,
-                   is_mask=True, scheme=scheme, compress=compress,
-                   compress_level=level)
+        write_tile(
+            img_p, image[:, :, dc : dc + size], crs=crs, transform=transform, compress=compress, compress_level=level
+        )
+        write_tile(
+            msk_p,
+            mask[:, dc : dc + size],
+            crs=crs,
+            transform=transform,
+            is_mask=True,
+            scheme=scheme,
+            compress=compress,
+            compress_level=level,
+        )
     return len(todo), skipped
 
 
@@ -210,8 +220,9 @@ class Runner:
             init_worker(self.state)  # this process is the worker
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=init_worker,
-                                             initargs=(self.state,))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=ctx, initializer=init_worker, initargs=(self.state,)
+            )
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,4 +1,5 @@
 """Class schemes: exact colour decoding and index conventions on real GID-15 labels."""
+
 from __future__ import annotations
 
 import json
@@ -54,10 +55,16 @@ def test_chesapeake_and_loveda_conventions() -> None:
 
 
 def test_user_scheme_round_trip(tmp_path) -> None:
-    spec = {"name": "roads", "classes": [{"name": "background", "value": 0, "color": [10, 10, 10]},
-                                         {"name": "road", "value": 1, "color": [255, 255, 0]},
-                                         {"name": "building", "value": 2, "color": [255, 0, 0]}],
-            "unknown_values": [255], "unknown_color": [255, 255, 255]}
+    spec = {
+        "name": "roads",
+        "classes": [
+            {"name": "background", "value": 0, "color": [10, 10, 10]},
+            {"name": "road", "value": 1, "color": [255, 255, 0]},
+            {"name": "building", "value": 2, "color": [255, 0, 0]},
+        ],
+        "unknown_values": [255],
+        "unknown_color": [255, 255, 255],
+    }
     p = tmp_path / "s.json"
     p.write_text(json.dumps(spec))
     s = get_scheme(str(p))
@@ -72,7 +79,7 @@ def test_bad_scheme_inputs(tmp_path) -> None:
         get_scheme("nope")
     p = tmp_path / "bad.json"
     p.write_text("{not json")
-    with pytest.raises(InputError, match="bad.json"):
+    with pytest.raises(InputError, match=r"bad\.json"):
         get_scheme(str(p))
     with pytest.raises(InputError, match="not in scheme"):
         BUILTIN_SCHEMES["gid15"].index_of("glacier")

@@ -1,4 +1,5 @@
 """TorchGeo integration: RasterDatasets, per-file dataset, mixing real and synthetic data without merging."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,15 @@ from rsaug.core.classes import get_scheme
 from rsaug.core.errors import InputError
 from rsaug.gan import Generator, build_models, model_preset
 from rsaug.integrations.torchgeo import (
-    GeoSampledDataset, MixingSampler, RealSyntheticDataModule, TileSetDataset, TileSetImages, TileSetMasks,
-    collate_samples, geo_dataset, geo_datasets,
+    GeoSampledDataset,
+    MixingSampler,
+    RealSyntheticDataModule,
+    TileSetDataset,
+    TileSetImages,
+    TileSetMasks,
+    collate_samples,
+    geo_dataset,
+    geo_datasets,
 )
 from rsaug.io.normalization import Normalization
 from rsaug.io.tileset import TileSet
@@ -35,13 +43,26 @@ def untrained_generator(scheme_name: str, bands: int, seed: int = 0):
     georeferenced Chesapeake data fast (the session's trained checkpoint is a GID-15 one).
     """
     scheme = get_scheme(scheme_name)
-    cfg = model_preset("cpu-small", num_classes=scheme.num_classes, out_bands=bands, ngf=8, embed_dim=8,
-                       mlp_hidden=16, num_upsampling=3)
+    cfg = model_preset(
+        "cpu-small",
+        num_classes=scheme.num_classes,
+        out_bands=bands,
+        ngf=8,
+        embed_dim=8,
+        mlp_hidden=16,
+        num_upsampling=3,
+    )
     torch.manual_seed(seed)
     net = build_models(cfg, discriminator=False, conductor=False).G
     sha = hashlib.sha256(f"untrained-{scheme_name}-{bands}-{seed}".encode()).hexdigest()
-    return Generator(net, cfg, scheme, Normalization("uint8", [0.0] * bands, [255.0] * bands),
-                     checkpoint_sha256=sha, device=torch.device("cpu"))
+    return Generator(
+        net,
+        cfg,
+        scheme,
+        Normalization("uint8", [0.0] * bands, [255.0] * bands),
+        checkpoint_sha256=sha,
+        device=torch.device("cpu"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +71,9 @@ def chesapeake_synthetic(chesapeake_tileset: Path, tmp_path_factory: pytest.Temp
     torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("ches_syn") / "syn"
     ts = TileSet.open(chesapeake_tileset)
-    synthesize_tileset(ts, untrained_generator("chesapeake", 4), out, plan_synthesis(ts, samples_per_mask=2),
-                       batch_size=8)
+    synthesize_tileset(
+        ts, untrained_generator("chesapeake", 4), out, plan_synthesis(ts, samples_per_mask=2), batch_size=8
+    )
     return out
 
 
@@ -102,7 +124,7 @@ def test_per_file_dataset_without_georeferencing(gid15_tileset: Path) -> None:
     s = ds[0]
     assert set(s) == {"image", "mask", "tile_id", "synthetic"}
     assert s["image"].dtype == torch.float32 and s["image"].shape == (3, 224, 224)
-    assert 0.0 <= float(s["image"].min()) and float(s["image"].max()) <= 1.0
+    assert float(s["image"].min()) >= 0.0 and float(s["image"].max()) <= 1.0
     assert s["mask"].dtype == torch.int64 and s["mask"].shape == (224, 224)
     row = ts.split("val").iloc[0]
     np.testing.assert_array_equal(s["mask"].numpy(), ts.read_mask(row))
@@ -126,8 +148,11 @@ def test_synthetic_tiles_with_torchgeo(chesapeake_tileset: Path, chesapeake_synt
             assert sample["image"].dtype == torch.float32 and sample["mask"].dtype == torch.int64
             rows = syn.index[syn.index["sample"] == k]
             bounds = _query_bounds(sample)
-            match = [r for _, r in rows.iterrows()
-                     if np.allclose(tuple(rasterio.open(syn.image_path(r)).bounds), bounds, atol=1e-6)]
+            match = [
+                r
+                for _, r in rows.iterrows()
+                if np.allclose(tuple(rasterio.open(syn.image_path(r)).bounds), bounds, atol=1e-6)
+            ]
             assert len(match) == 1
             np.testing.assert_array_equal(sample["image"].numpy(), syn.read_image(match[0]).astype(np.float32))
             break
@@ -137,8 +162,7 @@ def test_synthetic_tiles_with_torchgeo(chesapeake_tileset: Path, chesapeake_synt
     assert s["bounds"].dtype == torch.float64 and s["bounds"].shape == (4,)
 
 
-def test_mixed_pipeline_never_merges_real_and_synthetic(chesapeake_tileset: Path,
-                                                        chesapeake_synthetic: Path) -> None:
+def test_mixed_pipeline_never_merges_real_and_synthetic(chesapeake_tileset: Path, chesapeake_synthetic: Path) -> None:
     real_ts, syn_ts = TileSet.open(chesapeake_tileset), TileSet.open(chesapeake_synthetic)
     parts = [GeoSampledDataset(geo_dataset(real_ts, "train"), PreChippedGeoSampler(geo_dataset(real_ts, "train")))]
     for ds in geo_datasets(syn_ts, "train"):
@@ -176,10 +200,10 @@ def test_mixed_pipeline_never_merges_real_and_synthetic(chesapeake_tileset: Path
     assert sum(np.array_equal(merged, o.astype(np.float32)) for o in originals) <= 1  # the others are lost
 
 
-def test_data_module_mixes_at_ratio_and_evaluates_on_real(chesapeake_tileset: Path,
-                                                          chesapeake_synthetic: Path) -> None:
-    dm = RealSyntheticDataModule(chesapeake_tileset, chesapeake_synthetic, synthetic_ratio=0.25, batch_size=4,
-                                 crop_size=32, seed=1)
+def test_data_module_mixes_at_ratio_and_evaluates_on_real(chesapeake_tileset: Path, chesapeake_synthetic: Path) -> None:
+    dm = RealSyntheticDataModule(
+        chesapeake_tileset, chesapeake_synthetic, synthetic_ratio=0.25, batch_size=4, crop_size=32, seed=1
+    )
     dm.setup("fit")
     n_real = len(dm.train_dataset.datasets[0])
     syn_flags = []
@@ -194,7 +218,7 @@ def test_data_module_mixes_at_ratio_and_evaluates_on_real(chesapeake_tileset: Pa
     for loader in (dm.val_dataloader(), dm.test_dataloader()):
         flags = [f for b in loader for f in b["synthetic"].tolist()]
         assert flags and not any(flags)
-    with pytest.raises(InputError, match="bands|scheme"):
+    with pytest.raises(InputError, match=r"bands|scheme"):
         RealSyntheticDataModule(chesapeake_tileset, _gid_like(chesapeake_synthetic))
 
 
@@ -215,6 +239,10 @@ def test_mixing_sampler_is_deterministic() -> None:
     assert all(i >= 10 for i in MixingSampler(10, 30, ratio=1.0))
     with pytest.raises(InputError):
         MixingSampler(10, 0, ratio=0.5)
-    batch = collate_samples([{"image": torch.zeros(1, 2, 2), "crs": CRS.from_epsg(4326), "tile_id": "a"},
-                             {"image": torch.ones(1, 2, 2), "crs": CRS.from_epsg(4326), "tile_id": "b"}])
+    batch = collate_samples(
+        [
+            {"image": torch.zeros(1, 2, 2), "crs": CRS.from_epsg(4326), "tile_id": "a"},
+            {"image": torch.ones(1, 2, 2), "crs": CRS.from_epsg(4326), "tile_id": "b"},
+        ]
+    )
     assert set(batch) == {"image", "tile_id"} and batch["image"].shape == (2, 1, 2, 2)

@@ -1,4 +1,5 @@
 """The fast tile writer (GDAL template + tifffile + ISA-L) produces the same GeoTIFFs as GDAL, on real data."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,9 @@ from tests.fixtures_tiles import assert_same_tile_file
 RESOLUTION_TAGS = frozenset({"TIFFTAG_XRESOLUTION", "TIFFTAG_YRESOLUTION", "TIFFTAG_RESOLUTIONUNIT"})
 
 
-def _both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, array: np.ndarray,
-          **kw: object) -> tuple[Path, Path]:
+def _both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, array: np.ndarray, **kw: object
+) -> tuple[Path, Path]:
     """Write ``array`` with the fast path (asserting it is taken) and with GDAL."""
     calls: list[int] = []
     real = tileset.write_fast
@@ -80,8 +82,9 @@ def test_user_defined_crs_and_non_georeferenced(tmp_path: Path, monkeypatch: pyt
     with rasterio.open(GID15 / "images" / f"{stem}.tif") as src:
         img = src.read(window=Window(0, 0, 224, 224))
     # a CRS with no EPSG code: its GeoTIFF keys are user-defined, copied from GDAL's template
-    albers = CRS.from_proj4("+proj=aea +lat_1=29.5 +lat_2=45.5 +lat_0=23 +lon_0=-96 +x_0=0 +y_0=0 +datum=NAD83 "
-                            "+units=m +no_defs")
+    albers = CRS.from_proj4(
+        "+proj=aea +lat_1=29.5 +lat_2=45.5 +lat_0=23 +lon_0=-96 +x_0=0 +y_0=0 +datum=NAD83 +units=m +no_defs"
+    )
     tr = rasterio.transform.from_origin(1_234_567.5, 2_345_678.25, 0.6, 0.6)
     fast, gdal = _both(tmp_path, monkeypatch, "albers", img, crs=albers, transform=tr)
     _assert_same(fast, gdal, img)
@@ -92,8 +95,7 @@ def test_user_defined_crs_and_non_georeferenced(tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "int16", "int32"])
-def test_wide_integer_predictor_wraps_like_gdal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               dtype: str) -> None:
+def test_wide_integer_predictor_wraps_like_gdal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
     """Predictor 2 on multi-byte integers with large jumps (modular differences) and extreme values."""
     with rasterio.open(GEOREF_PAIR / "image.tif") as src:
         base = src.read(window=Window(0, 0, 256, 256)).astype(np.int64)
@@ -112,8 +114,9 @@ def test_other_cases_fall_back_to_gdal(tmp_path: Path) -> None:
     assert fast_layout(base, img)
     assert not fast_layout(tileset._tile_profile(img, None, None, False, "deflate", 6), img)  # level > 3
     assert not fast_layout(tileset._tile_profile(img, None, None, False, "lzw", 1), img)
-    assert not fast_layout(tileset._tile_profile(img.astype(np.float32), None, None, False, "deflate", 1),
-                           img.astype(np.float32))
+    assert not fast_layout(
+        tileset._tile_profile(img.astype(np.float32), None, None, False, "deflate", 1), img.astype(np.float32)
+    )
     big = np.zeros((3, 512, 512), np.uint8)  # internally tiled by GDAL
     assert not fast_layout(tileset._tile_profile(big, None, None, False, "deflate", 1), big)
     rotated = rasterio.Affine(1, 0.5, 0, 0.5, -1, 0)
@@ -148,6 +151,7 @@ def test_non_contiguous_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     fast, gdal = _both(tmp_path, monkeypatch, "view", view, crs=crs, transform=tr)
     _assert_same(fast, gdal, view)
     mask_view = (row[0] % 5)[:, 37:293]
-    fast, gdal = _both(tmp_path, monkeypatch, "mview", mask_view, crs=crs, transform=tr, is_mask=True,
-                       scheme=get_scheme("gid5"))
+    fast, gdal = _both(
+        tmp_path, monkeypatch, "mview", mask_view, crs=crs, transform=tr, is_mask=True, scheme=get_scheme("gid5")
+    )
     _assert_same(fast, gdal, mask_view)

@@ -1,4 +1,5 @@
 """rsaug.io.rasters on real data: scene/mask opening, mask kinds, grid detection, windowed and padded reads."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,10 @@ from rsaug.io.rasters import (
 from tests.conftest import GEOREF_PAIR, GID15
 from tests.fixtures_tiles import chesapeake_pair
 
-pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning"),
+]
 
 
 def test_open_scene_georeferenced_and_plain() -> None:
@@ -83,9 +86,11 @@ def test_resampled_mask_on_shifted_grid(tmp_path) -> None:  # type: ignore[no-un
 
 def _scheme_file(tmp_path) -> str:  # type: ignore[no-untyped-def]
     p = tmp_path / "roads.json"
-    p.write_text('{"name": "roads", "classes": [{"name": "background", "value": 0, "color": [0, 0, 0]}, '
-                 '{"name": "road", "value": 1, "color": [255, 255, 0]}, '
-                 '{"name": "building", "value": 2, "color": [255, 0, 0]}], "unknown_color": [255, 255, 255]}')
+    p.write_text(
+        '{"name": "roads", "classes": [{"name": "background", "value": 0, "color": [0, 0, 0]}, '
+        '{"name": "road", "value": 1, "color": [255, 255, 0]}, '
+        '{"name": "building", "value": 2, "color": [255, 0, 0]}], "unknown_color": [255, 255, 255]}'
+    )
     return str(p)
 
 

@@ -1,4 +1,5 @@
 """The synthesis planner on real GID-15 / Chesapeake class statistics (no generator needed)."""
+
 from __future__ import annotations
 
 import warnings
@@ -10,8 +11,8 @@ import rasterio
 
 from rsaug.core.classes import get_scheme
 from rsaug.core.errors import InputError
-from rsaug.synthesis import PlanConfig, SynthesisPlan, load_plan, plan_synthesis, save_plan
 from rsaug.io.tileset import TileSet, count_column
+from rsaug.synthesis import PlanConfig, SynthesisPlan, load_plan, plan_synthesis, save_plan
 from rsaug.tiling import assign_random
 from tests.conftest import GID15
 
@@ -30,8 +31,13 @@ def gid15_index() -> pd.DataFrame:
             with rasterio.open(path) as src:
                 mask = scheme.encode(src.read(1), path)
             counts = np.bincount(mask.ravel(), minlength=256)[: scheme.num_classes]
-            rows.append({"tile_id": path.stem, "split": str(code),
-                         **{count_column(n): int(c) for n, c in zip(scheme.names, counts)}})
+            rows.append(
+                {
+                    "tile_id": path.stem,
+                    "split": str(code),
+                    **{count_column(n): int(c) for n, c in zip(scheme.names, counts)},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -112,7 +118,7 @@ def test_impossible_and_invalid_plans(gid15_index: pd.DataFrame) -> None:
     scheme = get_scheme("gid15")
     # a training split without any pond or lake pixels: those classes are rare (share 0) with no masks
     no_water = gid15_index[(gid15_index["px_pond"] == 0) & (gid15_index["px_lake"] == 0)]
-    with pytest.raises(InputError, match="impossible plan.*lake.*pond"):
+    with pytest.raises(InputError, match=r"impossible plan.*lake.*pond"):
         plan_synthesis(no_water, scheme=scheme, mode="rare")
     plan = plan_synthesis(no_water, scheme=scheme, mode="rare", allow_absent=True)
     assert set(plan.absent) == {"lake", "pond"} and "pond" not in plan.rare

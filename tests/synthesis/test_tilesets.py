@@ -1,4 +1,5 @@
 """Synthetic tile sets and whole-scene synthesis: georeferencing, provenance, resume, vary-class, bad input."""
+
 from __future__ import annotations
 
 import shutil
@@ -60,8 +61,11 @@ def test_synthetic_tiles_keep_source_georeferencing(chesapeake_tileset: Path, ch
     by_id = src.index.set_index("tile_id")
     for _, row in syn.index.iterrows():
         s_row = by_id.loc[row["source_tile"]]
-        with rasterio.open(syn.image_path(row)) as im, rasterio.open(syn.mask_path(row)) as mk, \
-                rasterio.open(src.mask_path(s_row)) as ref:
+        with (
+            rasterio.open(syn.image_path(row)) as im,
+            rasterio.open(syn.mask_path(row)) as mk,
+            rasterio.open(src.mask_path(s_row)) as ref,
+        ):
             for ds in (im, mk):
                 assert ds.crs == ref.crs and ds.crs.to_epsg() == 26917
                 assert ds.transform == ref.transform and ds.shape == ref.shape
@@ -142,7 +146,7 @@ def test_window_layout_and_feathering() -> None:
     for j, s in enumerate(starts):
         before = starts[j - 1] + size - s if j else 0
         after = s + size - starts[j + 1] if j + 1 < len(starts) else 0
-        total[s:s + size] += feather_weights(size, before, after)
+        total[s : s + size] += feather_weights(size, before, after)
     np.testing.assert_allclose(total, 1.0, atol=1e-12)  # a partition of unity: no seams from the weights
 
 
@@ -189,8 +193,21 @@ def test_cli_synthesize_rare_classes(tiny_checkpoint: Path, gid15_tileset: Path,
     out = tmp_path / "syn"
     ts = TileSet.open(gid15_tileset)
     ids = ts.split("train")["tile_id"].tolist()[:8]
-    args = ["-c", tiny_checkpoint, gid15_tileset, "-o", out, "--double-rare-classes", "--allow-absent",
-            "--device", "cpu", "--batch-size", "4", "--seed", "1"]
+    args = [
+        "-c",
+        tiny_checkpoint,
+        gid15_tileset,
+        "-o",
+        out,
+        "--double-rare-classes",
+        "--allow-absent",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "4",
+        "--seed",
+        "1",
+    ]
     for t in ids:
         args += ["--tile-id", t]
     res = run(*args)
@@ -206,8 +223,9 @@ def test_cli_synthesize_rare_classes(tiny_checkpoint: Path, gid15_tileset: Path,
         assert plan.counts_after[k] >= 2 * plan.counts_before[k]
     row = syn.index.iloc[0]
     assert syn.read_image(row).dtype == np.uint8 and syn.read_image(row).shape[0] == 3
-    np.testing.assert_array_equal(syn.read_mask(row), ts.read_mask(ts.index.set_index("tile_id").loc[
-        row["source_tile"]]))
+    np.testing.assert_array_equal(
+        syn.read_mask(row), ts.read_mask(ts.index.set_index("tile_id").loc[row["source_tile"]])
+    )
     # the synthetic set loads like a real one
     sample = TileSetDataset(out, "train")[0]
     assert sample["image"].dtype == torch.float32 and sample["mask"].dtype == torch.int64 and sample["synthetic"]
@@ -217,8 +235,22 @@ def test_cli_vary_class_changes_that_class(tiny_checkpoint: Path, gid15_tileset:
     ts = TileSet.open(gid15_tileset)
     tile, cls = _vary_pick(ts)
     out = tmp_path / "vary"
-    res = run("-c", tiny_checkpoint, gid15_tileset, "-o", out, "--vary-class", cls, "--samples-per-mask", 3,
-              "--tile-id", tile, "--device", "cpu", "-q")
+    res = run(
+        "-c",
+        tiny_checkpoint,
+        gid15_tileset,
+        "-o",
+        out,
+        "--vary-class",
+        cls,
+        "--samples-per-mask",
+        3,
+        "--tile-id",
+        tile,
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert res.exit_code == 0, res.output
     syn = TileSet.open(out)
     assert len(syn.index) == 3 and set(syn.index["vary_class"]) == {cls}
@@ -238,8 +270,9 @@ def test_cli_whole_scene_and_dry_run(tiny_checkpoint: Path, gid15_tileset: Path,
     if not mask.exists():
         mask = sorted((GID15 / "labels_index").glob("*.tif"))[0]
     out = tmp_path / "scene.tif"
-    res = run("-c", tiny_checkpoint, "--scene-mask", mask, "-o", out, "--window", 64, "--overlap", 16,
-              "--device", "cpu")
+    res = run(
+        "-c", tiny_checkpoint, "--scene-mask", mask, "-o", out, "--window", 64, "--overlap", 16, "--device", "cpu"
+    )
     assert res.exit_code == 0, res.output
     with rasterio.open(mask) as m, rasterio.open(out) as s:
         assert (s.width, s.height, s.count, s.dtypes[0]) == (m.width, m.height, 3, "uint8")
@@ -257,10 +290,25 @@ def test_cli_bad_inputs(tiny_checkpoint: Path, gid15_tileset: Path, chesapeake_t
         (["-c", tmp_path / "missing.ckpt", gid15_tileset, "-o", out], "missing.ckpt"),
         (["-c", tiny_checkpoint, tmp_path / "nope", "-o", out], "tile set directory not found"),
         (["-c", tiny_checkpoint, gid15_tileset, "-o", out, "--vary-class", "volcano"], "volcano"),
-        (["-c", tiny_checkpoint, gid15_tileset, "-o", out, "--double-rare-classes", "--samples-per-mask", "2"],
-         "samples-per-mask"),
-        (["-c", tiny_checkpoint, gid15_tileset, "-o", out, "--double-rare-classes", "--rare-share", "0.05",
-          "--tile-id", TileSet.open(gid15_tileset).split("train")["tile_id"].iloc[0]], "impossible plan"),
+        (
+            ["-c", tiny_checkpoint, gid15_tileset, "-o", out, "--double-rare-classes", "--samples-per-mask", "2"],
+            "samples-per-mask",
+        ),
+        (
+            [
+                "-c",
+                tiny_checkpoint,
+                gid15_tileset,
+                "-o",
+                out,
+                "--double-rare-classes",
+                "--rare-share",
+                "0.05",
+                "--tile-id",
+                TileSet.open(gid15_tileset).split("train")["tile_id"].iloc[0],
+            ],
+            "impossible plan",
+        ),
         (["-c", tiny_checkpoint, "--scene-mask", tmp_path / "none.tif", "-o", tmp_path / "s.tif"], "none.tif"),
     ]
     for args, msg in cases:

@@ -1,4 +1,5 @@
 """Split assignment on its own: random and blocked splits, their counts, determinism and the reserve."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -1,4 +1,5 @@
 """Tiler tests on real data: georeferencing, pixels, reprojected / colour / vector masks, filter, splits, resume."""
+
 from __future__ import annotations
 
 import json
@@ -30,21 +31,31 @@ from rsaug.tiling import (
 from tests.conftest import GEOREF_PAIR, GID15
 from tests.fixtures_tiles import assert_same_tile_file, chesapeake_pair, gid15_fixture_stems, gid15_pairs
 
-pytestmark = [pytest.mark.filterwarnings("ignore::rsaug.tiling.options.TilingWarning"),
-              pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::rsaug.tiling.options.TilingWarning"),
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning"),
+]
 
 
 @pytest.fixture(scope="module")
 def road_scheme(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """User JSON scheme of the georeferenced pair: 0 background, 1 road, 2 building."""
     p = tmp_path_factory.mktemp("scheme") / "roads.json"
-    p.write_text(json.dumps({
-        "name": "roads",
-        "classes": [{"name": "background", "value": 0, "color": [0, 0, 0]},
+    p.write_text(
+        json.dumps(
+            {
+                "name": "roads",
+                "classes": [
+                    {"name": "background", "value": 0, "color": [0, 0, 0]},
                     {"name": "road", "value": 1, "color": [255, 255, 0]},
-                    {"name": "building", "value": 2, "color": [255, 0, 0]}],
-        "unknown_values": [], "unknown_color": [255, 255, 255]}))
+                    {"name": "building", "value": 2, "color": [255, 0, 0]},
+                ],
+                "unknown_values": [],
+                "unknown_color": [255, 255, 255],
+            }
+        )
+    )
     return p
 
 
@@ -87,11 +98,13 @@ def test_chesapeake_georeferencing_exact(chesapeake_tileset: Path) -> None:
 
 def test_georef_pair_exact_with_json_scheme_and_overlap(tmp_path: Path, road_scheme: Path) -> None:
     scene, mask = GEOREF_PAIR / "image.tif", GEOREF_PAIR / "label.tif"
-    idx = tile_scenes([(scene, mask)], tmp_path / "t", tile_size=128, stride=96, scheme=str(road_scheme),
-                      max_unknown=1.0)
+    idx = tile_scenes(
+        [(scene, mask)], tmp_path / "t", tile_size=128, stride=96, scheme=str(road_scheme), max_unknown=1.0
+    )
     assert len(idx) == 25  # offsets 0, 96, ..., 384 on both axes
-    assert {(r, c) for r, c in zip(idx.row_off, idx.col_off)} == {(r, c) for r in range(0, 385, 96)
-                                                                  for c in range(0, 385, 96)}
+    assert {(r, c) for r, c in zip(idx.row_off, idx.col_off)} == {
+        (r, c) for r in range(0, 385, 96) for c in range(0, 385, 96)
+    }
     _check_georef_and_pixels(tmp_path / "t", scene, mask, road_scheme)
 
 
@@ -101,11 +114,19 @@ def test_mask_in_other_crs_is_aligned(tmp_path: Path, road_scheme: Path, factor:
     with rasterio.open(mask) as src:
         ref = src.read(1)
         dst_crs = CRS.from_epsg(32619)  # neighbouring UTM zone: a rotated, rescaled grid
-        t, w, h = calculate_default_transform(src.crs, dst_crs, src.width, src.height, *src.bounds,
-                                              resolution=src.res[0] * factor)
+        t, w, h = calculate_default_transform(
+            src.crs, dst_crs, src.width, src.height, *src.bounds, resolution=src.res[0] * factor
+        )
         out = np.zeros((h, w), np.uint8)
-        reproject(ref, out, src_transform=src.transform, src_crs=src.crs, dst_transform=t, dst_crs=dst_crs,
-                  resampling=Resampling.nearest)
+        reproject(
+            ref,
+            out,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            dst_transform=t,
+            dst_crs=dst_crs,
+            resampling=Resampling.nearest,
+        )
         prof = {**src.profile, "crs": dst_crs, "transform": t, "width": w, "height": h, "nodata": None}
     warped = tmp_path / "label_utm19.tif"
     with rasterio.open(warped, "w", **prof) as d:
@@ -117,7 +138,7 @@ def test_mask_in_other_crs_is_aligned(tmp_path: Path, road_scheme: Path, factor:
     agree, agree_shifted = [], []
     for _, row in idx.iterrows():
         m = ts.read_mask(row)
-        sl = np.s_[row.row_off:row.row_off + 128, row.col_off:row.col_off + 128]
+        sl = np.s_[row.row_off : row.row_off + 128, row.col_off : row.col_off + 128]
         valid = m != IGNORE
         assert valid.mean() > 0.99
         agree.append((m == ref[sl])[valid].mean())
@@ -153,8 +174,7 @@ def test_mask_nodata_value_reads_as_unknown(tmp_path: Path) -> None:
     for nodata, name in ((200, "holes.tif"), (None, "holes_undeclared.tif")):
         with rasterio.open(tmp_path / name, "w", **{**prof, "nodata": nodata}) as d:
             d.write(holed, 1)
-    idx = tile_scenes([(scene, tmp_path / "holes.tif")], tmp_path / "t", tile_size=224, scheme="gid15",
-                      max_unknown=1.0)
+    idx = tile_scenes([(scene, tmp_path / "holes.tif")], tmp_path / "t", tile_size=224, scheme="gid15", max_unknown=1.0)
     ts = TileSet.open(tmp_path / "t")
     got = ts.read_mask(ts.index.iloc[0])
     expect = get_scheme("gid15").encode(raw)
@@ -167,8 +187,7 @@ def test_mask_nodata_value_reads_as_unknown(tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "zero.tif", "w", **{**prof, "nodata": 0}) as d:
         d.write(raw, 1)
     with pytest.warns(TilingWarning, match="nodata value 0 is class 'industrial_land'"):
-        tile_scenes([(scene, tmp_path / "zero.tif")], tmp_path / "z", tile_size=224, scheme="gid15",
-                    max_unknown=1.0)
+        tile_scenes([(scene, tmp_path / "zero.tif")], tmp_path / "z", tile_size=224, scheme="gid15", max_unknown=1.0)
     z = TileSet.open(tmp_path / "z")
     assert (z.read_mask(z.index.iloc[0]) == get_scheme("gid15").encode(raw)).all()
 
@@ -205,8 +224,9 @@ def test_vector_mask_rasterized_like_raster(tmp_path: Path, road_scheme: Path) -
     tile_scenes([(scene, mask)], tmp_path / "r", tile_size=128, scheme=str(road_scheme), max_unknown=1.0)
     tv, tr = TileSet.open(tmp_path / "v"), TileSet.open(tmp_path / "r")
     assert tv.description["sources"][0]["mask_kind"] == "vector"
-    agree = [(tv.read_mask(a) == tr.read_mask(b)).mean() for (_, a), (_, b) in
-             zip(tv.index.iterrows(), tr.index.iterrows())]
+    agree = [
+        (tv.read_mask(a) == tr.read_mask(b)).mean() for (_, a), (_, b) in zip(tv.index.iterrows(), tr.index.iterrows())
+    ]
     assert min(agree) > 0.99  # polygon edges through a reprojection round trip may flip a few pixels
 
 
@@ -283,8 +303,12 @@ def test_split_ratios_determinism_and_reserve(tmp_path: Path) -> None:
     assert np.array_equal(s, assign_random(600, parse_split("4:1:1"), 0, 0))
     assert not np.array_equal(s, assign_random(600, parse_split("4:1:1"), 0, 1))
     r = assign_random(100, parse_split("8:1:1"), 10, 3)
-    assert {k: int((r == k).sum()) for k in ("reserved", "train", "val", "test")} == \
-        {"reserved": 10, "train": 72, "val": 9, "test": 9}
+    assert {k: int((r == k).sum()) for k in ("reserved", "train", "val", "test")} == {
+        "reserved": 10,
+        "train": 72,
+        "val": 9,
+        "test": 9,
+    }
     pairs = gid15_pairs(gid15_fixture_stems(per_class=2))
     a = tile_scenes(pairs, tmp_path / "a", tile_size=224, seed=5, reserve=3, max_unknown=1.0)
     b = tile_scenes(pairs, tmp_path / "b", tile_size=224, seed=5, reserve=3, max_unknown=1.0)
@@ -296,8 +320,18 @@ def test_split_ratios_determinism_and_reserve(tmp_path: Path) -> None:
 
 def test_blocked_split_never_separates_overlapping_tiles(tmp_path: Path, road_scheme: Path) -> None:
     scene, mask = GEOREF_PAIR / "image.tif", GEOREF_PAIR / "label.tif"
-    idx = tile_scenes([(scene, mask)], tmp_path / "t", tile_size=64, stride=32, scheme=str(road_scheme),
-                      split="1:1:1", split_mode="blocked", block_size=128, max_unknown=1.0, seed=1)
+    idx = tile_scenes(
+        [(scene, mask)],
+        tmp_path / "t",
+        tile_size=64,
+        stride=32,
+        scheme=str(road_scheme),
+        split="1:1:1",
+        split_mode="blocked",
+        block_size=128,
+        max_unknown=1.0,
+        seed=1,
+    )
     summary = idx.attrs["summary"]
     assert summary["dropped"]["split_buffer"] > 0
     assert len(set(idx.split)) == 3
@@ -305,8 +339,16 @@ def test_blocked_split_never_separates_overlapping_tiles(tmp_path: Path, road_sc
     assert len(pairs) > 100
     assert all(idx.split.iloc[i] == idx.split.iloc[j] for i, j in pairs)
     # the same run in random mode does separate overlapping tiles (the test can fail)
-    rnd = tile_scenes([(scene, mask)], tmp_path / "r", tile_size=64, stride=32, scheme=str(road_scheme),
-                      split="1:1:1", max_unknown=1.0, seed=1)
+    rnd = tile_scenes(
+        [(scene, mask)],
+        tmp_path / "r",
+        tile_size=64,
+        stride=32,
+        scheme=str(road_scheme),
+        split="1:1:1",
+        max_unknown=1.0,
+        seed=1,
+    )
     assert any(rnd.split.iloc[i] != rnd.split.iloc[j] for i, j in overlapping_pairs(rnd.geometry))
 
 
@@ -321,8 +363,7 @@ def test_tile_windows_edge_policies() -> None:
 
 def test_pad_edge_fills_unknown(tmp_path: Path) -> None:
     scene, mask = chesapeake_pair()
-    idx = tile_scenes([(scene, mask)], tmp_path / "t", tile_size=64, scheme="chesapeake", edge="pad",
-                      max_unknown=1.0)
+    idx = tile_scenes([(scene, mask)], tmp_path / "t", tile_size=64, scheme="chesapeake", edge="pad", max_unknown=1.0)
     ts = TileSet.open(tmp_path / "t")
     row = ts.index[(ts.index.row_off == 256) & (ts.index.col_off == 0)].iloc[0]
     m, img = ts.read_mask(row), ts.read_image(row)
@@ -409,7 +450,7 @@ def test_any_dtype_and_band_count(tmp_path: Path, road_scheme: Path, dtype: str)
         assert tile.dtype == np.dtype(dtype) and tile.shape == (5, 200, 200)
         h = min(200, 512 - row.row_off)
         w = min(200, 512 - row.col_off)
-        assert np.array_equal(tile[:, :h, :w], data[:, row.row_off:row.row_off + h, row.col_off:row.col_off + w])
+        assert np.array_equal(tile[:, :h, :w], data[:, row.row_off : row.row_off + h, row.col_off : row.col_off + w])
         assert (tile[:, h:] == 0).all() and (tile[:, :, w:] == 0).all()
 
 
@@ -425,14 +466,22 @@ def test_scenes_in_two_crs_share_one_index(tmp_path: Path, road_scheme: Path) ->
         with rasterio.open(src_path) as src:
             t, w, h = calculate_default_transform(src.crs, dst_crs, src.width, src.height, *src.bounds)
             out = np.zeros((src.count, h, w), src.dtypes[0])
-            reproject(src.read(), out, src_transform=src.transform, src_crs=src.crs, dst_transform=t,
-                      dst_crs=dst_crs, resampling=Resampling.nearest)
+            reproject(
+                src.read(),
+                out,
+                src_transform=src.transform,
+                src_crs=src.crs,
+                dst_transform=t,
+                dst_crs=dst_crs,
+                resampling=Resampling.nearest,
+            )
             prof = {**src.profile, "crs": dst_crs, "transform": t, "width": w, "height": h}
         with rasterio.open(tmp_path / name, "w", **prof) as d:
             d.write(out)
         paths.append(tmp_path / name)
-    idx = tile_scenes([(scene, mask), tuple(paths)], tmp_path / "t", tile_size=128, scheme=str(road_scheme),
-                      max_unknown=1.0)
+    idx = tile_scenes(
+        [(scene, mask), tuple(paths)], tmp_path / "t", tile_size=128, scheme=str(road_scheme), max_unknown=1.0
+    )
     with rasterio.open(scene) as s0:
         assert idx.crs == s0.crs
     ts = TileSet.open(tmp_path / "t")

@@ -1,4 +1,5 @@
 """``rsaug tile`` through click's CliRunner: a good run, and every bad-input case of issue 2."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,10 @@ from rsaug.io.tileset import TileSet
 from tests.conftest import CHESAPEAKE, GEOREF_PAIR, GID15
 from tests.fixtures_tiles import assert_same_tile_file, chesapeake_pair
 
-pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning"),
+]
 
 STEM = "lake_001"
 IMG = GID15 / "images" / f"{STEM}.tif"
@@ -81,9 +84,25 @@ def test_cli_pairs_csv(tmp_path: Path) -> None:
 def test_cli_help_lists_defaults() -> None:
     r = CliRunner().invoke(tile_command, ["--help"], prog_name="rsaug tile")
     assert r.exit_code == 0
-    for opt in ("--tile-size", "--stride", "--max-unknown", "--scheme", "--split", "--seed", "--reserve",
-                "--split-mode", "--edge", "--compress", "--compress-level", "--vector-fill", "--workers", "--overwrite",
-                "--resume", "--quiet", "--summary-json"):
+    for opt in (
+        "--tile-size",
+        "--stride",
+        "--max-unknown",
+        "--scheme",
+        "--split",
+        "--seed",
+        "--reserve",
+        "--split-mode",
+        "--edge",
+        "--compress",
+        "--compress-level",
+        "--vector-fill",
+        "--workers",
+        "--overwrite",
+        "--resume",
+        "--quiet",
+        "--summary-json",
+    ):
         assert opt in r.output
     assert "[default: 256]" in r.output and "[default: 0.8]" in r.output and "[default: 4:1:1]" in r.output
 
@@ -107,9 +126,19 @@ def _bad_cases(tmp: Path) -> list[tuple[str, list[object], object, tuple[str, ..
     existing.mkdir()
     (existing / "keep.txt").write_text("user data")
     scheme = tmp / "roads.json"
-    scheme.write_text(json.dumps({"name": "roads", "classes": [
-        {"name": "background", "value": 0, "color": [0, 0, 0]}, {"name": "road", "value": 1, "color": [9, 9, 9]},
-        {"name": "building", "value": 2, "color": [200, 0, 0]}], "unknown_color": [255, 255, 255]}))
+    scheme.write_text(
+        json.dumps(
+            {
+                "name": "roads",
+                "classes": [
+                    {"name": "background", "value": 0, "color": [0, 0, 0]},
+                    {"name": "road", "value": 1, "color": [9, 9, 9]},
+                    {"name": "building", "value": 2, "color": [200, 0, 0]},
+                ],
+                "unknown_color": [255, 255, 255],
+            }
+        )
+    )
     import geopandas as gpd
     from shapely.geometry import box
 
@@ -124,8 +153,12 @@ def _bad_cases(tmp: Path) -> list[tuple[str, list[object], object, tuple[str, ..
         ("truncated scene", [truncated, LAB], truncated, ("cannot read",)),
         ("corrupt mask", [IMG, corrupt, "--tile-size", 224], corrupt, ("cannot read",)),
         ("unreadable (directory) mask", [IMG, empty_dir], empty_dir, ("both be files or both be directories",)),
-        ("values outside scheme", [IMG, LAB, "--scheme", "gid5", "--tile-size", 224], LAB,
-         ("outside class scheme 'gid5'", "px)")),
+        (
+            "values outside scheme",
+            [IMG, LAB, "--scheme", "gid5", "--tile-size", 224],
+            LAB,
+            ("outside class scheme 'gid5'", "px)"),
+        ),
         ("unknown colours", [IMG, COL, "--scheme", "gid5", "--tile-size", 224], COL, ("colours not in class scheme",)),
         ("no overlap", [GEOREF_PAIR / "image.tif", far, "--scheme", scheme], far, ("does not overlap",)),
         ("tile larger than scene", [IMG, LAB, "--tile-size", 512], IMG, ("larger than the scene",)),
@@ -137,18 +170,29 @@ def _bad_cases(tmp: Path) -> list[tuple[str, list[object], object, tuple[str, ..
         ("unknown scheme", [IMG, LAB, "--scheme", "nonsense"], None, ("unknown class scheme",)),
         ("vector class names", [GEOREF_PAIR / "image.tif", vec, "--scheme", scheme], vec, ("'lava' (1 features)",)),
         ("missing pairs csv", ["--pairs", tmp / "none.csv"], tmp / "none.csv", ("not found",)),
-        ("unknown vector fill class", [IMG, LAB, "--tile-size", 224, "--vector-fill", "lava"], None,
-         ("class 'lava' is not in scheme",)),
+        (
+            "unknown vector fill class",
+            [IMG, LAB, "--tile-size", 224, "--vector-fill", "lava"],
+            None,
+            ("class 'lava' is not in scheme",),
+        ),
         ("compression level", [IMG, LAB, "--tile-size", 224, "--compress-level", 0], None, ("--compress-level",)),
-        ("mask size mismatch", [IMG, GEOREF_PAIR / "label.tif", "--scheme", scheme, "--tile-size", 64],
-         GEOREF_PAIR / "label.tif", ("sizes differ",)),
+        (
+            "mask size mismatch",
+            [IMG, GEOREF_PAIR / "label.tif", "--scheme", scheme, "--tile-size", 64],
+            GEOREF_PAIR / "label.tif",
+            ("sizes differ",),
+        ),
     ]
 
 
 def test_cli_every_bad_input(tmp_path: Path) -> None:
     for name, args, path, words in _bad_cases(tmp_path):
-        out = tmp_path / "existing" if "existing" in name or "overwrite" in name or "resume" in name \
+        out = (
+            tmp_path / "existing"
+            if "existing" in name or "overwrite" in name or "resume" in name
             else tmp_path / f"out_{name.replace(' ', '_')}"
+        )
         r = run(*args, "-o", out)
         try:
             assert_bad_input(r, path, *words)
@@ -243,8 +287,23 @@ def test_cli_one_directory_with_scene_and_mask_suffixes(tmp_path: Path) -> None:
     """Chesapeake patches: <key>_naip-new.tif and <key>_lc.tif in one directory, paired by key."""
     patches = CHESAPEAKE / "patches"
     out = tmp_path / "o"
-    r = run(patches, patches, "--scene-suffix", "_naip-new", "--mask-suffix", "_lc", "--scheme", "chesapeake",
-            "--tile-size", 128, "-o", out, "-q", "--summary-json", tmp_path / "s.json")
+    r = run(
+        patches,
+        patches,
+        "--scene-suffix",
+        "_naip-new",
+        "--mask-suffix",
+        "_lc",
+        "--scheme",
+        "chesapeake",
+        "--tile-size",
+        128,
+        "-o",
+        out,
+        "-q",
+        "--summary-json",
+        tmp_path / "s.json",
+    )
     assert r.exit_code == 0, r.output
     s = json.loads((tmp_path / "s.json").read_text())
     n = len(list(patches.glob("*_naip-new.tif")))
@@ -267,9 +326,8 @@ def test_cli_compression_level_reaches_gdal_and_keeps_pixels(tmp_path: Path) -> 
     with rasterio.open(img1) as a, rasterio.open(img9) as b:
         assert a.profile["compress"] == b.profile["compress"] == "deflate"
         assert (a.read() == b.read()).all()
-    with rasterio.open(IMG) as src:
-        with rasterio.open(img1) as a:
-            assert (a.read() == src.read(window=((0, 224), (0, 224)))).all()
+    with rasterio.open(IMG) as src, rasterio.open(img1) as a:
+        assert (a.read() == src.read(window=((0, 224), (0, 224)))).all()
     assert img1.read_bytes() != img9.read_bytes()
 
 
@@ -290,11 +348,13 @@ def test_cli_unreadable_file(tmp_path: Path) -> None:
     else:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
-            pytest.skip("running as root and util-linux setpriv is not installed: cannot drop file-permission "
-                        "capabilities")
+            pytest.skip(
+                "running as root and util-linux setpriv is not installed: cannot drop file-permission capabilities"
+            )
         drop = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
-        probe = subprocess.run([*drop, sys.executable, "-c", f"open({str(scene)!r}).close()"], capture_output=True,
-                               text=True)
+        probe = subprocess.run(
+            [*drop, sys.executable, "-c", f"open({str(scene)!r}).close()"], capture_output=True, text=True
+        )
         if probe.returncode == 0 or "Permission denied" not in probe.stderr:
             pytest.skip(f"cannot drop file-permission capabilities here: {probe.stderr.strip()[-200:]}")
         code = "from rsaug.cli.tile import command; command(prog_name='rsaug tile')"
