@@ -1,4 +1,5 @@
 """``rsaug benchmark-augmentation``: does synthetic data improve a U-Net? (arms x seeds, paired, resumable)."""
+
 from __future__ import annotations
 
 import math
@@ -33,52 +34,131 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 @click.command("benchmark-augmentation", context_settings={"show_default": True})
 @click.argument("tiles", type=click.Path(path_type=Path, readable=False))
-@click.option("-o", "--out", type=click.Path(path_type=Path, readable=False), required=True,
-              help="Output directory (report.json, CSVs, PNGs, report.html, runs/). Re-running resumes.")
-@click.option("-s", "--synthetic", "synthetic", multiple=True, default=(), show_default="none",
-              help="Synthetic tile set from `rsaug synthesize`, as DIR or NAME=DIR (repeatable, e.g. "
-                   "csebgan=SYN1 spade=SYN2).")
-@click.option("-c", "--checkpoint", "checkpoints", multiple=True, default=(), show_default="none",
-              help="Generate the synthetic set on the fly from a generator checkpoint (CKPT or NAME=CKPT, "
-                   "repeatable; one sample per training mask, written to OUT/synthetic/NAME).")
-@click.option("--preset", type=click.Choice(["cpu-small", "paper"]), default="cpu-small", show_default=True,
-              help="Training protocol: cpu-small (resnet18, 64-px crops, 500 steps; all arms x 3 seeds in about "
-                   "45 min on 2 CPU cores) or paper (resnet34, 224-px crops, 10000 steps; for a GPU).")
-@click.option("--arms", default="real,real+synthetic,classic,synthetic-only", show_default=True,
-              help="Comma-separated arms: real, real+synthetic (one arm per synthetic set), classic (flips, "
-                   "rotations, colour jitter), synthetic-only; or explicit names like real+csebgan, csebgan-only. "
-                   "Arms needing synthetic data are dropped when none is given.")
-@click.option("--seeds", type=int, default=3, show_default=True,
-              help="Seeds per arm (seed s = same initialisation and real-tile order in every arm).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path, readable=False),
+    required=True,
+    help="Output directory (report.json, CSVs, PNGs, report.html, runs/). Re-running resumes.",
+)
+@click.option(
+    "-s",
+    "--synthetic",
+    "synthetic",
+    multiple=True,
+    default=(),
+    show_default="none",
+    help="Synthetic tile set from `rsaug synthesize`, as DIR or NAME=DIR (repeatable, e.g. csebgan=SYN1 spade=SYN2).",
+)
+@click.option(
+    "-c",
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    default=(),
+    show_default="none",
+    help="Generate the synthetic set on the fly from a generator checkpoint (CKPT or NAME=CKPT, "
+    "repeatable; one sample per training mask, written to OUT/synthetic/NAME).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["cpu-small", "paper"]),
+    default="cpu-small",
+    show_default=True,
+    help="Training protocol: cpu-small (resnet18, 64-px crops, 500 steps; all arms x 3 seeds in about "
+    "45 min on 2 CPU cores) or paper (resnet34, 224-px crops, 10000 steps; for a GPU).",
+)
+@click.option(
+    "--arms",
+    default="real,real+synthetic,classic,synthetic-only",
+    show_default=True,
+    help="Comma-separated arms: real, real+synthetic (one arm per synthetic set), classic (flips, "
+    "rotations, colour jitter), synthetic-only; or explicit names like real+csebgan, csebgan-only. "
+    "Arms needing synthetic data are dropped when none is given.",
+)
+@click.option(
+    "--seeds",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Seeds per arm (seed s = same initialisation and real-tile order in every arm).",
+)
 @click.option("--iterations", type=int, default=None, show_default="from preset", help="Optimizer steps per run.")
 @click.option("--crop", type=int, default=None, show_default="from preset", help="Training crop size (multiple of 32).")
 @click.option("--batch-size", type=int, default=None, show_default="from preset", help="Training batch size.")
-@click.option("--backbone", default=None, show_default="from preset",
-              help="U-Net encoder (segmentation-models-pytorch name; random init).")
+@click.option(
+    "--backbone",
+    default=None,
+    show_default="from preset",
+    help="U-Net encoder (segmentation-models-pytorch name; random init).",
+)
 @click.option("--lr", type=float, default=None, show_default="from preset", help="Peak AdamW learning rate.")
-@click.option("--synthetic-fraction", type=float, default=None, show_default="proportional to tile counts",
-              help="Share of the training draws taken from synthetic tiles in real+synthetic arms.")
-@click.option("--real-fractions", default="", show_default="none", metavar="F1,F2,...",
-              help="Training-set-size sweep (Table III): also train 'real' and every 'real+NAME' arm on these "
-                   "shares (0..1) of the real training tiles (nested seeded subsets; synthetic tiles only from "
-                   "the kept tiles' masks).")
-@click.option("--replace-fractions", default="", show_default="none", metavar="R1,R2,...",
-              help="Replace-vs-augment curve: arms 'replace-NAME@R' with a share R of the real training tiles "
-                   "replaced by the synthetic tiles made from their masks (the set keeps its size).")
+@click.option(
+    "--synthetic-fraction",
+    type=float,
+    default=None,
+    show_default="proportional to tile counts",
+    help="Share of the training draws taken from synthetic tiles in real+synthetic arms.",
+)
+@click.option(
+    "--real-fractions",
+    default="",
+    show_default="none",
+    metavar="F1,F2,...",
+    help="Training-set-size sweep (Table III): also train 'real' and every 'real+NAME' arm on these "
+    "shares (0..1) of the real training tiles (nested seeded subsets; synthetic tiles only from "
+    "the kept tiles' masks).",
+)
+@click.option(
+    "--replace-fractions",
+    default="",
+    show_default="none",
+    metavar="R1,R2,...",
+    help="Replace-vs-augment curve: arms 'replace-NAME@R' with a share R of the real training tiles "
+    "replaced by the synthetic tiles made from their masks (the set keeps its size).",
+)
 @click.option("--test-split", default="test", show_default=True, help="Real split used for evaluation.")
-@click.option("--threads", type=int, default=None, show_default="from preset (2 for cpu-small)",
-              help="Torch CPU threads (0 = torch default).")
-@click.option("--max-runs", type=int, default=None, show_default="all",
-              help="Train at most this many new runs now, then write the report (resume later).")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    show_default="from preset (2 for cpu-small)",
+    help="Torch CPU threads (0 = torch default).",
+)
+@click.option(
+    "--max-runs",
+    type=int,
+    default=None,
+    show_default="all",
+    help="Train at most this many new runs now, then write the report (resume later).",
+)
 @seed_option
 @device_option
 @quiet_option
 @guarded(renames={"checkpoints": "--checkpoint"})
-def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tuple[str, ...], preset: str, arms: str,
-            seeds: int, iterations: int | None, crop: int | None, batch_size: int | None, backbone: str | None,
-            lr: float | None, synthetic_fraction: float | None, real_fractions: str, replace_fractions: str,
-            test_split: str, threads: int | None,
-            max_runs: int | None, seed: int, device: str, quiet: bool) -> None:
+def command(
+    tiles: Path,
+    out: Path,
+    synthetic: tuple[str, ...],
+    checkpoints: tuple[str, ...],
+    preset: str,
+    arms: str,
+    seeds: int,
+    iterations: int | None,
+    crop: int | None,
+    batch_size: int | None,
+    backbone: str | None,
+    lr: float | None,
+    synthetic_fraction: float | None,
+    real_fractions: str,
+    replace_fractions: str,
+    test_split: str,
+    threads: int | None,
+    max_runs: int | None,
+    seed: int,
+    device: str,
+    quiet: bool,
+) -> None:
     """Train TorchGeo's U-Net on real, real + synthetic, classic-augmented and synthetic-only data (several
     paired seeds each, same steps and evaluation) and report d-mIoU / d-FWIoU / d-acc with their noise.
 
@@ -99,8 +179,18 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
         if not Path(p).exists():
             raise InputError(p, "checkpoint not found")
     seg = get_preset(preset)
-    overrides = {k: v for k, v in dict(iterations=iterations, crop=crop, batch_size=batch_size, backbone=backbone,
-                                       lr=lr, threads=threads).items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "iterations": iterations,
+            "crop": crop,
+            "batch_size": batch_size,
+            "backbone": backbone,
+            "lr": lr,
+            "threads": threads,
+        }.items()
+        if v is not None
+    }
     seg = replace(seg, **overrides)
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     names = list(syn) + list(ckp)
@@ -113,10 +203,19 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
     unknown = [a for a in arm_list if a not in ARM_KINDS and not a.startswith("real+") and not a.endswith("-only")]
     if unknown:
         raise InputError(None, f"unknown arm(s) {unknown}")
-    cfg = BenchmarkConfig(real=str(tiles), synthetic=syn, arms=arm_list, seeds=seeds, first_seed=seed, segmenter=seg,
-                          test_split=test_split, synthetic_fraction=synthetic_fraction, preset=preset,
-                          real_fractions=_fractions(real_fractions, "--real-fractions"),
-                          replace_fractions=_fractions(replace_fractions, "--replace-fractions"))
+    cfg = BenchmarkConfig(
+        real=str(tiles),
+        synthetic=syn,
+        arms=arm_list,
+        seeds=seeds,
+        first_seed=seed,
+        segmenter=seg,
+        test_split=test_split,
+        synthetic_fraction=synthetic_fraction,
+        preset=preset,
+        real_fractions=_fractions(real_fractions, "--real-fractions"),
+        replace_fractions=_fractions(replace_fractions, "--replace-fractions"),
+    )
     report = run_benchmark(cfg, out, device=device, checkpoints=ckp, reporter=reporter(quiet), max_runs=max_runs)
     if quiet:
         return
@@ -132,8 +231,11 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
         click.echo("")
         click.echo("vs real (paired by seed): relative change % (absolute points), paired t-test p")
         for c in comps:
-            cells = "  ".join(f"d-{m} {_num(c[m]['relative_pct'], '+.2f')}% ({_num(c[m]['points'], '+.2f')} pt, "
-                              f"p={_num(c[m]['p_ttest'], '.3g')})" for m in ("miou", "fwiou", "acc"))
+            cells = "  ".join(
+                f"d-{m} {_num(c[m]['relative_pct'], '+.2f')}% ({_num(c[m]['points'], '+.2f')} pt, "
+                f"p={_num(c[m]['p_ttest'], '.3g')})"
+                for m in ("miou", "fwiou", "acc")
+            )
             click.echo(f"  {c['arm']:<20}{cells}")
     for item in s["noise"]["comparisons"]:
         click.echo(item["text"])
@@ -144,9 +246,11 @@ def command(tiles: Path, out: Path, synthetic: tuple[str, ...], checkpoints: tup
         for r in sweep:
             c = r["comparison"]["miou"]
             arm, ref = r["arm_stats"]["miou"], r["reference_stats"]["miou"]
-            click.echo(f"  {r['arm']:<28} vs {r['reference']:<12} {_pm(arm['mean'], arm['std'])} vs "
-                       f"{_num(ref['mean'], '.4f')}  d-mIoU {_num(c['relative_pct'], '+.2f')}% "
-                       f"({_num(c['points'], '+.2f')} pt, p={_num(c['p_ttest'], '.3g')})")
+            click.echo(
+                f"  {r['arm']:<28} vs {r['reference']:<12} {_pm(arm['mean'], arm['std'])} vs "
+                f"{_num(ref['mean'], '.4f')}  d-mIoU {_num(c['relative_pct'], '+.2f')}% "
+                f"({_num(c['points'], '+.2f')} pt, p={_num(c['p_ttest'], '.3g')})"
+            )
     n_sweep = len(report.get("config", {}).get("sweep_arms", []))
     expected = (len(report["arms"]) + n_sweep) * seeds
     if len(report["runs"]) < expected:

@@ -7,6 +7,7 @@ Owns: the protocol (:mod:`~rsaug.benchmark.config`), the arms (:mod:`~rsaug.benc
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`, :mod:`rsaug.synthesis`, :mod:`rsaug.segmentation`
 (and lazily matplotlib). Not :mod:`rsaug.evaluation`.
 """
+
 from __future__ import annotations
 
 from rsaug.benchmark.arms import Arm, resolve_arms, sweep_arms

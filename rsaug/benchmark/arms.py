@@ -1,5 +1,6 @@
 """The arms of a benchmark: :class:`Arm`, how arm names expand (:func:`resolve_arms`, :func:`sweep_arms`) and which
 training tiles a sweep arm keeps (:func:`real_subset`, :func:`from_sources`)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -56,11 +57,17 @@ def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Ar
             add(Arm("classic", "classic"))
         elif spec in ("real+synthetic", "synthetic-only"):
             if not synthetic_names:
-                raise InputError(None, f"arm {spec!r} needs synthetic data: give {option('synthetic')} DIR or "
-                                       f"{option('checkpoints')} CKPT")
+                raise InputError(
+                    None,
+                    f"arm {spec!r} needs synthetic data: give {option('synthetic')} DIR or "
+                    f"{option('checkpoints')} CKPT",
+                )
             for n in synthetic_names:
-                add(Arm(f"real+{n}", "real+synthetic", n) if spec == "real+synthetic"
-                    else Arm(f"{n}-only", "synthetic-only", n))
+                add(
+                    Arm(f"real+{n}", "real+synthetic", n)
+                    if spec == "real+synthetic"
+                    else Arm(f"{n}-only", "synthetic-only", n)
+                )
         elif spec.startswith("real+") and spec[5:] in synthetic_names:
             add(Arm(spec, "real+synthetic", spec[5:]))
         elif spec.endswith("-only") and spec[:-5] in synthetic_names:
@@ -74,8 +81,7 @@ def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Ar
     return out
 
 
-def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float],
-               replace_fractions: Sequence[float]) -> list[Arm]:
+def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float], replace_fractions: Sequence[float]) -> list[Arm]:
     """Arms of the training-set-size sweep and of the replace-vs-augment curve (see
     :class:`~rsaug.benchmark.config.BenchmarkConfig`).
 
@@ -114,6 +120,9 @@ def from_sources(syn: TileArrays, source_ids: set[str], name: str) -> TileArrays
         InputError: When the synthetic set records no source tiles (not made by ``rsaug synthesize``).
     """
     if not syn.source_tiles:
-        raise InputError(None, f"synthetic set {name!r} has no 'source_tile' column; the size sweep and the "
-                               "replace curve need to know which real mask each synthetic tile came from")
+        raise InputError(
+            None,
+            f"synthetic set {name!r} has no 'source_tile' column; the size sweep and the "
+            "replace curve need to know which real mask each synthetic tile came from",
+        )
     return syn.select([i for i, s in enumerate(syn.source_tiles) if s in source_ids])

@@ -1,4 +1,5 @@
 """The benchmark protocol: :class:`BenchmarkConfig` (saved as ``benchmark_config.json`` in the output)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields

@@ -3,6 +3,7 @@ differences, per-class IoU (Fig. 9 style), class pixel shares (Fig. 8 style), th
 
 Every function returns the PNG bytes (``None`` when there is nothing to plot).
 """
+
 from __future__ import annotations
 
 import io
@@ -45,14 +46,25 @@ def plot_sweep(sw: dict[str, Any], curve: str) -> bytes | None:
     for n in sorted({r["synthetic"] for r in rows}):
         rs = sorted((r for r in rows if r["synthetic"] == n), key=lambda r: r["fraction"])
         xs = [r["fraction"] for r in rs]
-        ax.errorbar(xs, [r["arm_stats"]["miou"]["mean"] for r in rs], yerr=[nan_if_none(r["arm_stats"]["miou"]["std"])
-                    for r in rs], marker="o", capsize=3, label=rs[0]["arm"].split("@")[0] if curve == "size"
-                    else f"replace with {n}")
+        ax.errorbar(
+            xs,
+            [r["arm_stats"]["miou"]["mean"] for r in rs],
+            yerr=[nan_if_none(r["arm_stats"]["miou"]["std"]) for r in rs],
+            marker="o",
+            capsize=3,
+            label=rs[0]["arm"].split("@")[0] if curve == "size" else f"replace with {n}",
+        )
     if curve == "size":
         rs = sorted({r["fraction"]: r for r in rows}.values(), key=lambda r: r["fraction"])
-        ax.errorbar([r["fraction"] for r in rs], [r["reference_stats"]["miou"]["mean"] for r in rs],
-                    yerr=[nan_if_none(r["reference_stats"]["miou"]["std"]) for r in rs], marker="s", capsize=3,
-                    color="black", label="real only")
+        ax.errorbar(
+            [r["fraction"] for r in rs],
+            [r["reference_stats"]["miou"]["mean"] for r in rs],
+            yerr=[nan_if_none(r["reference_stats"]["miou"]["std"]) for r in rs],
+            marker="s",
+            capsize=3,
+            color="black",
+            label="real only",
+        )
         ax.set_xlabel("share of the real training tiles used")
     else:
         ref = rows[0]["reference_stats"]["miou"]
@@ -113,8 +125,14 @@ def plot_per_class_iou(summary: dict[str, Any], arms: Sequence[str], class_names
     width = 0.8 / len(arms)
     for j, a in enumerate(arms):
         xs = np.arange(k) + (j - (len(arms) - 1) / 2) * width
-        ax.bar(xs, np.nan_to_num(summary["arms"][a]["iou_mean"]), width,
-               yerr=np.nan_to_num(summary["arms"][a]["iou_std"]), capsize=2, label=a)
+        ax.bar(
+            xs,
+            np.nan_to_num(summary["arms"][a]["iou_mean"]),
+            width,
+            yerr=np.nan_to_num(summary["arms"][a]["iou_std"]),
+            capsize=2,
+            label=a,
+        )
     ax.set_xticks(np.arange(k), class_names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("IoU (real test split)")
     ax.set_ylim(0, 1)

@@ -10,6 +10,7 @@ Output files: ``report.json``, ``runs.csv``, ``arms.csv``, ``comparisons.csv``, 
 ``replace_curve.png``) and ``report.html`` (images embedded as base64 data URIs, no scripts, no external
 resources).
 """
+
 from __future__ import annotations
 
 import csv
@@ -72,8 +73,10 @@ def build_report(
         "config": config or {},
         "class_names": list(class_names),
         "arms": list(arms),
-        "runs": [{k: v for k, v in r.items() if k != "confusion_matrix"} | {"confusion_matrix": r.get("confusion_matrix")}
-                 for r in runs],
+        "runs": [
+            {k: v for k, v in r.items() if k != "confusion_matrix"} | {"confusion_matrix": r.get("confusion_matrix")}
+            for r in runs
+        ],
         "summary": summary,
         "class_counts": {k: [int(x) for x in v] for k, v in class_counts.items()},
         "class_shares": shares,
@@ -104,35 +107,83 @@ def build_report(
     return report
 
 
-def _write_csvs(out: Path, runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequence[str],
-                summary: dict[str, Any], shares: dict[str, list[float]]) -> None:
+def _write_csvs(
+    out: Path,
+    runs: list[dict[str, Any]],
+    arms: Sequence[str],
+    class_names: Sequence[str],
+    summary: dict[str, Any],
+    shares: dict[str, list[float]],
+) -> None:
     """``runs.csv``, ``arms.csv``, ``comparisons.csv``, ``per_class_iou.csv`` and ``class_shares.csv``."""
     rows = [["arm", "seed", "miou", "fwiou", "acc", "steps", "samples", "train_seconds"]]
     for r in sorted(runs, key=lambda r: (list(arms).index(r["arm"]) if r["arm"] in arms else 99, r["seed"])):
         info = r.get("train", {})
-        rows.append([r["arm"], r["seed"], *(r["scores"][m] for m in METRICS), info.get("steps"), info.get("samples"),
-                     info.get("seconds")])
+        rows.append(
+            [
+                r["arm"],
+                r["seed"],
+                *(r["scores"][m] for m in METRICS),
+                info.get("steps"),
+                info.get("samples"),
+                info.get("seconds"),
+            ]
+        )
     _write_csv(out / "runs.csv", rows)
     rows = [["arm", "n_seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]]
     for a in arms:
         st = summary["arms"][a]
         rows.append([a, st["n"], *(st[m][s] for m in METRICS for s in ("mean", "std"))])
     _write_csv(out / "arms.csv", rows)
-    rows = [["arm", "reference", "metric", "n", "relative_change_pct", "absolute_change_points", "mean_diff",
-             "std_diff", "se_diff", "t", "p_ttest", "n_pos", "n_neg", "p_sign", "resolved"]]
+    rows = [
+        [
+            "arm",
+            "reference",
+            "metric",
+            "n",
+            "relative_change_pct",
+            "absolute_change_points",
+            "mean_diff",
+            "std_diff",
+            "se_diff",
+            "t",
+            "p_ttest",
+            "n_pos",
+            "n_neg",
+            "p_sign",
+            "resolved",
+        ]
+    ]
     for c in summary["comparisons"]:
         for m in METRICS:
             s = c[m]
-            rows.append([c["arm"], c["reference"], m, s["n"], s["relative_pct"], s["points"], s["mean_diff"],
-                         s["std_diff"], s["se_diff"], s["t"], s["p_ttest"], s["n_pos"], s["n_neg"], s["p_sign"],
-                         s["resolved"]])
+            rows.append(
+                [
+                    c["arm"],
+                    c["reference"],
+                    m,
+                    s["n"],
+                    s["relative_pct"],
+                    s["points"],
+                    s["mean_diff"],
+                    s["std_diff"],
+                    s["se_diff"],
+                    s["t"],
+                    s["p_ttest"],
+                    s["n_pos"],
+                    s["n_neg"],
+                    s["p_sign"],
+                    s["resolved"],
+                ]
+            )
     _write_csv(out / "comparisons.csv", rows)
     rows = [["class"] + [f"{a}_mean" for a in arms] + [f"{a}_std" for a in arms]]
     for k, n in enumerate(class_names):
-        rows.append([n] + [summary["arms"][a]["iou_mean"][k] for a in arms]
-                    + [summary["arms"][a]["iou_std"][k] for a in arms])
+        rows.append(
+            [n] + [summary["arms"][a]["iou_mean"][k] for a in arms] + [summary["arms"][a]["iou_std"][k] for a in arms]
+        )
     _write_csv(out / "per_class_iou.csv", rows)
-    rows = [["class"] + list(shares)]
+    rows = [["class", *list(shares)]]
     for k, n in enumerate(class_names):
         rows.append([n] + [shares[s][k] for s in shares])
     _write_csv(out / "class_shares.csv", rows)
@@ -153,14 +204,31 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 def _sweep_csv_rows(sw: dict[str, Any]) -> list[list[Any]]:
     """Rows of ``sweep.csv`` (header first) from :func:`~rsaug.benchmark.statistics.summarize_sweep`."""
-    rows = [["curve", "fraction", "synthetic", "arm", "reference", "n"]
-            + [f"{m}_{w}" for m in METRICS for w in ("arm_mean", "arm_std", "reference_mean", "relative_pct",
-                                                    "points", "p_ttest")]]
+    rows = [
+        ["curve", "fraction", "synthetic", "arm", "reference", "n"]
+        + [
+            f"{m}_{w}"
+            for m in METRICS
+            for w in ("arm_mean", "arm_std", "reference_mean", "relative_pct", "points", "p_ttest")
+        ]
+    ]
     for r in sw["rows"]:
         c, a, ref = r["comparison"], r["arm_stats"], r["reference_stats"]
-        rows.append([r["curve"], r["fraction"], r["synthetic"], r["arm"], r["reference"], c["miou"]["n"]]
-                    + [v for m in METRICS for v in (a[m]["mean"], a[m]["std"], ref[m]["mean"],
-                                                    c[m]["relative_pct"], c[m]["points"], c[m]["p_ttest"])])
+        rows.append(
+            [r["curve"], r["fraction"], r["synthetic"], r["arm"], r["reference"], c["miou"]["n"]]
+            + [
+                v
+                for m in METRICS
+                for v in (
+                    a[m]["mean"],
+                    a[m]["std"],
+                    ref[m]["mean"],
+                    c[m]["relative_pct"],
+                    c[m]["points"],
+                    c[m]["p_ttest"],
+                )
+            ]
+        )
     return rows
 
 

@@ -35,6 +35,7 @@ Python API (the segmenter itself lives in :mod:`rsaug.segmentation`)::
     pred = seg.predict(images_uint8)          # (B, C, H, W) source dtype -> (B, H, W) class indices
     cm = seg.confusion(test_tiles)            # K x K confusion matrix on a tile collection
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -192,8 +193,10 @@ def _prepare_synthetic(cfg: BenchmarkConfig, inputs: _Inputs, out: Path, *, devi
 
 def _fingerprints(inputs: _Inputs) -> dict[str, str]:
     """Content fingerprints of the real and of every synthetic tile set (part of the protocol key)."""
-    return {"real": _tileset_fingerprint(inputs.real),
-            **{n: _tileset_fingerprint(t) for n, t in inputs.syn_sets.items()}}
+    return {
+        "real": _tileset_fingerprint(inputs.real),
+        **{n: _tileset_fingerprint(t) for n, t in inputs.syn_sets.items()},
+    }
 
 
 def _check_protocol(out: Path, cfg: BenchmarkConfig, key: dict[str, Any], inputs: _Inputs) -> None:
@@ -207,10 +210,20 @@ def _check_protocol(out: Path, cfg: BenchmarkConfig, key: dict[str, Any], inputs
         old = read_json(cfg_path)
         old_key = old.get("protocol_key")
         if old_key is not None and _protocol_mismatch(old_key, key):
-            raise InputError(out, "holds results of a different benchmark protocol or data (differs in: "
-                                  f"{', '.join(_protocol_mismatch(old_key, key))}); use another output directory")
-    write_json(cfg_path, {"config": cfg.to_dict(), "protocol_key": key, "arms": [asdict(a) for a in inputs.arms],
-                          "sweep_arms": [asdict(a) for a in inputs.sweep]})
+            raise InputError(
+                out,
+                "holds results of a different benchmark protocol or data (differs in: "
+                f"{', '.join(_protocol_mismatch(old_key, key))}); use another output directory",
+            )
+    write_json(
+        cfg_path,
+        {
+            "config": cfg.to_dict(),
+            "protocol_key": key,
+            "arms": [asdict(a) for a in inputs.arms],
+            "sweep_arms": [asdict(a) for a in inputs.sweep],
+        },
+    )
 
 
 def _load_sources(cfg: BenchmarkConfig, inputs: _Inputs, reporter: Reporter) -> _Sources:
@@ -220,13 +233,25 @@ def _load_sources(cfg: BenchmarkConfig, inputs: _Inputs, reporter: Reporter) -> 
     train = load_tiles(real, ["train"], "real")
     test = load_tiles(real, [cfg.test_split], "test")
     norm = SegmenterNormalization.fit(train, real.dtype)
-    syn_tiles = {n: load_tiles(t, _synthetic_rows(t), n) for n, t in inputs.syn_sets.items()
-                 if any(a.synthetic == n for a in inputs.arms)}
+    syn_tiles = {
+        n: load_tiles(t, _synthetic_rows(t), n)
+        for n, t in inputs.syn_sets.items()
+        if any(a.synthetic == n for a in inputs.arms)
+    }
     return _Sources(train=train, test=test, norm=norm, synthetic=syn_tiles)
 
 
-def _run_pending(out: Path, cfg: BenchmarkConfig, inputs: _Inputs, sources: _Sources, key: dict[str, Any], *,
-                 device: str, reporter: Reporter, max_runs: int | None) -> None:
+def _run_pending(
+    out: Path,
+    cfg: BenchmarkConfig,
+    inputs: _Inputs,
+    sources: _Sources,
+    key: dict[str, Any],
+    *,
+    device: str,
+    reporter: Reporter,
+    max_runs: int | None,
+) -> None:
     """Train and evaluate every run without a result file (at most ``max_runs``), writing each result atomically.
 
     Seed-major order, main arms first, so an interrupted benchmark still has complete paired seeds.
@@ -248,12 +273,15 @@ def _run_pending(out: Path, cfg: BenchmarkConfig, inputs: _Inputs, sources: _Sou
             trained += 1
             outer.update(1)
             sc = result["scores"]
-            reporter.say(f"{arm.name} seed {seed}: mIoU {sc['miou']:.4f} FWIoU {sc['fwiou']:.4f} acc {sc['acc']:.4f} "
-                         f"({result['train']['seconds']:.0f} s)")
+            reporter.say(
+                f"{arm.name} seed {seed}: mIoU {sc['miou']:.4f} FWIoU {sc['fwiou']:.4f} acc {sc['acc']:.4f} "
+                f"({result['train']['seconds']:.0f} s)"
+            )
 
 
-def _training_tiles(arm: Arm, cfg: BenchmarkConfig,
-                    sources: _Sources) -> tuple[TileArrays, TileArrays | None, float | None]:
+def _training_tiles(
+    arm: Arm, cfg: BenchmarkConfig, sources: _Sources
+) -> tuple[TileArrays, TileArrays | None, float | None]:
     """What one arm trains on: ``(base tiles, extra tiles or None, share of draws from extra or None)``."""
     if arm.kind == "synthetic-only":
         return sources.synthetic[arm.synthetic], None, None
@@ -267,29 +295,62 @@ def _training_tiles(arm: Arm, cfg: BenchmarkConfig,
     return base, extra, cfg.synthetic_fraction
 
 
-def _run_one(arm: Arm, seed: int, cfg: BenchmarkConfig, real: TileSet, sources: _Sources, key: dict[str, Any], *,
-             device: str, reporter: Reporter) -> dict[str, Any]:
+def _run_one(
+    arm: Arm,
+    seed: int,
+    cfg: BenchmarkConfig,
+    real: TileSet,
+    sources: _Sources,
+    key: dict[str, Any],
+    *,
+    device: str,
+    reporter: Reporter,
+) -> dict[str, Any]:
     """Train one arm with one seed and evaluate it on the real test split.
 
     Returns:
         The run result (the content of ``runs/<arm>/seed<k>.json``).
     """
     base, extra, frac = _training_tiles(arm, cfg, sources)
-    seg = train_segmenter(base, config=cfg.segmenter, seed=seed, device=device, extra=extra, extra_fraction=frac,
-                          augment=arm.augment, norm=sources.norm, num_classes=real.scheme.num_classes,
-                          dtype=real.dtype, reporter=reporter, desc=f"{arm.name} s{seed}")
+    seg = train_segmenter(
+        base,
+        config=cfg.segmenter,
+        seed=seed,
+        device=device,
+        extra=extra,
+        extra_fraction=frac,
+        augment=arm.augment,
+        norm=sources.norm,
+        num_classes=real.scheme.num_classes,
+        dtype=real.dtype,
+        reporter=reporter,
+        desc=f"{arm.name} s{seed}",
+    )
     t0 = time.perf_counter()
     cm = seg.confusion(sources.test, batch_size=cfg.segmenter.eval_batch_size)
     sc = scores(cm, real.scheme.names)
     return {
-        "arm": arm.name, "kind": arm.kind, "synthetic": arm.synthetic, "seed": seed,
-        "scores": {"miou": sc["miou"], "fwiou": sc["fwiou"], "acc": sc["acc"], "iou": sc["iou"],
-                   "class_pixels": sc["class_pixels"]},
+        "arm": arm.name,
+        "kind": arm.kind,
+        "synthetic": arm.synthetic,
+        "seed": seed,
+        "scores": {
+            "miou": sc["miou"],
+            "fwiou": sc["fwiou"],
+            "acc": sc["acc"],
+            "iou": sc["iou"],
+            "class_pixels": sc["class_pixels"],
+        },
         "confusion_matrix": cm.tolist(),
-        "train": seg.info, "eval_seconds": time.perf_counter() - t0,
-        "test_tiles": len(sources.test), "protocol_key": key, "real_fraction": arm.real_fraction,
-        "train_tiles": {"real": 0 if arm.kind == "synthetic-only" else len(base),
-                        "synthetic": len(base) if arm.kind == "synthetic-only" else len(extra or [])},
+        "train": seg.info,
+        "eval_seconds": time.perf_counter() - t0,
+        "test_tiles": len(sources.test),
+        "protocol_key": key,
+        "real_fraction": arm.real_fraction,
+        "train_tiles": {
+            "real": 0 if arm.kind == "synthetic-only" else len(base),
+            "synthetic": len(base) if arm.kind == "synthetic-only" else len(extra or []),
+        },
     }
 
 
@@ -303,12 +364,23 @@ def _finish_report(out: Path, cfg: BenchmarkConfig, inputs: _Inputs, sources: _S
         rows = t.index if _synthetic_rows(t) is None else t.split("train")
         syn_counts = np.array([int(rows[f"px_{c}"].sum()) if f"px_{c}" in rows else 0 for c in names])
         counts[f"real+{n}"] = (np.asarray(counts["real"]) + syn_counts).tolist()
-    return build_report(out, runs=runs, arms=[a.name for a in inputs.arms], class_names=names, class_counts=counts,
-                        palette=real.scheme.palette(), gallery=make_gallery(real, syn_sets),
-                        sweep=[asdict(a) for a in inputs.sweep],
-                        config={**cfg.to_dict(), "test_tiles": len(sources.test), "train_tiles": len(sources.train),
-                                "sweep_arms": [a.name for a in inputs.sweep],
-                                "synthetic_tiles": {n: len(t) for n, t in sources.synthetic.items()}})
+    return build_report(
+        out,
+        runs=runs,
+        arms=[a.name for a in inputs.arms],
+        class_names=names,
+        class_counts=counts,
+        palette=real.scheme.palette(),
+        gallery=make_gallery(real, syn_sets),
+        sweep=[asdict(a) for a in inputs.sweep],
+        config={
+            **cfg.to_dict(),
+            "test_tiles": len(sources.test),
+            "train_tiles": len(sources.train),
+            "sweep_arms": [a.name for a in inputs.sweep],
+            "synthetic_tiles": {n: len(t) for n, t in sources.synthetic.items()},
+        },
+    )
 
 
 def check_synthetic(real: TileSet, syn: TileSet, name: str) -> None:
@@ -318,9 +390,12 @@ def check_synthetic(real: TileSet, syn: TileSet, name: str) -> None:
         InputError: Naming the synthetic set and the mismatch.
     """
     if not syn.scheme.same_classes(real.scheme):
-        raise InputError(syn.root, f"synthetic set {name!r} has class scheme {syn.scheme.name!r} "
-                                   f"({syn.scheme.num_classes} classes), the real tile set {real.root} has "
-                                   f"{real.scheme.name!r} ({real.scheme.num_classes} classes)")
+        raise InputError(
+            syn.root,
+            f"synthetic set {name!r} has class scheme {syn.scheme.name!r} "
+            f"({syn.scheme.num_classes} classes), the real tile set {real.root} has "
+            f"{real.scheme.name!r} ({real.scheme.num_classes} classes)",
+        )
     if syn.bands != real.bands:
         raise InputError(syn.root, f"synthetic set {name!r} has {syn.bands} bands, the real tile set has {real.bands}")
     if np.dtype(syn.dtype) != np.dtype(real.dtype):
@@ -342,8 +417,16 @@ def _synthetic_rows(syn: TileSet) -> list[str] | None:
     return ["train"] if (syn.index["split"] == "train").any() else None
 
 
-def generate_synthetic(real: TileSet, checkpoint: str, out: Path, *, device: str = "auto", seed: int = 0,
-                       mode: str = "plain", reporter: Reporter | None = None) -> Path:
+def generate_synthetic(
+    real: TileSet,
+    checkpoint: str,
+    out: Path,
+    *,
+    device: str = "auto",
+    seed: int = 0,
+    mode: str = "plain",
+    reporter: Reporter | None = None,
+) -> Path:
     """Synthesize a tile set from a checkpoint for the real training masks (via :mod:`rsaug.synthesis`).
 
     An existing complete output in ``out`` is reused (synthesis resumes where it stopped).
@@ -371,8 +454,9 @@ def generate_synthetic(real: TileSet, checkpoint: str, out: Path, *, device: str
     gen = load_generator(checkpoint, device=device)
     check_compatible(gen, real, checkpoint)
     plan = plan_synthesis(real, PlanConfig(mode=mode, seed=seed))
-    synthesize_tileset(real, gen, out, plan, checkpoint=checkpoint, resume=out.exists() and any(out.iterdir()),
-                       reporter=reporter)
+    synthesize_tileset(
+        real, gen, out, plan, checkpoint=checkpoint, resume=out.exists() and any(out.iterdir()), reporter=reporter
+    )
     return out
 
 
@@ -387,8 +471,7 @@ def _protocol_key(cfg: BenchmarkConfig, fps: dict[str, str]) -> dict[str, Any]:
     seg = asdict(cfg.segmenter)
     for k in ("eval_batch_size", "num_workers", "threads"):
         seg.pop(k)
-    return {"segmenter": seg, "test_split": cfg.test_split, "synthetic_fraction": cfg.synthetic_fraction,
-            "data": fps}
+    return {"segmenter": seg, "test_split": cfg.test_split, "synthetic_fraction": cfg.synthetic_fraction, "data": fps}
 
 
 def _protocol_mismatch(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -406,8 +489,9 @@ def _protocol_mismatch(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return diffs
 
 
-def collect_runs(out: str | os.PathLike[str], arms: Sequence[Arm] | None = None,
-                 seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def collect_runs(
+    out: str | os.PathLike[str], arms: Sequence[Arm] | None = None, seeds: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
     """Finished run results under ``out/runs`` (optionally only the given arms and seeds)."""
     root = Path(out) / RUNS_DIR
     names = None if arms is None else {a.name for a in arms}
@@ -431,10 +515,13 @@ def make_gallery(real: TileSet, syn_sets: dict[str, TileSet], n: int = 4) -> lis
             by_src.setdefault(str(r["source_tile"]), []).append(r)
         for src in sorted(by_src)[:n]:
             rr = real_rows.get(src)
-            gallery.append({
-                "tile_id": src, "source": name,
-                "mask": syn.read_mask(by_src[src][0]),
-                "real": real.read_image(rr) if rr is not None else None,
-                "synthetic": [syn.read_image(r) for r in by_src[src][:3]],
-            })
+            gallery.append(
+                {
+                    "tile_id": src,
+                    "source": name,
+                    "mask": syn.read_mask(by_src[src][0]),
+                    "real": real.read_image(rr) if rr is not None else None,
+                    "synthetic": [syn.read_image(r) for r in by_src[src][:3]],
+                }
+            )
     return gallery

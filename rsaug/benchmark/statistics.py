@@ -12,6 +12,7 @@ recomputed from them; nothing is assumed.
   paired differences`` (and the paired t-test p < 0.05 when at least 3 seeds exist); the baseline's
   seed-to-seed standard deviation is compared with the effect too, so the reader sees what pairing gained.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,9 +60,22 @@ def paired_comparison(a: dict[int, float], b: dict[int, float]) -> dict[str, Any
     n = len(seeds)
     out: dict[str, Any] = {"n": n, "seeds": seeds, "diffs": d.tolist()}
     if n == 0:
-        out.update(mean_diff=float("nan"), std_diff=float("nan"), se_diff=float("nan"), t=float("nan"),
-                   p_ttest=float("nan"), n_pos=0, n_neg=0, n_zero=0, p_sign=float("nan"), mean_a=float("nan"),
-                   mean_b=float("nan"), relative_pct=float("nan"), points=float("nan"), resolved=False)
+        out.update(
+            mean_diff=float("nan"),
+            std_diff=float("nan"),
+            se_diff=float("nan"),
+            t=float("nan"),
+            p_ttest=float("nan"),
+            n_pos=0,
+            n_neg=0,
+            n_zero=0,
+            p_sign=float("nan"),
+            mean_a=float("nan"),
+            mean_b=float("nan"),
+            relative_pct=float("nan"),
+            points=float("nan"),
+            resolved=False,
+        )
         return out
     mean_d = float(d.mean())
     std_d = float(d.std(ddof=1)) if n > 1 else float("nan")
@@ -79,9 +93,22 @@ def paired_comparison(a: dict[int, float], b: dict[int, float]) -> dict[str, Any
     mean_a, mean_b = float(da.mean()), float(db.mean())
     rel = (mean_b - mean_a) / mean_a * 100 if mean_a != 0 else float("nan")
     resolved = bool(n > 1 and not math.isnan(se) and abs(mean_d) > 2 * se and (n < 3 or p < 0.05))
-    out.update(mean_diff=mean_d, std_diff=std_d, se_diff=se, t=t, p_ttest=p, n_pos=n_pos, n_neg=n_neg,
-               n_zero=n_zero, p_sign=p_sign, mean_a=mean_a, mean_b=mean_b, relative_pct=rel,
-               points=(mean_b - mean_a) * 100, resolved=resolved)
+    out.update(
+        mean_diff=mean_d,
+        std_diff=std_d,
+        se_diff=se,
+        t=t,
+        p_ttest=p,
+        n_pos=n_pos,
+        n_neg=n_neg,
+        n_zero=n_zero,
+        p_sign=p_sign,
+        mean_a=mean_a,
+        mean_b=mean_b,
+        relative_pct=rel,
+        points=(mean_b - mean_a) * 100,
+        resolved=resolved,
+    )
     return out
 
 
@@ -101,19 +128,21 @@ def _arm_stats(rs: dict[int, dict[str, Any]], class_names: Sequence[str]) -> dic
         vals = [rs[s]["scores"][m] for s in sorted(rs)]
         st[m] = dict(zip(("mean", "std"), mean_std(vals)))
         st[m]["values"] = vals
-    ious = np.array([[np.nan if v is None else v for v in rs[s]["scores"]["iou"]] for s in sorted(rs)],
-                    dtype=np.float64).reshape(len(rs), len(class_names))
+    ious = np.array(
+        [[np.nan if v is None else v for v in rs[s]["scores"]["iou"]] for s in sorted(rs)], dtype=np.float64
+    ).reshape(len(rs), len(class_names))
     with np.errstate(all="ignore"), quiet(RuntimeWarning):
         st["iou_mean"] = np.nanmean(ious, axis=0).tolist() if len(rs) else [float("nan")] * len(class_names)
-        st["iou_std"] = (np.nanstd(ious, axis=0, ddof=1).tolist() if len(rs) > 1
-                         else [float("nan")] * len(class_names))
+        st["iou_std"] = np.nanstd(ious, axis=0, ddof=1).tolist() if len(rs) > 1 else [float("nan")] * len(class_names)
     return st
 
 
 def _metric_comparisons(ref: dict[int, dict[str, Any]], arm: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """:func:`paired_comparison` of every metric, ``arm`` against ``ref`` (seed -> run)."""
-    return {m: paired_comparison({s: r["scores"][m] for s, r in ref.items()},
-                                 {s: r["scores"][m] for s, r in arm.items()}) for m in METRICS}
+    return {
+        m: paired_comparison({s: r["scores"][m] for s, r in ref.items()}, {s: r["scores"][m] for s, r in arm.items()})
+        for m in METRICS
+    }
 
 
 def summarize(runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequence[str]) -> dict[str, Any]:
@@ -141,8 +170,10 @@ def summarize(runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequ
     for a, b in pairs:
         comp: dict[str, Any] = {"reference": a, "arm": b, **_metric_comparisons(by_arm[a], by_arm[b])}
         comp["iou_points"] = [
-            paired_comparison({s: nan_if_none(r["scores"]["iou"][k]) for s, r in by_arm[a].items()},
-                              {s: nan_if_none(r["scores"]["iou"][k]) for s, r in by_arm[b].items()})["points"]
+            paired_comparison(
+                {s: nan_if_none(r["scores"]["iou"][k]) for s, r in by_arm[a].items()},
+                {s: nan_if_none(r["scores"]["iou"][k]) for s, r in by_arm[b].items()},
+            )["points"]
             for k in range(len(class_names))
         ]
         comparisons.append(comp)
@@ -166,23 +197,39 @@ def noise_verdict(arm_stats: dict[str, Any], comparisons: list[dict[str, Any]]) 
         m = c["miou"]
         eff, sd, se = m["points"], m["std_diff"] * 100, m["se_diff"] * 100
         if m["n"] < 2:
-            text = (f"{c['arm']} vs {BASELINE}: only {m['n']} paired seed(s); the noise cannot be estimated and "
-                    "no difference is claimed.")
+            text = (
+                f"{c['arm']} vs {BASELINE}: only {m['n']} paired seed(s); the noise cannot be estimated and "
+                "no difference is claimed."
+            )
         elif m["resolved"]:
-            text = (f"{c['arm']} vs {BASELINE}: the effect ({eff:+.2f} points mIoU) is larger than the noise: "
-                    f"2 x standard error of the paired differences is {2 * se:.2f} points (paired t-test "
-                    f"p = {m['p_ttest']:.3g}, {m['n_pos']}/{m['n']} seeds improve).")
+            text = (
+                f"{c['arm']} vs {BASELINE}: the effect ({eff:+.2f} points mIoU) is larger than the noise: "
+                f"2 x standard error of the paired differences is {2 * se:.2f} points (paired t-test "
+                f"p = {m['p_ttest']:.3g}, {m['n_pos']}/{m['n']} seeds improve)."
+            )
         else:
-            text = (f"{c['arm']} vs {BASELINE}: the effect ({eff:+.2f} points mIoU) is NOT larger than the noise: "
-                    f"2 x standard error of the paired differences is {2 * se:.2f} points (paired t-test "
-                    f"p = {m['p_ttest']:.3g}, {m['n_pos']}/{m['n']} seeds improve); no difference is claimed.")
-        items.append({"arm": c["arm"], "effect_points": eff, "paired_std_points": sd, "paired_se_points": se,
-                      "baseline_std_points": base_std, "resolved": bool(m["resolved"]), "text": text})
+            text = (
+                f"{c['arm']} vs {BASELINE}: the effect ({eff:+.2f} points mIoU) is NOT larger than the noise: "
+                f"2 x standard error of the paired differences is {2 * se:.2f} points (paired t-test "
+                f"p = {m['p_ttest']:.3g}, {m['n_pos']}/{m['n']} seeds improve); no difference is claimed."
+            )
+        items.append(
+            {
+                "arm": c["arm"],
+                "effect_points": eff,
+                "paired_std_points": sd,
+                "paired_se_points": se,
+                "baseline_std_points": base_std,
+                "resolved": bool(m["resolved"]),
+                "text": text,
+            }
+        )
     return {"baseline_std_points": base_std, "comparisons": items}
 
 
-def summarize_sweep(runs: list[dict[str, Any]], sweep: Sequence[dict[str, Any]],
-                    class_names: Sequence[str]) -> dict[str, Any]:
+def summarize_sweep(
+    runs: list[dict[str, Any]], sweep: Sequence[dict[str, Any]], class_names: Sequence[str]
+) -> dict[str, Any]:
     """The training-set-size sweep (Table III) and the replace-vs-augment curve, paired by seed.
 
     Size rows compare ``real+<name>@f`` with ``real@f`` (and, at f = 1, ``real+<name>`` with ``real``);
@@ -201,15 +248,23 @@ def summarize_sweep(runs: list[dict[str, Any]], sweep: Sequence[dict[str, Any]],
     def row(curve: str, fraction: float, syn: str, ref: str, arm: str) -> None:
         if ref not in by_arm or arm not in by_arm:
             return
-        pick = (lambda st: {m: {k: st[m][k] for k in ("mean", "std")} | {"n": st["n"]} for m in METRICS})
-        rows.append({"curve": curve, "fraction": fraction, "synthetic": syn, "reference": ref, "arm": arm,
-                     "reference_stats": pick(_arm_stats(by_arm[ref], class_names)),
-                     "arm_stats": pick(_arm_stats(by_arm[arm], class_names)),
-                     "comparison": _metric_comparisons(by_arm[ref], by_arm[arm])})
+        pick = lambda st: {m: {k: st[m][k] for k in ("mean", "std")} | {"n": st["n"]} for m in METRICS}
+        rows.append(
+            {
+                "curve": curve,
+                "fraction": fraction,
+                "synthetic": syn,
+                "reference": ref,
+                "arm": arm,
+                "reference_stats": pick(_arm_stats(by_arm[ref], class_names)),
+                "arm_stats": pick(_arm_stats(by_arm[arm], class_names)),
+                "comparison": _metric_comparisons(by_arm[ref], by_arm[arm]),
+            }
+        )
 
     syns = sorted({a["synthetic"] for a in sweep if a.get("synthetic")})
     fractions = sorted({a["real_fraction"] for a in sweep if a["kind"] != "replace"})
-    for f in fractions + [1.0]:
+    for f in [*fractions, 1.0]:
         for n in syns:
             row("size", f, n, BASELINE if f >= 1 else f"real@{f:g}", f"real+{n}" if f >= 1 else f"real+{n}@{f:g}")
     for a in sweep:

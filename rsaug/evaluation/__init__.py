@@ -7,6 +7,7 @@ Table I rendering as Markdown / HTML (:mod:`~rsaug.evaluation.tables`).
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`, :mod:`rsaug.synthesis`, :mod:`rsaug.segmentation`
 (and lazily lightning). Not :mod:`rsaug.benchmark`.
 """
+
 from __future__ import annotations
 
 from rsaug.evaluation.evaluate import EvaluateConfig, evaluate

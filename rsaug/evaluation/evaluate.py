@@ -20,6 +20,7 @@ Outputs in ``OUT``: ``evaluation.json`` (every number, config, provenance), ``ev
 ``evaluation.html`` (the table, several checkpoints side by side; rendered by :mod:`rsaug.evaluation.tables`),
 ``evaluate_config.json`` and, when a U-Net was trained on the fly, ``segmenter.pt`` (reusable with ``--segmenter``).
 """
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,13 @@ CONFIG_FILE = "evaluate_config.json"
 SEGMENTER_FILE = "segmenter.pt"
 
 #: Lightning's loggers silenced (raised to ERROR) while the U-Net trains.
-_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
-                      "lightning.fabric.utilities.rank_zero", "lightning")
+_LIGHTNING_LOGGERS = (
+    "lightning.pytorch",
+    "lightning.fabric",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning",
+)
 
 
 @dataclass
@@ -229,19 +235,23 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
         seg, seg_state = load_segmenter(cfg.segmenter, device)
         stored = seg_state.get("scheme", {})
         if [c["name"] for c in stored.get("classes", [])] != names:
-            raise InputError(cfg.segmenter, f"segmenter was trained on class scheme {stored.get('name')!r}, "
-                                            f"tile set uses {ts.scheme.name!r}")
+            raise InputError(
+                cfg.segmenter,
+                f"segmenter was trained on class scheme {stored.get('name')!r}, tile set uses {ts.scheme.name!r}",
+            )
         if int(seg_state["in_channels"]) != ts.bands:
-            raise InputError(cfg.segmenter, f"segmenter takes {seg_state['in_channels']} bands, tile set has "
-                                            f"{ts.bands}")
+            raise InputError(
+                cfg.segmenter, f"segmenter takes {seg_state['in_channels']} bands, tile set has {ts.bands}"
+            )
 
     test: TileArrays = load_tiles(ts, [cfg.split], cfg.split)
     if cfg.max_tiles is not None:
-        test = TileArrays(test.name, test.images[:cfg.max_tiles], test.masks[:cfg.max_tiles],
-                          test.tile_ids[:cfg.max_tiles])
+        test = TileArrays(
+            test.name, test.images[: cfg.max_tiles], test.masks[: cfg.max_tiles], test.tile_ids[: cfg.max_tiles]
+        )
     if cfg.fid and len(test) < 2:
         raise InputError(ts.root, f"split {cfg.split!r} has {len(test)} tile(s); FID needs at least 2")
-    for img, msk in zip(test.images, test.masks):
+    for _img, msk in zip(test.images, test.masks):
         ts.scheme.validate_internal(msk, ts.root)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG_FILE, asdict(cfg))
@@ -252,33 +262,54 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
         scfg = preset(cfg.segmenter_preset)
         if cfg.segmenter_iterations is not None:
             scfg.iterations = int(cfg.segmenter_iterations)
-        rep.say(f"Training a U-Net on the real train split of {ts.root} ({scfg.iterations} steps, preset "
-                f"{cfg.segmenter_preset}) for segmentation fidelity ...")
+        rep.say(
+            f"Training a U-Net on the real train split of {ts.root} ({scfg.iterations} steps, preset "
+            f"{cfg.segmenter_preset}) for segmentation fidelity ..."
+        )
         import lightning.pytorch  # noqa: F401  (imported first: it sets its loggers' levels on import)
 
         # Lightning's informational log lines and warnings are silenced while the U-Net trains (errors still show)
         with quiet(messages=(".*val_dataloader.*",), modules=("lightning",), loggers=_LIGHTNING_LOGGERS):
-            seg = train_segmenter(ts, config=scfg, seed=cfg.seed, device=device, split="train",
-                                  reporter=rep, desc="U-Net (real)")
-        save_segmenter(seg, out / SEGMENTER_FILE, ts.scheme, scfg,
-                       {"tileset": str(ts.root), "split": "train", "seed": cfg.seed})
-        segmenter_info = {"source": "trained", "file": str(out / SEGMENTER_FILE), "preset": cfg.segmenter_preset,
-                          **asdict(scfg), "train_info": {k: v for k, v in seg.info.items() if k != "loss_curve"}}
+            seg = train_segmenter(
+                ts, config=scfg, seed=cfg.seed, device=device, split="train", reporter=rep, desc="U-Net (real)"
+            )
+        save_segmenter(
+            seg, out / SEGMENTER_FILE, ts.scheme, scfg, {"tileset": str(ts.root), "split": "train", "seed": cfg.seed}
+        )
+        segmenter_info = {
+            "source": "trained",
+            "file": str(out / SEGMENTER_FILE),
+            "preset": cfg.segmenter_preset,
+            **asdict(scfg),
+            "train_info": {k: v for k, v in seg.info.items() if k != "loss_curve"},
+        }
     elif seg is not None:
-        segmenter_info = {"source": "file", "file": str(cfg.segmenter), **seg_state.get("segmenter_config", {}),
-                          "train_info": seg_state.get("info", {})}
+        segmenter_info = {
+            "source": "file",
+            "file": str(cfg.segmenter),
+            **seg_state.get("segmenter_config", {}),
+            "train_info": seg_state.get("info", {}),
+        }
 
     k = ts.scheme.num_classes
     to_rgb8 = RGB8(ts.dtype, cfg.rgb_bands, test.images)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, m in enumerate(test.masks):
         groups.setdefault(m.shape, []).append(i)
-    chunks = [idx[j:j + cfg.batch_size] for idx in groups.values() for j in range(0, len(idx), cfg.batch_size)]
+    chunks = [idx[j : j + cfg.batch_size] for idx in groups.values() for j in range(0, len(idx), cfg.batch_size)]
 
     results: dict[str, Any] = {
-        "format": "rsaug-evaluation", "rsaug_version": __version__, "tileset": str(ts.root),
-        "scheme": ts.scheme.name, "class_names": names, "split": cfg.split, "tiles": len(test),
-        "config": asdict(cfg), "segmenter": segmenter_info, "reference": {}, "checkpoints": [],
+        "format": "rsaug-evaluation",
+        "rsaug_version": __version__,
+        "tileset": str(ts.root),
+        "scheme": ts.scheme.name,
+        "class_names": names,
+        "split": cfg.split,
+        "tiles": len(test),
+        "config": asdict(cfg),
+        "segmenter": segmenter_info,
+        "reference": {},
+        "checkpoints": [],
     }
 
     # reference row: real test tiles
@@ -323,8 +354,13 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
                     cm += confusion_matrix(seg.predict(raster), masks, k)
                 bar.update(len(idx))
             entry: dict[str, Any] = {
-                "label": label, "checkpoint": str(ckpt), "checkpoint_sha256": gen.checkpoint_sha256,
-                "model": gen.config.model, "step": gen.step, "ema": gen.ema, "has_noise": gen.has_noise,
+                "label": label,
+                "checkpoint": str(ckpt),
+                "checkpoint_sha256": gen.checkpoint_sha256,
+                "model": gen.config.model,
+                "step": gen.step,
+                "ema": gen.ema,
+                "has_noise": gen.has_noise,
             }
             entry["fid"] = fid_from_features(real_feats, np.concatenate(feats)) if cfg.fid else None
             if seg is not None:
@@ -333,9 +369,16 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
 
             bar.set_description(f"{label}: LPIPS diversity")
             if n_div:
-                div = lpips_diversity(gen, test.masks[:n_div], samples=cfg.diversity_samples,
-                                      pairs=cfg.diversity_pairs, seed=cfg.seed, net=cfg.lpips_net,
-                                      rgb_bands=cfg.rgb_bands, progress=bar.update)
+                div = lpips_diversity(
+                    gen,
+                    test.masks[:n_div],
+                    samples=cfg.diversity_samples,
+                    pairs=cfg.diversity_pairs,
+                    seed=cfg.seed,
+                    net=cfg.lpips_net,
+                    rgb_bands=cfg.rgb_bands,
+                    progress=bar.update,
+                )
                 entry["diversity"] = div.to_dict()
                 if not gen.has_noise:
                     notes.append("generator has no noise input: its samples for one mask are identical")
@@ -346,10 +389,17 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
             entry["class_diversity"] = None
             if n_csd and gen.has_noise:
                 try:
-                    cd = class_specific_diversity(gen, test.masks[:n_csd], num_classes=k, seed=cfg.seed,
-                                                  net=cfg.lpips_net, min_pixels=cfg.csd_min_pixels,
-                                                  region=cfg.region, rgb_bands=cfg.rgb_bands,
-                                                  progress=bar.update)
+                    cd = class_specific_diversity(
+                        gen,
+                        test.masks[:n_csd],
+                        num_classes=k,
+                        seed=cfg.seed,
+                        net=cfg.lpips_net,
+                        min_pixels=cfg.csd_min_pixels,
+                        region=cfg.region,
+                        rgb_bands=cfg.rgb_bands,
+                        progress=bar.update,
+                    )
                     entry["class_diversity"] = cd.to_dict(names)
                 except (InputError, ValueError) as exc:
                     notes.append(f"mCSD/mOCD not defined: {exc}")

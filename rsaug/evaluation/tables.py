@@ -2,6 +2,7 @@
 
 Input: the results dictionary written as ``evaluation.json`` by :func:`rsaug.evaluation.evaluate.evaluate`.
 """
+
 from __future__ import annotations
 
 import html
@@ -9,22 +10,35 @@ from typing import Any
 
 #: Table I columns: name and whether lower or higher is better.
 COLUMNS = [
-    ("FID", "↓"), ("mIoU", "↑"), ("FWIoU", "↑"), ("Acc", "↑"), ("LPIPS", "↑"), ("mCSD", "↑"), ("mOCD", "↓"),
+    ("FID", "↓"),
+    ("mIoU", "↑"),
+    ("FWIoU", "↑"),
+    ("Acc", "↑"),
+    ("LPIPS", "↑"),
+    ("mCSD", "↑"),
+    ("mOCD", "↓"),
 ]
 
 
 def _row_values(entry: dict[str, Any]) -> list[str]:
     """The formatted cells of one row (``–`` where a number was not measured)."""
+
     def num(v: Any, fmt: str) -> str:
         return "–" if v is None else format(v, fmt)
 
     seg = entry.get("segmentation") or {}
     div = entry.get("diversity") or {}
     cd = entry.get("class_diversity") or {}
-    pct = (lambda v: None if v is None else 100.0 * v)
-    return [num(entry.get("fid"), ".2f"), num(pct(seg.get("miou")), ".2f"), num(pct(seg.get("fwiou")), ".2f"),
-            num(pct(seg.get("accuracy")), ".2f"), num(div.get("lpips"), ".4f"), num(cd.get("mcsd"), ".4f"),
-            num(cd.get("mocd"), ".4f")]
+    pct = lambda v: None if v is None else 100.0 * v
+    return [
+        num(entry.get("fid"), ".2f"),
+        num(pct(seg.get("miou")), ".2f"),
+        num(pct(seg.get("fwiou")), ".2f"),
+        num(pct(seg.get("accuracy")), ".2f"),
+        num(div.get("lpips"), ".4f"),
+        num(cd.get("mcsd"), ".4f"),
+        num(cd.get("mocd"), ".4f"),
+    ]
 
 
 def summary_line(entry: dict[str, Any]) -> str:
@@ -56,16 +70,22 @@ def _notes(results: dict[str, Any]) -> list[str]:
     if not cfg.get("segmentation", True):
         lines.append("mIoU / FWIoU / Acc: not measured in this run (--no-segmentation).")
     if seg:
-        lines.append(f"mIoU / FWIoU / Acc (%): U-Net ({seg.get('backbone')}, {seg.get('iterations')} steps, "
-                     f"{'trained here' if seg.get('source') == 'trained' else 'from ' + str(seg.get('file'))}) "
-                     "trained on real tiles, applied to the generated images; unknown pixels ignored. The "
-                     "reference row applies it to the real test tiles.")
-    lines.append(f"LPIPS: {cfg['lpips_net']} LPIPS diversity, {cfg['diversity_samples']} samples and "
-                 f"{cfg['diversity_pairs']} random pairs per mask, {min(cfg['diversity_masks'], results['tiles'])} "
-                 "masks.")
-    lines.append(f"mCSD / mOCD: one class's embedding resampled at a time; LPIPS of the two images restricted "
-                 f"({cfg['region']}) to the class region / the rest; mean over masks per class, then over classes; "
-                 f"{min(cfg['csd_masks'], results['tiles'])} masks, classes with >= {cfg['csd_min_pixels']} px.")
+        lines.append(
+            f"mIoU / FWIoU / Acc (%): U-Net ({seg.get('backbone')}, {seg.get('iterations')} steps, "
+            f"{'trained here' if seg.get('source') == 'trained' else 'from ' + str(seg.get('file'))}) "
+            "trained on real tiles, applied to the generated images; unknown pixels ignored. The "
+            "reference row applies it to the real test tiles."
+        )
+    lines.append(
+        f"LPIPS: {cfg['lpips_net']} LPIPS diversity, {cfg['diversity_samples']} samples and "
+        f"{cfg['diversity_pairs']} random pairs per mask, {min(cfg['diversity_masks'], results['tiles'])} "
+        "masks."
+    )
+    lines.append(
+        f"mCSD / mOCD: one class's embedding resampled at a time; LPIPS of the two images restricted "
+        f"({cfg['region']}) to the class region / the rest; mean over masks per class, then over classes; "
+        f"{min(cfg['csd_masks'], results['tiles'])} masks, classes with >= {cfg['csd_min_pixels']} px."
+    )
     for e in results["checkpoints"]:
         for n in e.get("notes", []):
             lines.append(f"{e['label']}: {n}")
@@ -85,8 +105,10 @@ def html_report(results: dict[str, Any]) -> str:
     """A self-contained HTML page: the table, per-class IoU of each checkpoint, the definitions."""
     esc = html.escape
     head = "".join(f"<th>{esc(n)} {a}</th>" for n, a in COLUMNS)
-    rows = "".join(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>"
-                   for name, vals in _table_rows(results))
+    rows = "".join(
+        f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>"
+        for name, vals in _table_rows(results)
+    )
     names = results["class_names"]
     seg_rows = ""
     entries = [(e["label"], e.get("segmentation")) for e in results["checkpoints"]]
@@ -100,8 +122,9 @@ def html_report(results: dict[str, Any]) -> str:
                 v = s["per_class_iou"][ci]
                 vals.append("–" if v is None else f"{100 * v:.1f}")
             seg_rows += f"<tr><td>{esc(cname)}</td>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>"
-        seg_table = f"<h2>Per-class IoU (%) of the real-data U-Net</h2><table><tr><th>class</th>{cols}</tr>" \
-                    f"{seg_rows}</table>"
+        seg_table = (
+            f"<h2>Per-class IoU (%) of the real-data U-Net</h2><table><tr><th>class</th>{cols}</tr>{seg_rows}</table>"
+        )
     else:
         seg_table = ""
     notes = "".join(f"<li>{esc(n)}</li>" for n in _notes(results))
@@ -118,6 +141,6 @@ th {{ background: #eee; }}
 <table><tr><th>Method</th>{head}</tr>{rows}</table>
 {seg_table}
 <h2>How these numbers were measured</h2><ul>{notes}</ul>
-<p>rsaug {esc(str(results.get('rsaug_version')))}; {results.get('seconds')} s.</p>
+<p>rsaug {esc(str(results.get("rsaug_version")))}; {results.get("seconds")} s.</p>
 </body></html>
 """

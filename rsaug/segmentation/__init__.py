@@ -9,6 +9,7 @@ augmentation (:mod:`~rsaug.segmentation.data`); the one confusion matrix and its
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.io` (and lazily lightning, torchgeo, albumentations).
 """
+
 from __future__ import annotations
 
 from rsaug.segmentation.config import (

@@ -1,4 +1,5 @@
 """How a segmentation U-Net is trained: :class:`SegmenterConfig` and its named presets."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,7 +54,6 @@ class SegmenterConfig:
             raise InputError(None, f"warmup fraction must be in [0, 1), got {self.warmup_fraction}")
 
 
-
 def preset(name: str) -> SegmenterConfig:
     """Training protocol of a named preset.
 
@@ -68,6 +68,14 @@ def preset(name: str) -> SegmenterConfig:
     if name == "cpu-small":
         return SegmenterConfig(backbone="resnet18", iterations=500, batch_size=16, crop=64, lr=2e-3)
     if name == "paper":
-        return SegmenterConfig(backbone="resnet34", iterations=10000, batch_size=16, crop=224, lr=1e-3,
-                               eval_batch_size=16, num_workers=4, threads=0)
+        return SegmenterConfig(
+            backbone="resnet34",
+            iterations=10000,
+            batch_size=16,
+            crop=224,
+            lr=1e-3,
+            eval_batch_size=16,
+            num_workers=4,
+            threads=0,
+        )
     raise InputError(None, f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")

@@ -1,5 +1,6 @@
 """Segmentation training data: tiles in memory, the segmenter's input standardisation, seeded draw plans, classic
 augmentation."""
+
 from __future__ import annotations
 
 import math
@@ -37,9 +38,13 @@ class TileArrays:
     def select(self, indices: Sequence[int]) -> TileArrays:
         """The tiles at ``indices`` (same name)."""
         idx = list(indices)
-        return TileArrays(self.name, [self.images[i] for i in idx], [self.masks[i] for i in idx],
-                          [self.tile_ids[i] for i in idx],
-                          [self.source_tiles[i] for i in idx] if self.source_tiles else [])
+        return TileArrays(
+            self.name,
+            [self.images[i] for i in idx],
+            [self.masks[i] for i in idx],
+            [self.tile_ids[i] for i in idx],
+            [self.source_tiles[i] for i in idx] if self.source_tiles else [],
+        )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -104,8 +109,10 @@ class SegmenterNormalization:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise a float tensor (B, C, H, W) of stored values."""
-        low, high, mean, std = (torch.tensor(v, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-                                for v in (self.low, self.high, self.mean, self.std))
+        low, high, mean, std = (
+            torch.tensor(v, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+            for v in (self.low, self.high, self.mean, self.std)
+        )
         return ((x.float() - low) / (high - low) - mean) / std
 
     def apply_model_range(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,8 +134,11 @@ def classic_augmentation(bands: int) -> Callable[..., dict[str, np.ndarray]]:
     """
     import albumentations as A
 
-    colour = (A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.8) if bands == 3
-              else A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8))
+    colour = (
+        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.8)
+        if bands == 3
+        else A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8)
+    )
     return A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=1.0), colour])
 
 
@@ -168,8 +178,11 @@ def make_plan(sizes: Sequence[int], fractions: Sequence[float], n_draws: int, se
         seed: Run seed.
     """
     mix = np.random.default_rng([seed, 1])
-    source = mix.choice(len(sizes), size=n_draws, p=np.asarray(fractions) / np.sum(fractions)) \
-        if len(sizes) > 1 else np.zeros(n_draws, dtype=np.int64)
+    source = (
+        mix.choice(len(sizes), size=n_draws, p=np.asarray(fractions) / np.sum(fractions))
+        if len(sizes) > 1
+        else np.zeros(n_draws, dtype=np.int64)
+    )
     tile = np.zeros(n_draws, dtype=np.int64)
     y0 = np.zeros(n_draws)
     x0 = np.zeros(n_draws)
@@ -200,8 +213,14 @@ class PlanDataset(torch.utils.data.Dataset):
         augment: Optional albumentations pipeline applied to each crop.
     """
 
-    def __init__(self, sources: Sequence[TileArrays], plan: DrawPlan, crop: int, norm: SegmenterNormalization,
-                 augment: Callable[..., dict[str, np.ndarray]] | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[TileArrays],
+        plan: DrawPlan,
+        crop: int,
+        norm: SegmenterNormalization,
+        augment: Callable[..., dict[str, np.ndarray]] | None = None,
+    ) -> None:
         self.sources = list(sources)
         self.plan = plan
         self.crop = crop
@@ -218,8 +237,8 @@ class PlanDataset(torch.utils.data.Dataset):
         h, w = msk.shape
         y = int(self.plan.y0[i] * (h - self.crop + 1))
         x = int(self.plan.x0[i] * (w - self.crop + 1))
-        img = img[:, y:y + self.crop, x:x + self.crop]
-        msk = msk[y:y + self.crop, x:x + self.crop]
+        img = img[:, y : y + self.crop, x : x + self.crop]
+        msk = msk[y : y + self.crop, x : x + self.crop]
         if self.augment is not None:
             self.augment.set_random_seed(int(self.plan.aug_seed[i]))  # albumentations 2: per-draw determinism
             out = self.augment(image=np.ascontiguousarray(np.moveaxis(img, 0, -1)), mask=np.ascontiguousarray(msk))

@@ -2,6 +2,7 @@
 
 Loading never executes code from the file: ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,13 @@ from rsaug.segmentation.training import TrainedSegmenter, build_task
 SEGMENTER_FORMAT = "rsaug-segmenter"
 
 
-def save_segmenter(seg: TrainedSegmenter, path: str | os.PathLike[str], scheme: ClassScheme,
-                   segmenter_config: SegmenterConfig,
-                   extra: dict[str, Any] | None = None) -> Path:
+def save_segmenter(
+    seg: TrainedSegmenter,
+    path: str | os.PathLike[str],
+    scheme: ClassScheme,
+    segmenter_config: SegmenterConfig,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Save a :class:`TrainedSegmenter` (weights, normalisation, protocol) atomically."""
     path = Path(path)
     state = {
@@ -33,7 +38,7 @@ def save_segmenter(seg: TrainedSegmenter, path: str | os.PathLike[str], scheme: 
         "state_dict": {k: v.detach().cpu() for k, v in seg.model.state_dict().items()},
         "norm": asdict(seg.norm),
         "num_classes": int(seg.num_classes),
-        "in_channels": int(len(seg.norm.low)),
+        "in_channels": len(seg.norm.low),
         "segmenter_config": asdict(segmenter_config),
         "scheme": scheme.to_dict(),
         "info": {k: v for k, v in (seg.info or {}).items() if k != "loss_curve"},
@@ -55,7 +60,7 @@ def load_segmenter(path: str | os.PathLike[str], device: torch.device) -> tuple[
         raise InputError(p, "segmenter file not found")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
+    except Exception as exc:
         raise InputError(p, f"cannot read segmenter file: {type(exc).__name__}") from None
     if not isinstance(state, dict) or state.get("format") != SEGMENTER_FORMAT:
         raise InputError(p, "not an rsaug segmenter file (write one with `rsaug evaluate`, it saves segmenter.pt)")
@@ -66,6 +71,11 @@ def load_segmenter(path: str | os.PathLike[str], device: torch.device) -> tuple[
     except RuntimeError as exc:
         raise InputError(p, f"segmenter weights do not match its stored config: {exc}") from None
     model.to(device).eval()
-    seg = TrainedSegmenter(model=model, norm=SegmenterNormalization(**state["norm"]),
-                           num_classes=int(state["num_classes"]), device=device, info=dict(state.get("info", {})))
+    seg = TrainedSegmenter(
+        model=model,
+        norm=SegmenterNormalization(**state["norm"]),
+        num_classes=int(state["num_classes"]),
+        device=device,
+        info=dict(state.get("info", {})),
+    )
     return seg, state

@@ -7,6 +7,7 @@ Shared by ``rsaug evaluate`` (segmentation fidelity) and ``rsaug benchmark-augme
 occurs in the target (``row_k > 0``); ``mIoU`` is the mean IoU over present classes, ``FWIoU`` is
 ``sum_k row_k / total * IoU_k`` and pixel accuracy is ``trace / total``.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,9 @@ from rsaug.core.classes import IGNORE
 
 
 def confusion_matrix(
-    pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, num_classes: int,
+    pred: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    num_classes: int,
     ignore_index: int = IGNORE,
 ) -> np.ndarray:
     """Confusion matrix ``cm[true, predicted]`` (int64, K x K); target pixels equal to ``ignore_index`` are skipped.

@@ -1,4 +1,5 @@
 """Training a TorchGeo U-Net (``SemanticSegmentationTask``, random init) and using the trained network."""
+
 from __future__ import annotations
 
 import math
@@ -34,10 +35,10 @@ def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
     from torchgeo.trainers import SemanticSegmentationTask
 
     class _Task(SemanticSegmentationTask):
-        def configure_optimizers(self) -> Any:  # noqa: D102 - AdamW + per-step warm-up/cosine schedule
+        def configure_optimizers(self) -> Any:
             opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             total = cfg.iterations
-            warm = int(round(cfg.warmup_fraction * total))
+            warm = round(cfg.warmup_fraction * total)
 
             def factor(step: int) -> float:
                 if step < warm:
@@ -50,8 +51,15 @@ def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
             sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    return _Task(model="unet", backbone=cfg.backbone, weights=None, in_channels=in_channels,
-                 num_classes=num_classes, ignore_index=IGNORE, lr=cfg.lr)
+    return _Task(
+        model="unet",
+        backbone=cfg.backbone,
+        weights=None,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        ignore_index=IGNORE,
+        lr=cfg.lr,
+    )
 
 
 @dataclass
@@ -103,7 +111,7 @@ class TrainedSegmenter:
             groups.setdefault(im.shape, []).append(i)
         for idx in groups.values():
             for j in range(0, len(idx), batch_size):
-                part = idx[j:j + batch_size]
+                part = idx[j : j + batch_size]
                 pred = self.predict(np.stack([tiles.images[i] for i in part]))
                 ref = np.stack([tiles.masks[i] for i in part])
                 cm += confusion_matrix(pred, ref, k).astype(np.int64)
@@ -211,19 +219,41 @@ def train_segmenter(
     plan = make_plan([len(s) for s in sources], fractions, n_draws, seed)
     bands = tiles.images[0].shape[0]
     ds = PlanDataset(sources, plan, cfg.crop, norm, classic_augmentation(bands) if augment else None)
-    loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
-                                         num_workers=cfg.num_workers, persistent_workers=False)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        drop_last=True,
+        num_workers=cfg.num_workers,
+        persistent_workers=False,
+    )
 
     seed_everything(seed)  # same initialisation for a given seed in every arm
     task = build_task(num_classes, bands, cfg)
     counter = _StepCounter(cfg.iterations, desc, reporter_or_silent(reporter))
     # no per-run "GPU available" banners or expected warnings inside the progress display
-    with quiet(messages=(".*validation_step.*", ".*does not have many workers.*", ".*number of training batches.*",
-                         ".*GPU available but not used.*", ".*LeafSpec.*"), loggers=("lightning.pytorch",)):
+    with quiet(
+        messages=(
+            ".*validation_step.*",
+            ".*does not have many workers.*",
+            ".*number of training batches.*",
+            ".*GPU available but not used.*",
+            ".*LeafSpec.*",
+        ),
+        loggers=("lightning.pytorch",),
+    ):
         trainer = pl.Trainer(
-            accelerator="gpu" if dev.type == "cuda" else "cpu", devices=1, max_steps=cfg.iterations,
-            max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[counter],
+            accelerator="gpu" if dev.type == "cuda" else "cpu",
+            devices=1,
+            max_steps=cfg.iterations,
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            callbacks=[counter],
             deterministic=False,
         )
         t0 = time.perf_counter()
@@ -231,8 +261,9 @@ def train_segmenter(
         seconds = time.perf_counter() - t0
     counter.close()
     if int(trainer.global_step) != cfg.iterations:  # e.g. Lightning stopped gracefully on SIGTERM
-        raise RunStopped(None, f"training stopped after {trainer.global_step} of {cfg.iterations} steps; "
-                               "the run is not recorded")
+        raise RunStopped(
+            None, f"training stopped after {trainer.global_step} of {cfg.iterations} steps; the run is not recorded"
+        )
     model = task.model.to(dev).eval()
     info = {
         "steps": int(trainer.global_step),
@@ -240,7 +271,7 @@ def train_segmenter(
         "draws": {s.name: int(c) for s, c in zip(sources, plan.counts(len(sources)))},
         "loss_first": float(np.mean(counter.losses[:10])) if counter.losses else None,
         "loss_last": float(np.mean(counter.losses[-10:])) if counter.losses else None,
-        "loss_curve": [float(np.mean(counter.losses[i:i + 10])) for i in range(0, len(counter.losses), 10)],
+        "loss_curve": [float(np.mean(counter.losses[i : i + 10])) for i in range(0, len(counter.losses), 10)],
         "seconds": seconds,
         "device": str(dev),
     }

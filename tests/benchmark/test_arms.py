@@ -1,4 +1,5 @@
 """Arm names and their errors (:mod:`rsaug.benchmark.arms`); options are named the Python way, flags in the CLI."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,13 @@ from rsaug.core.errors import InputError
 def test_resolve_arms_expands_kinds() -> None:
     arms = resolve_arms(["real", "real+synthetic", "classic", "synthetic-only", "real+a"], ["a", "b"])
     assert [(a.name, a.kind, a.synthetic) for a in arms] == [
-        ("real", "real", None), ("real+a", "real+synthetic", "a"), ("real+b", "real+synthetic", "b"),
-        ("classic", "classic", None), ("a-only", "synthetic-only", "a"), ("b-only", "synthetic-only", "b")]
+        ("real", "real", None),
+        ("real+a", "real+synthetic", "a"),
+        ("real+b", "real+synthetic", "b"),
+        ("classic", "classic", None),
+        ("a-only", "synthetic-only", "a"),
+        ("b-only", "synthetic-only", "b"),
+    ]
     assert [a.augment for a in arms] == [False, False, False, True, False, False]
     with pytest.raises(InputError, match="unknown arm 'bogus'"):
         resolve_arms(["bogus"], ["a"])
@@ -22,8 +28,12 @@ def test_sweep_arms() -> None:
     arms = [Arm("real", "real"), Arm("real+a", "real+synthetic", "a")]
     sweep = sweep_arms(arms, [0.5, 0.25, 0.5], [0.5])
     assert [(a.name, a.real_fraction) for a in sweep] == [
-        ("real@0.25", 0.25), ("real+a@0.25", 0.25), ("real@0.5", 0.5), ("real+a@0.5", 0.5),
-        ("replace-a@0.5", 0.5)]
+        ("real@0.25", 0.25),
+        ("real+a@0.25", 0.25),
+        ("real@0.5", 0.5),
+        ("real+a@0.5", 0.5),
+        ("replace-a@0.5", 0.5),
+    ]
     assert set(real_subset(40, 0.25, 0)) <= set(real_subset(40, 0.5, 0)) and len(real_subset(40, 0.5, 0)) == 20
 
 
@@ -38,4 +48,5 @@ def test_errors_name_options_without_cli_flags() -> None:
     with pytest.raises(InputError) as exc:
         resolve_arms(["real+synthetic"], [])
     assert exc.value.render(flag_namer({"checkpoints": "--checkpoint"})) == (
-        "arm 'real+synthetic' needs synthetic data: give --synthetic DIR or --checkpoint CKPT")
+        "arm 'real+synthetic' needs synthetic data: give --synthetic DIR or --checkpoint CKPT"
+    )

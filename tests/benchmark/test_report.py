@@ -1,4 +1,5 @@
 """Report files (JSON, CSV, PNG) and the HTML page in headless Chromium."""
+
 from __future__ import annotations
 
 import base64
@@ -37,12 +38,24 @@ def _real_runs() -> tuple[list[dict], list[str], np.ndarray]:
                 pred = np.where(pred == IGNORE, 0, pred)
                 cm += confusion_matrix(pred, m, 15)
             sc = scores(cm, names)
-            runs.append({"arm": arm, "seed": seed, "scores": {k: sc[k] for k in ("miou", "fwiou", "acc", "iou")},
-                         "confusion_matrix": cm.tolist(), "train": {"steps": 10, "samples": 40, "seconds": 1.0,
-                                                                    "draws": {"real": 40}}})
-    gallery = [{"tile_id": stems[0], "source": "csebgan", "mask": masks[0],
-                "real": read_raster(GID15 / "images" / f"{stems[0]}.tif"),
-                "synthetic": [read_raster(GID15 / "images" / f"{stems[1]}.tif")]}]
+            runs.append(
+                {
+                    "arm": arm,
+                    "seed": seed,
+                    "scores": {k: sc[k] for k in ("miou", "fwiou", "acc", "iou")},
+                    "confusion_matrix": cm.tolist(),
+                    "train": {"steps": 10, "samples": 40, "seconds": 1.0, "draws": {"real": 40}},
+                }
+            )
+    gallery = [
+        {
+            "tile_id": stems[0],
+            "source": "csebgan",
+            "mask": masks[0],
+            "real": read_raster(GID15 / "images" / f"{stems[0]}.tif"),
+            "synthetic": [read_raster(GID15 / "images" / f"{stems[1]}.tif")],
+        }
+    ]
     return runs, names, gallery
 
 
@@ -53,11 +66,26 @@ def _console_errors(stderr: str) -> list[str]:
 def _chromium_screenshot(html: Path, tmp: Path) -> tuple[Path, str]:
     shot = tmp / "shot.png"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2400",
-         "--enable-logging=stderr", "--v=0", html.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            "--enable-logging=stderr",
+            "--v=0",
+            html.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return shot, proc.stderr
 
@@ -65,18 +93,35 @@ def _chromium_screenshot(html: Path, tmp: Path) -> tuple[Path, str]:
 def _build(tmp_path: Path) -> tuple[dict, Path]:
     runs, names, gallery = _real_runs()
     counts = {"real": list(range(1, 16)), "real+csebgan": [2 * x for x in range(1, 16)]}
-    rep = build_report(tmp_path / "out", runs=runs, arms=["real", "real+csebgan", "classic"], class_names=names,
-                       class_counts=counts, palette=BUILTIN_SCHEMES["gid15"].palette(), gallery=gallery,
-                       config={"preset": "test"})
+    rep = build_report(
+        tmp_path / "out",
+        runs=runs,
+        arms=["real", "real+csebgan", "classic"],
+        class_names=names,
+        class_counts=counts,
+        palette=BUILTIN_SCHEMES["gid15"].palette(),
+        gallery=gallery,
+        config={"preset": "test"},
+    )
     return rep, tmp_path / "out"
 
 
 def test_report_files_are_written_and_self_contained(tmp_path: Path) -> None:
     rep, out = _build(tmp_path)
     runs, _, _ = _real_runs()
-    for f in ("report.json", "report.html", "runs.csv", "arms.csv", "comparisons.csv", "per_class_iou.csv",
-              "class_shares.csv", "metrics_by_arm.png", "per_class_iou.png", "class_shares.png",
-              "paired_differences.png"):
+    for f in (
+        "report.json",
+        "report.html",
+        "runs.csv",
+        "arms.csv",
+        "comparisons.csv",
+        "per_class_iou.csv",
+        "class_shares.csv",
+        "metrics_by_arm.png",
+        "per_class_iou.png",
+        "class_shares.png",
+        "paired_differences.png",
+    ):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     assert rep["class_shares"]["real"] == pytest.approx(np.arange(1, 16) / 120)
     assert len((out / "runs.csv").read_text().splitlines()) == 1 + len(runs)

@@ -1,4 +1,5 @@
 """Benchmark bookkeeping on a tiny real run, resume, the size sweep, and bad inputs through the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ def synthetic_set(gid15_tileset: Path, tiny_checkpoint: Path, tmp_path_factory: 
 def tiny_run(gid15_tileset: Path, synthetic_set: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny benchmark (4 arms x 2 seeds), first interrupted after 3 runs, then resumed."""
     out = tmp_path_factory.mktemp("bench") / "out"
-    cfg = BenchmarkConfig(real=str(gid15_tileset), synthetic={"csebgan": str(synthetic_set)},
-                          arms=["real", "real+synthetic", "classic", "synthetic-only"], seeds=2, segmenter=TINY)
+    cfg = BenchmarkConfig(
+        real=str(gid15_tileset),
+        synthetic={"csebgan": str(synthetic_set)},
+        arms=["real", "real+synthetic", "classic", "synthetic-only"],
+        seeds=2,
+        segmenter=TINY,
+    )
     log1: list[str] = []
     run_benchmark(cfg, out, device="cpu", reporter=Reporter(message=log1.append), max_runs=3)
     first = {p: p.read_bytes() for p in (out / "runs").rglob("*.json")}
@@ -100,9 +106,15 @@ def test_different_protocol_in_same_output_is_refused(tiny_run: dict) -> None:
 def test_size_sweep_and_replace_curve(gid15_tileset: Path, synthetic_set: Path, tmp_path: Path) -> None:
     """Table III sweep and replace curve: nested subsets, synthetic tiles only from the right masks, sizes kept."""
     out = tmp_path / "sweep"
-    cfg = BenchmarkConfig(real=str(gid15_tileset), synthetic={"csebgan": str(synthetic_set)},
-                          arms=["real", "real+synthetic"], seeds=2, segmenter=TINY, real_fractions=[0.5],
-                          replace_fractions=[0.5])
+    cfg = BenchmarkConfig(
+        real=str(gid15_tileset),
+        synthetic={"csebgan": str(synthetic_set)},
+        arms=["real", "real+synthetic"],
+        seeds=2,
+        segmenter=TINY,
+        real_fractions=[0.5],
+        replace_fractions=[0.5],
+    )
     report = run_benchmark(cfg, out, device="cpu")
     runs = {(r["arm"], r["seed"]): r for r in collect_runs(out)}
     assert {a for a, _ in runs} == {"real", "real+csebgan", "real@0.5", "real+csebgan@0.5", "replace-csebgan@0.5"}
@@ -118,10 +130,14 @@ def test_size_sweep_and_replace_curve(gid15_tileset: Path, synthetic_set: Path, 
         assert runs[("real", seed)]["train_tiles"] == {"real": n, "synthetic": 0}
         assert runs[("real@0.5", seed)]["train_tiles"] == {"real": half, "synthetic": 0}
         assert runs[("real+csebgan@0.5", seed)]["train_tiles"] == {
-            "real": half, "synthetic": int(per_mask[per_mask.index.isin(kept)].sum())}
+            "real": half,
+            "synthetic": int(per_mask[per_mask.index.isin(kept)].sum()),
+        }
         # replace: the removed half's masks come back as synthetic tiles (one per mask here), size unchanged
         assert runs[("replace-csebgan@0.5", seed)]["train_tiles"] == {
-            "real": half, "synthetic": int(per_mask[~per_mask.index.isin(kept)].sum())}
+            "real": half,
+            "synthetic": int(per_mask[~per_mask.index.isin(kept)].sum()),
+        }
         assert sum(runs[("replace-csebgan@0.5", seed)]["train_tiles"].values()) == n
         for arm in ("real@0.5", "real+csebgan@0.5", "replace-csebgan@0.5"):
             r = runs[(arm, seed)]
@@ -130,8 +146,10 @@ def test_size_sweep_and_replace_curve(gid15_tileset: Path, synthetic_set: Path, 
     assert len(real_subset(n, 0.5, 0)) == half
     rows = report["sweep"]["rows"]
     assert [(r["curve"], r["fraction"], r["arm"], r["reference"]) for r in rows] == [
-        ("size", 0.5, "real+csebgan@0.5", "real@0.5"), ("size", 1.0, "real+csebgan", "real"),
-        ("replace", 0.5, "replace-csebgan@0.5", "real")]
+        ("size", 0.5, "real+csebgan@0.5", "real@0.5"),
+        ("size", 1.0, "real+csebgan", "real"),
+        ("replace", 0.5, "replace-csebgan@0.5", "real"),
+    ]
     for r in rows:  # paired differences recomputed by hand
         a = [runs[(r["arm"], s)]["scores"]["miou"] for s in (0, 1)]
         b = [runs[(r["reference"], s)]["scores"]["miou"] for s in (0, 1)]
@@ -153,8 +171,10 @@ def test_cli_bad_inputs(tmp_path: Path, gid15_tileset: Path, chesapeake_tileset:
     out = tmp_path / "out"
     cases = [
         ([str(tmp_path / "nope"), "-o", str(out)], "tile set directory not found"),
-        ([str(gid15_tileset), "-o", str(out), "-s", f"x={tmp_path / 'missing'}"],
-         "synthetic tile set directory not found"),
+        (
+            [str(gid15_tileset), "-o", str(out), "-s", f"x={tmp_path / 'missing'}"],
+            "synthetic tile set directory not found",
+        ),
         ([str(gid15_tileset), "-o", str(out), "-s", f"ches={chesapeake_tileset}"], "class scheme"),
         ([str(gid15_tileset), "-o", str(out), "-c", str(tmp_path / "none.ckpt")], "checkpoint not found"),
         ([str(gid15_tileset), "-o", str(out), "--arms", "real,bogus"], "unknown arm"),
@@ -164,8 +184,12 @@ def test_cli_bad_inputs(tmp_path: Path, gid15_tileset: Path, chesapeake_tileset:
         ([str(gid15_tileset), "-o", str(out), "--real-fractions", "0.5,1.5"], "strictly between 0 and 1"),
         ([str(gid15_tileset), "-o", str(out), "--real-fractions", "half"], "comma-separated numbers"),
         ([str(gid15_tileset), "-o", str(out), "--replace-fractions", "0.5"], "needs a synthetic set"),
-        ([str(gid15_tileset), "-o", str(out), "--device", "cuda:7"] if not torch.cuda.is_available() else
-         [str(gid15_tileset), "-o", str(out), "--device", "nonsense"], "device"),
+        (
+            [str(gid15_tileset), "-o", str(out), "--device", "cuda:7"]
+            if not torch.cuda.is_available()
+            else [str(gid15_tileset), "-o", str(out), "--device", "nonsense"],
+            "device",
+        ),
     ]
     for args, msg in cases:
         code, text = _cli(*args)

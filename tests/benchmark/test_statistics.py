@@ -1,4 +1,5 @@
 """Benchmark statistics on known numbers and on real GID-15 masks (:mod:`rsaug.benchmark.statistics`)."""
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,6 @@ def test_paired_comparison_noise_larger_than_effect_is_not_resolved() -> None:
     assert mean_std([0.1, 0.3]) == pytest.approx((0.2, math.sqrt(0.02)))
 
 
-
 def test_summary_orders_and_pairs() -> None:
     runs, names, _ = _real_runs()
     s = summarize(runs, ["real", "real+csebgan", "classic"], names)
@@ -60,6 +60,8 @@ def test_summary_orders_and_pairs() -> None:
 def test_reduced_protocol_is_reported() -> None:
     """A run with fewer seeds or steps than its preset says so (the demo's report relies on it)."""
     assert protocol_reductions({"preset": "cpu-small", "seeds": 2, "segmenter": {"iterations": 150}}) == [
-        "2 seeds instead of 3", "150 U-Net steps instead of 500"]
+        "2 seeds instead of 3",
+        "150 U-Net steps instead of 500",
+    ]
     assert protocol_reductions({"preset": "cpu-small", "seeds": 3, "segmenter": {"iterations": 500}}) == []
     assert protocol_reductions({"preset": None, "seeds": 1}) == []

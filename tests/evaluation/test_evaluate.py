@@ -1,4 +1,5 @@
 """``rsaug evaluate``: end to end on a real GID-15 tile set, bad inputs, table layout."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,15 @@ def _write_checkpoint(path: Path, model: str, scheme_name: str = "gid15", seed: 
     cfg = model_preset("cpu-small", model=model, num_classes=scheme.num_classes, out_bands=3, ngf=8)
     torch.manual_seed(seed)
     net = build_generator(cfg)
-    state = {"format": CHECKPOINT_FORMAT, "step": 0, "model_config": cfg.to_dict(), "scheme": scheme.to_dict(),
-             "normalization": Normalization("uint8", [0.0] * 3, [255.0] * 3).to_dict(),
-             "G": net.state_dict(), "G_ema": net.state_dict()}
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "step": 0,
+        "model_config": cfg.to_dict(),
+        "scheme": scheme.to_dict(),
+        "normalization": Normalization("uint8", [0.0] * 3, [255.0] * 3).to_dict(),
+        "G": net.state_dict(),
+        "G_ema": net.state_dict(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
@@ -49,15 +56,44 @@ def checkpoints(request, tmp_path_factory) -> list[Path]:
     return [cse, spade]
 
 
-FAST = ["--max-tiles", "4", "--diversity-masks", "1", "--diversity-samples", "3", "--diversity-pairs", "2",
-        "--csd-masks", "1", "--device", "cpu", "-q"]
+FAST = [
+    "--max-tiles",
+    "4",
+    "--diversity-masks",
+    "1",
+    "--diversity-samples",
+    "3",
+    "--diversity-pairs",
+    "2",
+    "--csd-masks",
+    "1",
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
 def test_evaluate_end_to_end(gid15_tileset, checkpoints, tmp_path) -> None:
     out = tmp_path / "eval"
     runner = CliRunner()
-    res = runner.invoke(cli, ["evaluate", *map(str, checkpoints), "--tiles", str(gid15_tileset), "-o", str(out),
-                              "--label", "CSEBGAN", "--label", "SPADE", "--segmenter-iterations", "2", *FAST])
+    res = runner.invoke(
+        cli,
+        [
+            "evaluate",
+            *map(str, checkpoints),
+            "--tiles",
+            str(gid15_tileset),
+            "-o",
+            str(out),
+            "--label",
+            "CSEBGAN",
+            "--label",
+            "SPADE",
+            "--segmenter-iterations",
+            "2",
+            *FAST,
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads((out / "evaluation.json").read_text())
     assert data["tiles"] == 4 and data["split"] == "test" and len(data["class_names"]) == 15
@@ -90,9 +126,28 @@ def test_evaluate_end_to_end(gid15_tileset, checkpoints, tmp_path) -> None:
 
     # the saved U-Net is reusable and gives the same numbers; the same seed gives the same FID
     out2 = tmp_path / "eval2"
-    res = runner.invoke(cli, ["evaluate", str(checkpoints[0]), "--tiles", str(gid15_tileset), "-o", str(out2),
-                              "--segmenter", str(out / "segmenter.pt"), "--csd-masks", "0",
-                              "--diversity-masks", "0", "--max-tiles", "4", "--device", "cpu", "-q"])
+    res = runner.invoke(
+        cli,
+        [
+            "evaluate",
+            str(checkpoints[0]),
+            "--tiles",
+            str(gid15_tileset),
+            "-o",
+            str(out2),
+            "--segmenter",
+            str(out / "segmenter.pt"),
+            "--csd-masks",
+            "0",
+            "--diversity-masks",
+            "0",
+            "--max-tiles",
+            "4",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     again = json.loads((out2 / "evaluation.json").read_text())
     assert again["segmenter"]["source"] == "file"
@@ -124,8 +179,9 @@ def test_evaluate_bad_inputs(gid15_tileset, checkpoints, tmp_path) -> None:
     seg = tmp_path / "seg.pt"
     seg.write_bytes(b"garbage")
     assert "segmenter" in _bad([ok, "--tiles", tiles, "-o", str(out), "--segmenter", str(seg)])
-    assert "segmenter file not found" in _bad([ok, "--tiles", tiles, "-o", str(out), "--segmenter",
-                                               str(tmp_path / "missing.pt")])
+    assert "segmenter file not found" in _bad(
+        [ok, "--tiles", tiles, "-o", str(out), "--segmenter", str(tmp_path / "missing.pt")]
+    )
     assert "labels" in _bad([ok, "--tiles", tiles, "-o", str(out), "--label", "a", "--label", "b"])
     assert "--rgb-bands" in _bad([ok, "--tiles", tiles, "-o", str(out), "--rgb-bands", "r,g,b"])
     assert "RGB bands" in _bad([ok, "--tiles", tiles, "-o", str(out), "--rgb-bands", "0,1,5"])
@@ -162,12 +218,37 @@ def test_rgb8_conversion_and_labels(tmp_path) -> None:
     assert checkpoint_label(run / "checkpoints" / "last.ckpt") == "myrun/last"
     assert checkpoint_label(tmp_path / "model.ckpt") == "model"
 
-    results = {"config": {"seed": 0, "lpips_net": "alex", "diversity_samples": 10, "diversity_pairs": 10,
-                          "diversity_masks": 50, "region": "masked", "csd_masks": 20, "csd_min_pixels": 64},
-               "tileset": "T", "scheme": "gid15", "split": "test", "tiles": 3, "segmenter": None,
-               "reference": {}, "class_names": ["a"],
-               "checkpoints": [{"label": "X", "model": "spade", "step": 7, "fid": 12.345, "segmentation": None,
-                                "diversity": {"lpips": 0.0}, "class_diversity": None, "notes": ["no noise"]}]}
+    results = {
+        "config": {
+            "seed": 0,
+            "lpips_net": "alex",
+            "diversity_samples": 10,
+            "diversity_pairs": 10,
+            "diversity_masks": 50,
+            "region": "masked",
+            "csd_masks": 20,
+            "csd_min_pixels": 64,
+        },
+        "tileset": "T",
+        "scheme": "gid15",
+        "split": "test",
+        "tiles": 3,
+        "segmenter": None,
+        "reference": {},
+        "class_names": ["a"],
+        "checkpoints": [
+            {
+                "label": "X",
+                "model": "spade",
+                "step": 7,
+                "fid": 12.345,
+                "segmentation": None,
+                "diversity": {"lpips": 0.0},
+                "class_diversity": None,
+                "notes": ["no noise"],
+            }
+        ],
+    }
     md = markdown_table(results)
     assert "| X (spade, step 7) | 12.35 | – | – | – | 0.0000 | – | – |" in md
     assert "X: no noise" in md

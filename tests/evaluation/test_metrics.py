@@ -1,4 +1,5 @@
 """Metric implementations against known values, on real GID-15 tiles."""
+
 from __future__ import annotations
 
 import math
@@ -90,15 +91,19 @@ def test_frechet_distance_matches_scipy_sqrtm_and_torchmetrics() -> None:
     expected = float(((sa.mu - sb.mu) ** 2).sum() + np.trace(sa.sigma + sb.sigma - 2 * covmean))
     assert frechet_distance(sa, sb) == pytest.approx(expected, rel=1e-8)
     assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-8)  # N > D: eigendecomposition path
-    assert fid_from_features(a[:10], b[:12]) == pytest.approx(  # N < D: nuclear-norm path
-        frechet_distance(GaussianStats.from_features(a[:10]), GaussianStats.from_features(b[:12])), rel=1e-6)
+    assert (
+        fid_from_features(a[:10], b[:12])
+        == pytest.approx(  # N < D: nuclear-norm path
+            frechet_distance(GaussianStats.from_features(a[:10]), GaussianStats.from_features(b[:12])), rel=1e-6
+        )
+    )
 
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     class Identity(torch.nn.Module):
         num_features = 24
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x
 
     metric = FrechetInceptionDistance(feature=Identity())
@@ -147,8 +152,9 @@ class LocalFakeGenerator:
         b, h, w = m.shape
         if noise is None or not self.use_noise:
             noise = torch.zeros(b, self.num_classes, 4)
-        yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                                indexing="ij")
+        yy, xx = torch.meshgrid(
+            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+        )
         img = torch.zeros(b, 3, h, w)
         for k in range(self.num_classes):
             sel = (m == k)[:, None].float()

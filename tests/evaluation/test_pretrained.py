@@ -1,4 +1,5 @@
 """Offline pretrained networks: LPIPS reference distances, FID Inception preprocessing, safe unpickling."""
+
 from __future__ import annotations
 
 import pickle
@@ -81,8 +82,9 @@ def test_fid_inception_features() -> None:
     model = fid_inception()
     assert model.num_features == FID_DIMS
     paths = sorted((GID15 / "images").glob("*.tif"))[:2]
-    imgs = torch.stack([torch.from_numpy(np.asarray(Image.open(p))[:224, :224].transpose(2, 0, 1).copy())
-                        for p in paths])
+    imgs = torch.stack(
+        [torch.from_numpy(np.asarray(Image.open(p))[:224, :224].transpose(2, 0, 1).copy()) for p in paths]
+    )
     with torch.no_grad():
         f = model(imgs)
         f_float = model(imgs.float())
@@ -100,7 +102,7 @@ def test_numpy_only_unpickler_refuses_code(tmp_path) -> None:
     assert np.array_equal(load_numpy_pickle(good)["a"]["kernel"], np.arange(6).reshape(2, 3))
 
     class Evil:
-        def __reduce__(self):  # noqa: D105
+        def __reduce__(self):
             return (print, ("pwned",))
 
     bad = tmp_path / "bad.pkl"

@@ -1,4 +1,5 @@
 """Draw plans, classic augmentation and the segmenter's input standardisation (:mod:`rsaug.segmentation.data`)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,8 +60,9 @@ def test_normalization_uses_the_one_percentile_fit() -> None:
     wide = [rng.integers(100, 4000, size=(4, 16, 16)).astype(np.uint16) for _ in range(3)]
     for w in wide:
         w[3] = 7  # a constant band: its range gets width 1
-    n16 = SegmenterNormalization.fit(TileArrays("real", wide, [np.zeros((16, 16), np.uint8)] * 3, ["a", "b", "c"]),
-                                     "uint16")
+    n16 = SegmenterNormalization.fit(
+        TileArrays("real", wide, [np.zeros((16, 16), np.uint8)] * 3, ["a", "b", "c"]), "uint16"
+    )
     stack = np.concatenate([w.reshape(4, -1) for w in wide], axis=1).astype(np.float64)
     low, high = percentile_range(stack)
     assert n16.low == low.tolist() and n16.high == high.tolist()

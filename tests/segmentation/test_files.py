@@ -1,5 +1,6 @@
 """``segmenter.pt``: a tiny trained U-Net survives saving and loading; other files are refused
 (:mod:`rsaug.segmentation.files`)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict

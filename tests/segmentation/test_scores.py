@@ -1,4 +1,5 @@
 """The one confusion matrix and its scores against hand computations (:mod:`rsaug.segmentation.scores`)."""
+
 from __future__ import annotations
 
 import math
@@ -16,10 +17,7 @@ def test_confusion_matrix_and_scores_match_hand_computation() -> None:
     pred = np.array([[0, 0, 1, 1], [1, 0, 2, 3], [1, 2, 0, 0]], dtype=np.uint8)
     cm = confusion_matrix(pred, target, num_classes=4)
     # rows = true class, cols = predicted; the two unknown pixels are not counted
-    expected = np.array([[3, 1, 0, 0],
-                         [1, 2, 0, 0],
-                         [1, 0, 2, 0],
-                         [0, 0, 0, 0]])
+    expected = np.array([[3, 1, 0, 0], [1, 2, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]])
     assert np.array_equal(cm, expected)
     assert np.array_equal(confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), 4), expected)
     s = segmentation_scores(cm, ["a", "b", "c", "d"])

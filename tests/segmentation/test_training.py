@@ -1,4 +1,5 @@
 """Training the U-Net: seeded initialisation (:mod:`rsaug.segmentation.training`)."""
+
 from __future__ import annotations
 
 import torch
