@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+isal_zlib: Any
 try:
     from isal import isal_zlib
 except ImportError:  # pragma: no cover - isal is a declared dependency; without it GDAL writes every tile
@@ -141,7 +142,7 @@ def layout_from_template(data: bytes, transform: Any, shape: tuple[int, int, int
     """
     count, height, width = shape
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
-        page = tif.pages[0]
+        page = tif.pages.first  # a TiffPage (never a TiffFrame: the file has one page)
         tags = {t.code: t for t in page.tags.values()}
         if _MODEL_TRANSFORMATION in tags:
             return None
@@ -179,7 +180,7 @@ def layout_from_template(data: bytes, transform: Any, shape: tuple[int, int, int
     )
     raw = skeleton.getvalue()
     with tifffile.TiffFile(io.BytesIO(raw)) as tif:
-        tags = {t.code: t for t in tif.pages[0].tags.values()}
+        tags = {t.code: t for t in tif.pages.first.tags.values()}
         offsets, counts = tags[_STRIP_OFFSETS], tags[_STRIP_BYTE_COUNTS]
         data_start = offsets.value[0]
         if (

@@ -290,7 +290,7 @@ def open_mask(
 
 def scene_bounds(scene: SceneInfo) -> tuple[float, float, float, float]:
     """(left, bottom, right, top) of a scene in its CRS."""
-    return rasterio.transform.array_bounds(scene.height, scene.width, scene.affine)[:4]  # type: ignore[return-value]
+    return rasterio.transform.array_bounds(scene.height, scene.width, scene.affine)[:4]
 
 
 def _check_overlap(path: Path, scene: SceneInfo, bounds: Any, crs: Any) -> None:
