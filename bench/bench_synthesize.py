@@ -46,10 +46,11 @@ def untrained(preset: str, device: str):
     import hashlib
 
     from rsaug.core.classes import get_scheme
-    from rsaug.gan.config import model_preset
-    from rsaug.gan.data import Normalization
-    from rsaug.gan.inference import Generator, build_models
     from rsaug.core.runtime import select_device
+    from rsaug.gan.config import model_preset
+    from rsaug.gan.inference import Generator
+    from rsaug.gan.models import build_models
+    from rsaug.io.normalization import Normalization
 
     scheme = get_scheme("gid15")
     cfg = model_preset(preset, num_classes=scheme.num_classes, out_bands=3)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from rsaug.cli.common import BadInput, device_option, guarded, quiet_option
+from rsaug.cli.common import BadInput, device_option, guarded, quiet_option, reporter
 from rsaug.core.errors import InputError
 
 PRESET = "preset value"
@@ -70,7 +70,7 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
 @_opt("--ndf", type=int, help="Discriminator base width.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from checkpoints/last.ckpt (exactly).")
 @quiet_option
-@guarded
+@guarded(renames={"run_dir": "-o"})
 def command(tiles: Path, run_dir: Path, model: str, preset: str, crop_size: int | None, batch_size: int | None,
             steps: int | None, epochs: float | None, seed: int, device: str, devices: str, num_nodes: int,
             strategy: str, precision: str, workers: int, threads: int, checkpoint_every: int | None,
@@ -86,10 +86,11 @@ def command(tiles: Path, run_dir: Path, model: str, preset: str, crop_size: int 
     RUN/samples/step_XXXXXX.png (mask | real | fakes) and RUN/tb/ (TensorBoard). --resume continues a killed
     run exactly (same batches, same noise, same weights as an uninterrupted run).
     """
+    # torch and the GAN stage load only when the command runs (``rsaug --help`` stays fast)
     import torch
 
-    from rsaug.gan.config import LossConfig, ModelConfig
-    from rsaug.gan.trainer import Trainer, TrainingDiverged, preset_configs
+    from rsaug.gan.config import LossConfig, ModelConfig, preset_configs
+    from rsaug.gan.trainer import Trainer
 
     if threads < 0:
         raise InputError(None, "--threads must be >= 0")
@@ -120,13 +121,9 @@ def command(tiles: Path, run_dir: Path, model: str, preset: str, crop_size: int 
     losses = {k: v for k, v in dict(lambda_gan=lambda_gan, lambda_fm=lambda_fm, lambda_vgg=lambda_vgg,
                                      lambda_cond=lambda_cond, lambda_kl=lambda_kl).items() if v is not None}
     loss_cfg = LossConfig(**losses, lambda_ds=ds_loss, ds_tau=ds_tau)
-    echo = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
-    trainer = Trainer(tiles, run_dir, cfg, ModelConfig.from_dict(over), loss_cfg, resume=resume, quiet=quiet,
-                      echo=echo)
-    try:
-        result = trainer.fit()
-    except TrainingDiverged as exc:
-        raise click.ClickException(str(exc)) from None
+    trainer = Trainer(tiles, run_dir, cfg, ModelConfig.from_dict(over), loss_cfg, resume=resume,
+                      reporter=reporter(quiet))
+    result = trainer.fit()  # a diverged run (TrainingDiverged) is a one-line error with exit status 1
     if quiet or getattr(trainer, "global_rank", 0) != 0:
         return
     keys = [k for k in ("g_total", "g_adv", "g_fm", "g_vgg", "g_cond", "g_kl", "g_ds", "d_total", "c_real",

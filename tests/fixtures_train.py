@@ -24,8 +24,7 @@ TINY_TRAIN: dict[str, Any] = {"crop_size": 32, "batch_size": 4, "tensorboard": F
 def tiny_configs(model: str = "csebgan", lambda_vgg: float = 0.0, model_overrides: dict[str, Any] | None = None,
                  **train: Any) -> tuple[Any, Any, Any]:
     """(TrainConfig, ModelConfig, LossConfig) of the tiny test runs; ``train`` overrides TrainConfig fields."""
-    from rsaug.gan.config import LossConfig, ModelConfig
-    from rsaug.gan.trainer import preset_configs
+    from rsaug.gan.config import LossConfig, ModelConfig, preset_configs
 
     cfg, over = preset_configs("cpu-small", model=model, **{**TINY_TRAIN, **train})
     over.update(TINY_MODEL)

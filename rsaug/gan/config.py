@@ -1,12 +1,15 @@
-"""Dataclass configurations of the networks and their losses, saved as JSON next to every artefact.
+"""Every configuration of the GAN stage, and its one preset registry; all saved as JSON next to every artefact.
 
 :class:`ModelConfig` describes one generator / discriminator / conductor triple (CSEBGAN or a baseline);
-:class:`LossConfig` holds every loss weight. Both round-trip through plain JSON dictionaries with
-``to_dict`` / ``from_dict`` (``from_dict`` rejects unknown keys and invalid values with
-:class:`rsaug.core.errors.InputError`, so a hand-edited or foreign config file fails with a one-line message).
+:class:`LossConfig` holds every loss weight; :class:`TrainConfig` everything else about a training run. All
+three round-trip through plain JSON dictionaries with ``to_dict`` / ``from_dict`` (``from_dict`` rejects unknown
+keys and invalid values with :class:`rsaug.core.errors.InputError`, so a hand-edited or foreign config file
+fails with a one-line message).
 
-Presets (:func:`model_preset`): ``paper`` (256 px, ngf 64, the paper's widths) and ``cpu-small`` (64 px,
-narrow widths, meant to visibly learn in minutes on two CPU cores).
+Presets (:data:`PRESETS`, one :class:`Preset` per name holding both its architecture and its training options):
+``cpu-small`` (64 px, narrow widths, meant to visibly learn in minutes on two CPU cores) and ``paper`` (256 px,
+ngf 64, the paper's widths, 200 epochs). :func:`model_preset` builds the :class:`ModelConfig` of a preset,
+:func:`preset_configs` its :class:`TrainConfig` and model overrides.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, option
+from rsaug.core.files import write_json
 
 MODELS: tuple[str, ...] = ("csebgan", "spade", "vspade", "pix2pixhd", "clade")
 """Generator families understood by :func:`rsaug.gan.networks.generator.build_generator`."""
@@ -259,8 +263,6 @@ def _from_dict(cls: type, data: Any, path: str | os.PathLike[str] | None) -> Any
 
 def save_config(cfg: ModelConfig | LossConfig, path: str | os.PathLike[str]) -> None:
     """Write a config as JSON atomically."""
-    from rsaug.core.files import write_json
-
     write_json(path, cfg.to_dict())
 
 
@@ -280,14 +282,163 @@ def load_model_config(path: str | os.PathLike[str]) -> ModelConfig:
     return ModelConfig.from_dict(data, p)
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"crop_size": 256, "ngf": 64, "ndf": 64, "num_upsampling": 5, "embed_dim": 64, "mlp_hidden": 128,
-              "cond_width": 64, "cond_depth": 4},
-    "cpu-small": {"crop_size": 64, "ngf": 16, "ndf": 32, "num_upsampling": 4, "embed_dim": 32,
-                  "mlp_hidden": 64, "spade_hidden": 32, "z_dim": 64, "p2p_downsampling": 3, "p2p_blocks": 3,
-                  "n_layers_d": 3, "cond_width": 16, "cond_depth": 3},
+CONDUCTOR_MODES = ("joint", "none", "frozen", "no-real")
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a training run that is not the architecture or the loss weights.
+
+    Attributes:
+        preset: Name of the preset the run started from (``cpu-small``, ``paper`` or ``None``).
+        crop_size: Square crop size in pixels (must be a multiple of the generator's size multiple).
+        batch_size: Images per step and device.
+        steps: Total number of optimisation steps (if ``None``, computed from ``epochs``).
+        epochs: Number of passes over the train split (used when ``steps`` is ``None``).
+        seed: Seed of the data order, augmentation, initialisation and noise.
+        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        devices: Number of devices (GPUs) per node, or ``auto``.
+        num_nodes: Number of nodes.
+        strategy: Lightning Fabric strategy (``auto``, ``ddp``, ``ddp_spawn``, ...).
+        precision: ``32-true``, ``16-mixed`` or ``bf16-mixed`` (mixed precision only on CUDA).
+        workers: Data-loader worker processes.
+        lr_g: Generator learning rate.
+        lr_d: Discriminator learning rate.
+        lr_c: Conductor learning rate.
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        decay_start: Fraction of the steps after which the learning rates decay linearly to zero.
+        conductor: ``joint`` (paper), ``none`` (no conductor), ``frozen`` (pre-trained on real data, then
+            frozen) or ``no-real`` (conductor trained on fakes only; L_c^real dropped).
+        frozen_conductor: With ``conductor="frozen"``: ``pretrain`` or the path of a checkpoint / state dict.
+        conductor_pretrain_steps: Steps of conductor pre-training on real crops for ``frozen``/``pretrain``.
+        discriminator: Use a discriminator (``False`` = the no-discriminator ablation: no adversarial and no
+            feature-matching terms).
+        ema_decay: Decay of the generator's exponential moving average (ramped up as ``(1+s)/(10+s)``).
+        ema_bn_batches: Training batches used to recompute ``G_ema``'s BatchNorm statistics.
+        checkpoint_every: Write a checkpoint every this many steps (and at the end).
+        keep_checkpoints: Keep the newest this many ``step_*.ckpt`` files (0 = keep all).
+        sample_every: Write a sample grid (and validation numbers) every this many steps (0 = only at the end).
+        sample_rows: Masks (rows) in a sample grid.
+        sample_fakes: Fakes per mask in a sample grid.
+        val_tiles: Validation crops (spread over the val split) for the ``val_*`` monitoring columns.
+        tensorboard: Also log to TensorBoard (``RUN/tb``) when ``torch.utils.tensorboard`` is available.
+    """
+
+    preset: str | None = None
+    crop_size: int = 64
+    batch_size: int = 4
+    steps: int | None = None
+    epochs: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    workers: int = 0
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    lr_c: float = 1e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    decay_start: float = 0.5
+    conductor: str = "joint"
+    frozen_conductor: str | None = None
+    conductor_pretrain_steps: int = 200
+    discriminator: bool = True
+    ema_decay: float = 0.999
+    ema_bn_batches: int = 4
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    sample_every: int = 250
+    sample_rows: int = 4
+    sample_fakes: int = 3
+    val_tiles: int = 16
+    tensorboard: bool = True
+
+    def validate(self) -> None:
+        """Check values that do not depend on the data.
+
+        Raises:
+            InputError: On the first invalid value.
+        """
+        def need(cond: bool, problem: str) -> None:
+            if not cond:
+                raise InputError(None, problem)
+
+        need(self.crop_size >= 8, f"crop size must be at least 8, got {self.crop_size}")
+        need(self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}")
+        need(self.steps is None or self.steps >= 1, f"{option('steps')} must be at least 1, got {self.steps}")
+        need(self.epochs is None or self.epochs > 0, f"{option('epochs')} must be positive, got {self.epochs}")
+        need(self.conductor in CONDUCTOR_MODES, f"conductor mode must be one of {CONDUCTOR_MODES}")
+        need(self.conductor != "frozen" or bool(self.frozen_conductor),
+             f"a frozen conductor needs {option('frozen_conductor')} PATH or 'pretrain'")
+        need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS[:3])}")
+        need(0.0 <= self.decay_start <= 1.0, "decay_start must be in [0, 1]")
+        need(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
+        need(self.checkpoint_every >= 1, "checkpoint interval must be at least 1")
+        need(self.sample_every >= 0, "sample interval must be >= 0")
+        need(self.workers >= 0, "workers must be >= 0")
+        need(self.lr_g > 0 and self.lr_d > 0 and self.lr_c > 0, "learning rates must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(None, f"train config: unknown keys {', '.join(unknown)}")
+        return cls(**data)
+
+
+# ----------------------------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point of the GAN stage.
+
+    Attributes:
+        model: :class:`ModelConfig` fields set by the preset (the rest keep their defaults).
+        train: :class:`TrainConfig` fields set by the preset.
+    """
+
+    model: dict[str, Any]
+    train: dict[str, Any]
+
+
+PRESETS: dict[str, Preset] = {
+    # Visibly learns in about 20 minutes on 2 CPU cores (see docs/training.md for what it reaches).
+    "cpu-small": Preset(
+        model={"crop_size": 64, "ngf": 16, "ndf": 32, "num_upsampling": 4, "embed_dim": 32, "mlp_hidden": 64,
+               "spade_hidden": 32, "z_dim": 64, "p2p_downsampling": 3, "p2p_blocks": 3, "n_layers_d": 3,
+               "cond_width": 16, "cond_depth": 3},
+        train={"crop_size": 64, "batch_size": 4, "steps": 800, "epochs": None, "ema_decay": 0.995,
+               "ema_bn_batches": 2, "checkpoint_every": 100, "sample_every": 100, "keep_checkpoints": 2,
+               "conductor_pretrain_steps": 100}),
+    # The paper: 256 px, paper widths, 200 epochs with linear decay over the last 100.
+    "paper": Preset(
+        model={"crop_size": 256, "ngf": 64, "ndf": 64, "num_upsampling": 5, "embed_dim": 64, "mlp_hidden": 128,
+               "cond_width": 64, "cond_depth": 4},
+        train={"crop_size": 256, "batch_size": 8, "steps": None, "epochs": 200, "ema_decay": 0.9999,
+               "ema_bn_batches": 16, "checkpoint_every": 2000, "sample_every": 1000, "keep_checkpoints": 3,
+               "conductor_pretrain_steps": 2000}),
 }
-"""Architecture presets; :func:`model_preset` applies them on top of the defaults."""
+"""The GAN stage's presets by name (the one registry: :func:`model_preset` and :func:`preset_configs` read it)."""
+
+
+def get_preset(name: str) -> Preset:
+    """The :class:`Preset` called ``name``.
+
+    Raises:
+        InputError: For an unknown preset.
+    """
+    _check(name in PRESETS, None, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 def model_preset(name: str, **overrides: Any) -> ModelConfig:
@@ -296,10 +447,40 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
     Raises:
         InputError: For an unknown preset or invalid overrides.
     """
-    _check(name in PRESETS, None, f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return ModelConfig.from_dict({**PRESETS[name], **overrides})
+    return ModelConfig.from_dict({**get_preset(name).model, **overrides})
 
 
-__all__ = ["MODELS", "MODELS_WITH_NOISE", "ModelConfig", "LossConfig", "PRESETS", "model_preset",
-           "save_config", "load_model_config"]
+def preset_configs(name: str | None, model: str = "csebgan", **train_overrides: Any) -> tuple[TrainConfig,
+                                                                                            dict[str, Any]]:
+    """The :class:`TrainConfig` and model-config overrides of a preset.
 
+    Args:
+        name: ``cpu-small``, ``paper`` or ``None`` (defaults).
+        model: Generator family.
+        **train_overrides: TrainConfig fields to override (``None`` values are ignored).
+
+    Returns:
+        ``(train_config, model_overrides)``; the model overrides still lack ``num_classes`` / ``out_bands``,
+        which come from the tile set.
+
+    Raises:
+        InputError: For an unknown preset.
+    """
+    preset = get_preset(name) if name is not None else None
+    base = dict(preset.train) if preset is not None else {}
+    given = {k: v for k, v in train_overrides.items() if v is not None}
+    base.update(given)
+    if "epochs" in given and "steps" not in given:
+        base["steps"] = None
+    if "steps" in given and "epochs" not in given:
+        base["epochs"] = None
+    cfg = TrainConfig(preset=name, **{k: v for k, v in base.items() if k != "preset"})
+    model_over: dict[str, Any] = dict(preset.model) if preset is not None else {}
+    model_over["model"] = model
+    model_over["crop_size"] = cfg.crop_size
+    return cfg, model_over
+
+
+__all__ = ["MODELS", "MODELS_WITH_NOISE", "ModelConfig", "LossConfig", "TrainConfig", "CONDUCTOR_MODES",
+           "PRECISIONS", "Preset", "PRESETS", "get_preset", "model_preset", "preset_configs", "save_config",
+           "load_model_config"]

@@ -1,4 +1,4 @@
-"""Reading a tile set for GAN training: splits, normalisation, deterministic random crops and flips.
+"""Reading a tile set for GAN training: deterministic random crops and flips of a split, and the step sampler.
 
 The data order of a training run is a pure function of ``(seed, global sample number)``: sample ``n`` of a run
 (``n = (step * world_size + rank) * batch_size + i``) is drawn from the permutation of epoch
@@ -9,15 +9,16 @@ seen, whatever the number of data-loader workers.
 Conventions (see ``docs/ARCHITECTURE.md``):
 
 * images are float in ``[-1, 1]``: ``x_model = (x - low) / (high - low) * 2 - 1`` per band, with
-  ``low``/``high`` = 0/255 for uint8 tiles, else the 2nd/98th percentiles of the training tiles;
+  ``low``/``high`` = 0/255 for uint8 tiles, else the 2nd/98th percentiles of the training tiles
+  (:class:`rsaug.io.normalization.Normalization`, re-exported here with :func:`compute_normalization`);
 * masks use the internal convention (0..K-1, 255 = unknown). The generator/discriminator get labels
-  0..K (unknown -> K, see :func:`generator_labels`), the conductor gets the mask with 255 as ``ignore_index``.
+  0..K (unknown -> K, see :func:`rsaug.gan.networks.generator.to_model_labels`), the conductor gets the mask
+  with 255 as ``ignore_index``.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -25,107 +26,12 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from rsaug.core.classes import IGNORE, ClassScheme
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, option
+from rsaug.io.normalization import Normalization, compute_normalization
 from rsaug.io.tileset import TileSet
 
-#: Pixels sampled per training tile when estimating percentiles of non-uint8 tile sets.
-_PERCENTILE_PIXELS = 4096
 #: Preload tiles into memory when their total size is below this many bytes.
 PRELOAD_BYTES = 2 * 1024**3
-
-
-@dataclass
-class Normalization:
-    """Per-band linear map between raster values and the model's ``[-1, 1]`` range.
-
-    Attributes:
-        dtype: Source raster dtype name (``uint8``, ``uint16``, ``float32`` ...).
-        low: Per-band value mapped to -1.
-        high: Per-band value mapped to +1.
-    """
-
-    dtype: str
-    low: list[float]
-    high: list[float]
-
-    @property
-    def bands(self) -> int:
-        """Number of bands."""
-        return len(self.low)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Normalization:
-        """Inverse of :meth:`to_dict`."""
-        return cls(dtype=str(data["dtype"]), low=[float(v) for v in data["low"]],
-                   high=[float(v) for v in data["high"]])
-
-    def _arrays(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low = torch.tensor(self.low, dtype=torch.float32, device=like.device).view(-1, 1, 1)
-        high = torch.tensor(self.high, dtype=torch.float32, device=like.device).view(-1, 1, 1)
-        return low, high
-
-    def normalize(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Map a raster array (..., C, H, W) to float32 ``[-1, 1]`` (values beyond low/high are clipped)."""
-        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
-        low, high = self._arrays(t)
-        return ((t - low) / (high - low) * 2 - 1).clamp_(-1, 1)
-
-    def denormalize(self, x: torch.Tensor) -> np.ndarray:
-        """Map model output (..., C, H, W) in ``[-1, 1]`` back to the source dtype (clipped, rounded)."""
-        t = x.detach().float().cpu()
-        low, high = self._arrays(t)
-        v = ((t.clamp(-1, 1) + 1) / 2 * (high - low) + low).numpy()
-        dt = np.dtype(self.dtype)
-        if np.issubdtype(dt, np.integer):
-            info = np.iinfo(dt)
-            v = np.clip(np.rint(v), info.min, info.max)
-        return v.astype(dt)
-
-
-def compute_normalization(tiles: TileSet, split: str = "train", seed: int = 0) -> Normalization:
-    """Normalisation of a tile set: 0/255 for uint8, else 2nd/98th percentiles of the split's tiles.
-
-    Args:
-        tiles: The tile set.
-        split: Split whose tiles are sampled for the percentiles.
-        seed: Seed of the pixel sub-sampling.
-
-    Raises:
-        InputError: If the split is empty.
-    """
-    bands = tiles.bands
-    if tiles.dtype == "uint8":
-        return Normalization("uint8", [0.0] * bands, [255.0] * bands)
-    rows = tiles.split(split)
-    if len(rows) == 0:
-        raise InputError(tiles.root, f"the {split!r} split is empty")
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _, row in rows.iterrows():
-        img = tiles.read_image(row).reshape(bands, -1)
-        idx = rng.choice(img.shape[1], min(_PERCENTILE_PIXELS, img.shape[1]), replace=False)
-        samples.append(img[:, idx].astype(np.float64))
-    allpx = np.concatenate(samples, axis=1)
-    low = np.percentile(allpx, 2, axis=1)
-    high = np.percentile(allpx, 98, axis=1)
-    high = np.where(high > low, high, low + 1.0)
-    return Normalization(tiles.dtype, low.tolist(), high.tolist())
-
-
-def generator_labels(mask: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Internal mask (0..K-1, 255) -> generator/discriminator labels 0..K (unknown = K), int64."""
-    lab = mask.long().clone()
-    lab[lab == IGNORE] = num_classes
-    return lab
-
-
-def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Labels 0..K (B, H, W) -> float one-hot (B, K+1, H, W) for the discriminator."""
-    return torch.nn.functional.one_hot(labels, num_classes + 1).permute(0, 3, 1, 2).float()
 
 
 def check_mask(mask: np.ndarray, scheme: ClassScheme, path: str | os.PathLike[str] | None) -> None:
@@ -184,7 +90,7 @@ class TileCrops(Dataset):
             h, w = sizes[small[0]]
             raise InputError(tiles.mask_path(self.rows.iloc[small[0]]),
                              f"tile is {h}x{w} px, smaller than the crop size {self.crop}; "
-                             f"use a smaller --crop-size (at most {min(min(s) for s in sizes)})")
+                             f"use a smaller {option('crop_size')} (at most {min(min(s) for s in sizes)})")
         est = sum(h * w for h, w in sizes) * tiles.bands * np.dtype(tiles.dtype).itemsize
         self.preload = est <= PRELOAD_BYTES if preload is None else preload
         self._images: list[np.ndarray] | None = None
@@ -271,3 +177,8 @@ class StepSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(0, self.total_steps - self.start_step) * self.batch_size
+
+
+__all__ = ["TileCrops", "StepSampler", "check_mask", "PRELOAD_BYTES",
+           # re-exported from rsaug.io.normalization (other stages import them from here)
+           "Normalization", "compute_normalization"]

@@ -17,14 +17,13 @@ for the whole batch is drawn first, and the generator runs in eval mode (BatchNo
 whose size is not a multiple of the generator's :attr:`Generator.multiple` are padded (edge replication) and
 the output cropped back.
 
-:func:`build_models` builds the generator / discriminator / conductor triple of a :class:`ModelConfig`; the
-trainer uses it, and so can anyone who wants fresh networks.
+Fresh networks come from :func:`rsaug.gan.models.build_models` (re-exported here), checkpoint files are read by
+:mod:`rsaug.gan.checkpoint`, and preview grids (:func:`rsaug.gan.preview.sample_grid`) build on this module.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,45 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsaug.core.classes import IGNORE, ClassScheme
-from rsaug.gan.config import ModelConfig
-from rsaug.gan.data import Normalization, generator_labels
 from rsaug.core.errors import InputError
-
-
-@dataclass
-class Models:
-    """A generator with its (optional) discriminator and conductor.
-
-    Attributes:
-        G: Generator (``G(labels, noise, real) -> (image, kl)``).
-        D: Multi-scale discriminator, or ``None`` (no-discriminator ablation).
-        C: Segmentation conductor, or ``None`` (no-conductor ablation).
-    """
-
-    G: nn.Module
-    D: nn.Module | None
-    C: nn.Module | None
-
-
-def build_models(cfg: ModelConfig, discriminator: bool = True, conductor: bool = True) -> Models:
-    """Build the networks of a model config (fresh initialisation from the current torch seed).
-
-    Args:
-        cfg: Architecture (``cfg.model`` picks the generator family).
-        discriminator: Build the discriminator.
-        conductor: Build the conductor.
-
-    Returns:
-        :class:`Models`.
-    """
-    from rsaug.gan.networks.conductor import build_conductor
-    from rsaug.gan.networks.discriminator import build_discriminator
-    from rsaug.gan.networks.generator import build_generator
-
-    G = build_generator(cfg)
-    D = build_discriminator(cfg) if discriminator else None
-    C = build_conductor(cfg) if conductor else None
-    return Models(G=G, D=D, C=C)
+from rsaug.core.runtime import select_device
+from rsaug.gan.checkpoint import find_checkpoint, load_checkpoint
+from rsaug.gan.config import ModelConfig
+from rsaug.gan.models import Models, build_models
+from rsaug.gan.networks.generator import build_generator, to_model_labels
+from rsaug.io.normalization import Normalization
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -99,7 +66,7 @@ class Generator:
         net: The generator network (eval mode, on :attr:`device`).
         config: Its :class:`rsaug.gan.config.ModelConfig`.
         scheme: Class scheme of the masks it was trained on.
-        normalization: Map between raster values and ``[-1, 1]`` (:class:`rsaug.gan.data.Normalization`).
+        normalization: Map between raster values and ``[-1, 1]`` (:class:`rsaug.io.normalization.Normalization`).
         checkpoint_path: The checkpoint file.
         checkpoint_sha256: SHA-256 of the checkpoint file (provenance of generated data).
         step: Training step of the checkpoint.
@@ -209,7 +176,7 @@ class Generator:
             vals = sorted(int(v) for v in t[bad].unique()[:10])
             raise InputError(None, f"mask values {vals} outside class scheme {self.scheme.name!r} "
                                    f"(0..{self.num_classes - 1}, {IGNORE} = unknown)")
-        return generator_labels(t, self.num_classes)
+        return to_model_labels(t, self.num_classes)
 
     @torch.no_grad()
     def generate(self, mask: Any, noise: torch.Tensor | None = None, seed: int | torch.Generator | None = None,
@@ -302,16 +269,11 @@ def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "a
     Raises:
         InputError: If the file is missing, not an rsaug checkpoint, or its config is invalid.
     """
-    from rsaug.core.runtime import select_device
-    from rsaug.gan.trainer import find_checkpoint, load_checkpoint
-
     path = find_checkpoint(ckpt) if Path(ckpt).is_dir() else Path(ckpt)
     state = load_checkpoint(path)
     dev = device if isinstance(device, torch.device) else select_device(str(device))
     cfg = ModelConfig.from_dict(state["model_config"], path)
     scheme = ClassScheme.from_dict(state["scheme"], path)
-    from rsaug.gan.networks.generator import build_generator
-
     net = build_generator(cfg)
     key = "G_ema" if ema and state.get("G_ema") is not None else "G"
     try:
@@ -324,49 +286,6 @@ def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "a
                      train_config=state.get("train_config"), tileset=state.get("tileset"), device=dev)
 
 
-def sample_grid(gen: Generator, tiles: str | os.PathLike[str], out: str | os.PathLike[str], rows: int = 6,
-                fakes: int = 3, seed: int = 0, split: str = "val", crop: int | None = None) -> Path:
-    """Write a PNG grid (mask | real | ``fakes`` generated images) for tiles spread over a split.
-
-    Args:
-        gen: A loaded generator.
-        tiles: Tile-set directory with the same class scheme.
-        out: Destination PNG.
-        rows: Number of tiles (evenly spaced over the split's rows).
-        fakes: Generated images per mask (noise seeds ``seed``, ``seed + 1``, ...).
-        seed: First noise seed.
-        split: Split to take the tiles from.
-        crop: Centre crop size (``None``: whole tiles; tiles of different sizes need a crop).
-
-    Returns:
-        The PNG path.
-
-    Raises:
-        InputError: If the tile set's scheme differs from the generator's or the split is empty.
-    """
-    from rsaug.io.tileset import TileSet
-    from rsaug.gan.trainer import save_grid
-
-    ts = TileSet.open(tiles)
-    if not ts.scheme.same_classes(gen.scheme):
-        raise InputError(ts.root, f"class scheme {ts.scheme.name!r} differs from the generator's {gen.scheme.name!r}")
-    sel = ts.split(split)
-    if len(sel) == 0:
-        raise InputError(ts.root, f"the {split!r} split is empty")
-    picks = np.linspace(0, len(sel) - 1, min(rows, len(sel))).round().astype(int).tolist()
-    masks, reals = [], []
-    for i in picks:
-        m, img = ts.read_mask(sel.iloc[i]), ts.read_image(sel.iloc[i])
-        c = crop or min(m.shape)
-        y, x = (m.shape[0] - c) // 2, (m.shape[1] - c) // 2
-        masks.append(m[y:y + c, x:x + c])
-        reals.append(img[:, y:y + c, x:x + c])
-    mask = np.stack(masks)
-    real = gen.normalization.normalize(np.stack(reals))
-    outs = [gen.generate(mask, seed=seed + k).cpu() for k in range(fakes)]
-    save_grid(Path(out), torch.from_numpy(mask.astype(np.int64)), real, outs, gen.scheme)
-    return Path(out)
-
-
-__all__ = ["Generator", "Models", "build_models", "load_generator", "file_sha256", "sample_grid",
-           "upgrade_state_dict"]
+__all__ = ["Generator", "load_generator", "file_sha256", "upgrade_state_dict",
+           # re-exported from rsaug.gan.models
+           "Models", "build_models"]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsaug.gan.networks.generator import kl_divergence
+from rsaug.gan.vgg import VGG19Features
 
 VGG_LAYER_WEIGHTS: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
@@ -67,8 +68,6 @@ class PerceptualLoss(nn.Module):
     def __init__(self, feature_scale: float = 1.0 / 130.0,
                  layer_weights: tuple[float, ...] = VGG_LAYER_WEIGHTS) -> None:
         super().__init__()
-        from rsaug.gan.vgg import VGG19Features
-
         self.vgg = VGG19Features()
         self.feature_scale = float(feature_scale)
         self.layer_weights = tuple(layer_weights)

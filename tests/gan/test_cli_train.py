@@ -9,8 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from rsaug.cli.main import cli
+from rsaug.gan.checkpoint import load_checkpoint
+from rsaug.gan.log import read_log
 from rsaug.io.tileset import TileSet, write_index, write_tile
-from rsaug.gan.trainer import load_checkpoint, read_log
 
 TINY = ["--crop-size", "32", "--batch-size", "2", "--ngf", "8", "--ndf", "8", "--lambda-vgg", "0"]
 
@@ -95,3 +96,16 @@ def test_bad_options_are_one_line_errors(args: list[str], fragment: str, gid15_t
     res = _run(gid15_tileset, "-o", tmp_path / "run", *args)
     _one_line_error(res, fragment)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_diverged_run_is_a_one_line_error_with_exit_status_1(gid15_tileset: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import rsaug.gan.losses as losses
+
+    monkeypatch.setattr(losses, "hinge_g_loss", lambda fake: torch.tensor(float("nan")))
+    res = _run(gid15_tileset, "-o", tmp_path / "run", *TINY, "--steps", "2", "--quiet")
+    assert res.exit_code == 1, res.output
+    text = res.output.strip()
+    assert text.startswith("Error: non-finite loss g_adv = nan at step 1; training stopped (no checkpoint "
+                           "written yet)") and "\n" not in text, text
+

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from rsaug.core.classes import IGNORE
-from rsaug.gan.config import ModelConfig
 from rsaug.core.errors import InputError
-from rsaug.gan.inference import Generator, build_models, load_generator
+from rsaug.gan.config import ModelConfig
+from rsaug.gan.inference import Generator, load_generator
+from rsaug.gan.models import build_models
 from rsaug.io.tileset import TileSet
 
 
@@ -133,7 +134,7 @@ def test_build_models_follows_the_config() -> None:
 def test_sample_grid_png(gen: Generator, gid15_tileset: Path, chesapeake_tileset: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from rsaug.gan.inference import sample_grid
+    from rsaug.gan.preview import sample_grid
 
     out = sample_grid(gen, gid15_tileset, tmp_path / "grid.png", rows=3, fakes=2, crop=40)
     assert Image.open(out).size == (4 * 42 + 2, 3 * 42 + 2)

