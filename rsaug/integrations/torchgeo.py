@@ -4,7 +4,9 @@ Three ways to read a tile set (``rsaug tile`` or ``rsaug synthesize`` output):
 
 * :class:`TileSetImages` / :class:`TileSetMasks`: TorchGeo :class:`~torchgeo.datasets.RasterDataset` subclasses
   for **georeferenced** tile sets. Combine them with ``&`` (:func:`geo_dataset` does it) and sample them with any
-  TorchGeo sampler (``RandomGeoSampler``, ``GridGeoSampler``) or data module. Samples: ``image`` float32
+  TorchGeo sampler (``RandomGeoSampler``, ``GridGeoSampler``, also at the tile size: footprints are exact on the
+  pixel grid) or data module; :func:`grid_sampler` / :func:`random_sampler` add a one-line error when no patch
+  fits, :class:`TileSampler` yields whole tiles by id. Samples: ``image`` float32
   ``(C, H, W)`` (raw values, cast), ``mask`` int64 ``(H, W)`` in the internal convention (``0..K-1``, 255 =
   unknown), ``crs`` (``pyproj.CRS``), ``bounds``.
 * :class:`TileSetDataset`: a per-file (map-style) dataset for any tile set, with or without georeferencing
@@ -35,19 +37,22 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import rasterio
+import shapely
 import torch
+from pyproj import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torchgeo.datasets import IntersectionDataset, RasterDataset
+from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
 from rsaug.core.errors import InputError
 from rsaug.core.runtime import quiet
-from rsaug.io.tileset import TileSet, read_raster
+from rsaug.io.tileset import TileSet, count_column, read_raster
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -56,13 +61,18 @@ __all__ = [
     "MixingSampler",
     "RandomCrop",
     "RealSyntheticDataModule",
+    "TileSampler",
     "TileSetDataset",
     "TileSetImages",
     "TileSetMasks",
+    "check_sampler",
     "collate_samples",
     "geo_dataset",
     "geo_datasets",
+    "grid_sampler",
+    "random_sampler",
     "select_rows",
+    "snap_footprints",
 ]
 
 
@@ -111,6 +121,10 @@ class _TileSetRaster(RasterDataset):
     ) -> None:
         """Expose one split of a georeferenced tile set to TorchGeo.
 
+        Footprints and resolution are snapped to the tiles' pixel grid (:func:`snap_footprints`, unless ``crs``
+        warps the tiles), so ``GridGeoSampler(ds, size=tile, stride=tile)`` yields every tile once and
+        ``RandomGeoSampler(ds, size=tile)`` whole tiles. ``footprints`` maps tile ids to their footprints.
+
         Args:
             tiles: Tile-set directory or opened :class:`~rsaug.io.tileset.TileSet`.
             split: Split to load (``None``: every tile).
@@ -147,6 +161,33 @@ class _TileSetRaster(RasterDataset):
         if missing:
             raise InputError(missing[0], f"tile file not found ({len(missing)} missing)")
         super().__init__(paths=files, crs=crs, res=res, transforms=transforms, cache=cache)
+        sizes = {os.path.normpath(f): (int(w), int(h)) for f, w, h in zip(files, rows["width"], rows["height"])}
+        ids = {os.path.normpath(f): str(t) for f, t in zip(files, rows["tile_id"])}
+        same_crs = crs is None or rows.crs is None or CRS.from_user_input(crs) == CRS.from_user_input(rows.crs)
+        if same_crs:
+            self._snap_to_pixel_grid([sizes[os.path.normpath(f)] for f in self.index["filepath"]], res)
+        #: Footprint ``(xmin, ymin, xmax, ymax)`` of every tile in the dataset's CRS, by tile id (what a query for
+        #: the whole tile must ask for; see :class:`TileSampler`).
+        self.footprints: dict[str, tuple[float, float, float, float]] = {
+            ids[os.path.normpath(f)]: tuple(float(v) for v in g.bounds)  # type: ignore[misc]
+            for f, g in zip(self.index["filepath"], self.index.geometry)
+        }
+
+    def _snap_to_pixel_grid(self, sizes: list[tuple[int, int]], res: Any) -> None:
+        """Make footprints and resolution exact in floating point (see :func:`snap_footprints`)."""
+        bounds = np.asarray(self.index.geometry.bounds, dtype=np.float64)
+        snapped, grid_res = snap_footprints(bounds, np.asarray(sizes, dtype=np.float64))
+        self.index = self.index.set_geometry([shapely.box(*b) for b in snapped], crs=self.index.crs)
+        if not grid_res:
+            return
+        if res is None:
+            self._res = grid_res[0]
+            return
+        given = (float(res), float(res)) if isinstance(res, (int, float)) else (float(res[0]), float(res[1]))
+        for r in grid_res:  # a resolution equal to the tiles' own (to 1e-9) becomes the exact one
+            if all(abs(g - x) <= 1e-9 * abs(x) for g, x in zip(given, r)):
+                self._res = r
+                return
 
 
 class TileSetImages(_TileSetRaster):
@@ -208,6 +249,58 @@ def geo_datasets(
     return [geo_dataset(ts, split, None, **kwargs)]
 
 
+def snap_footprints(
+    bounds: np.ndarray, sizes: np.ndarray, tolerance: float = 0.01
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Footprints on an exact pixel grid: ``xmax - xmin == width * xres`` holds in floating point.
+
+    TorchGeo's samplers compare a footprint's extent with ``size * res`` and step through it in multiples of
+    ``res``. Footprints read from the GeoTIFFs miss that by a few ulps (``673158.8517843193 - 673116.3494798561``
+    is ``42.502304463181645``, ``128 * 0.332049253618834`` is ``42.50230446321075``), so a grid at the tile size
+    finds no tile. Here every coordinate and resolution is rounded to a multiple of ``q``, the spacing of doubles
+    just above the largest coordinate: then every sum and product the samplers form is exact. Tiles on one pixel
+    grid (same resolution, offsets a whole number of pixels apart, e.g. the tiles of one scene) share the grid's
+    origin, so neighbours share their edges exactly. The shift is far below a pixel (``~1e-7`` pixels).
+
+    Args:
+        bounds: ``(n, 4)`` footprints ``xmin, ymin, xmax, ymax`` of north-up tiles.
+        sizes: ``(n, 2)`` tile sizes in pixels ``width, height``.
+        tolerance: Largest offset from a grid, in pixels, of a tile counted on that grid.
+
+    Returns:
+        The snapped ``(n, 4)`` footprints and the exact resolution ``(xres, yres)`` of each pixel grid found, the
+        grid of the first tile first.
+    """
+    bounds = np.asarray(bounds, dtype=np.float64)
+    out = bounds.copy()
+    if len(bounds) == 0:
+        return out, []
+    w, h = sizes[:, 0], sizes[:, 1]
+    xres, yres = (bounds[:, 2] - bounds[:, 0]) / w, (bounds[:, 3] - bounds[:, 1]) / h
+    q = 2.0 ** (math.frexp(float(np.abs(bounds).max()))[1] + 1 - 52)
+    grids: list[tuple[float, float]] = []
+    gx, gy = np.zeros(len(bounds)), np.zeros(len(bounds))
+    todo = np.ones(len(bounds), dtype=bool)
+    while todo.any():
+        i = int(np.argmax(todo))
+        rx, ry = round(xres[i] / q) * q, round(yres[i] / q) * q
+        ox, oy = round(bounds[i, 0] / q) * q, round(bounds[i, 3] / q) * q
+        on = todo.copy()
+        if rx > 0 and ry > 0:
+            kx, ky = (bounds[:, 0] - ox) / rx, (bounds[:, 3] - oy) / ry
+            on &= (np.abs(xres - rx) <= 1e-6 * rx) & (np.abs(yres - ry) <= 1e-6 * ry)
+            on &= (np.abs(kx - np.round(kx)) <= tolerance) & (np.abs(ky - np.round(ky)) <= tolerance)
+            on[i] = True
+            left, top = ox + np.round(kx[on]) * rx, oy + np.round(ky[on]) * ry
+            out[on] = np.stack([left, top - h[on] * ry, left + w[on] * rx, top], axis=1)
+            gx[on], gy[on] = rx, ry
+            grids.append((float(rx), float(ry)))
+        todo &= ~on
+    exact = (out[:, 2] - out[:, 0] == w * gx) & (out[:, 3] - out[:, 1] == h * gy)
+    out[~exact] = bounds[~exact]  # not representable (absurd resolutions): the file's own footprint
+    return out, grids
+
+
 class GeoSampledDataset(Dataset):
     """A map-style view of a GeoDataset through a GeoSampler: item ``i`` is ``dataset[query_i]``.
 
@@ -217,8 +310,12 @@ class GeoSampledDataset(Dataset):
 
     Args:
         dataset: A TorchGeo GeoDataset (e.g. :func:`geo_dataset`).
-        sampler: A GeoSampler over ``dataset`` (e.g. ``RandomGeoSampler(dataset, size=64, length=100)``).
+        sampler: A GeoSampler over ``dataset`` (e.g. ``RandomGeoSampler(dataset, size=64, length=100)``,
+            :class:`TileSampler`).
         synthetic: Value of the ``synthetic`` key added to every sample (default: from the dataset).
+
+    Raises:
+        InputError: If the sampler cannot produce any sample (see :func:`check_sampler`).
     """
 
     def __init__(self, dataset: Any, sampler: Any, synthetic: bool | None = None) -> None:
@@ -230,7 +327,7 @@ class GeoSampledDataset(Dataset):
                 or any(getattr(d, "synthetic", False) for d in getattr(dataset, "datasets", []))
             )
         self.synthetic = synthetic
-        self.queries = list(sampler)
+        self.queries = list(check_sampler(sampler))
 
     def resample(self) -> None:
         """Draw a new list of queries from the sampler."""
@@ -243,6 +340,233 @@ class GeoSampledDataset(Dataset):
         sample = dict(self.dataset[self.queries[i]])
         sample["synthetic"] = torch.tensor(self.synthetic)
         return sample
+
+
+# ====================================================================== samplers
+def _tileset_rasters(dataset: Any) -> list[_TileSetRaster]:
+    """The rsaug RasterDatasets inside ``dataset`` (itself, or the parts of ``&`` / ``|`` combinations)."""
+    if isinstance(dataset, _TileSetRaster):
+        return [dataset]
+    return [r for d in getattr(dataset, "datasets", []) for r in _tileset_rasters(d)]
+
+
+def check_sampler(sampler: Any) -> Any:
+    """Raise a one-line error when a TorchGeo sampler cannot produce any sample; return it otherwise.
+
+    A ``GridGeoSampler`` or ``RandomGeoSampler`` whose patch is larger than every footprint of its dataset is
+    empty (TorchGeo then yields an empty DataLoader, or fails inside ``torch.multinomial``).
+
+    Args:
+        sampler: A TorchGeo ``GeoSampler`` (other samplers pass unchecked unless they are empty).
+
+    Returns:
+        ``sampler``.
+
+    Raises:
+        InputError: If the sampler has no sample to give.
+    """
+    if isinstance(sampler, RandomGeoSampler):
+        empty = len(sampler.bounds) == 0
+    else:
+        try:
+            empty = len(sampler) == 0
+        except TypeError:  # samplers without a length
+            return sampler
+    if not empty:
+        return sampler
+    size = getattr(sampler, "size", None)
+    if size is None:
+        raise InputError(None, "the sampler has no sample to give (empty region or dataset)")
+    xres, yres = sampler.res
+    extents = [(b[2] - b[0], b[3] - b[1]) for b in (g.bounds for g in sampler.index.geometry)]
+    width = max((e[0] for e in extents), default=0.0) / xres
+    height = max((e[1] for e in extents), default=0.0) / yres
+    raise InputError(
+        None,
+        f"a patch of {size[1] / xres:g} x {size[0] / yres:g} px is larger than every tile "
+        f"(largest {round(width)} x {round(height)} px): no sample can be drawn; ask for a patch of at most the "
+        "tile size",
+    )
+
+
+def grid_sampler(
+    dataset: Any, size: float | tuple[float, float], stride: float | tuple[float, float] | None = None, **kwargs: Any
+) -> GridGeoSampler:
+    """TorchGeo's ``GridGeoSampler``, checked by :func:`check_sampler`.
+
+    On rsaug datasets a grid with ``size`` and ``stride`` equal to the tile size yields every tile exactly once.
+
+    Args:
+        dataset: A GeoDataset (e.g. :func:`geo_dataset`).
+        size: Patch size (pixels unless ``units=Units.CRS``).
+        stride: Step between patches (default: ``size``).
+        **kwargs: Passed to ``GridGeoSampler`` (``roi``, ``toi``, ``units``).
+
+    Raises:
+        InputError: If the patch is larger than every tile.
+    """
+    return check_sampler(GridGeoSampler(dataset, size=size, stride=stride, **kwargs))
+
+
+def random_sampler(
+    dataset: Any, size: float | tuple[float, float], length: int | None = None, **kwargs: Any
+) -> RandomGeoSampler:
+    """TorchGeo's ``RandomGeoSampler``, checked by :func:`check_sampler`.
+
+    Patches lie inside one tile, on its pixel grid; at the tile size each patch is a whole tile.
+
+    Args:
+        dataset: A GeoDataset (e.g. :func:`geo_dataset`).
+        size: Patch size (pixels unless ``units=Units.CRS``).
+        length: Patches per epoch (default: TorchGeo's).
+        **kwargs: Passed to ``RandomGeoSampler`` (``roi``, ``toi``, ``units``, ``generator``).
+
+    Raises:
+        InputError: If the patch is larger than every tile.
+    """
+    return check_sampler(RandomGeoSampler(dataset, size=size, length=length, **kwargs))
+
+
+ClassWeights = str | Mapping[str, float] | Sequence[float] | None
+
+
+class TileSampler(Sampler[Any]):
+    """Whole tiles of an rsaug GeoDataset by tile id: a seeded shuffle, optionally weighted by class.
+
+    Yields TorchGeo queries ``(slice(xmin, xmax), slice(ymin, ymax), slice(tmin, tmax))`` of whole tile
+    footprints, so ``DataLoader(dataset, sampler=TileSampler(dataset), collate_fn=stack_samples)`` gives one tile
+    per sample; with ``batch_size`` it yields lists of queries for ``batch_sampler=``. Without ``class_weights``
+    each epoch is a permutation of the tiles (every tile once); with them, ``num_samples`` tiles are drawn with
+    replacement, tile ``i`` with probability proportional to ``sum_c w_c * share_ic`` (``share_ic``: the share
+    of its labelled pixels in class ``c``, from the index's ``px_<class>`` columns). Deterministic for
+    ``(seed, epoch)``.
+
+    Args:
+        dataset: A GeoDataset made of :class:`TileSetImages` / :class:`TileSetMasks` (e.g. :func:`geo_dataset`).
+        split: Keep tiles of this split only (``None``: every tile of the dataset).
+        shuffle: Shuffle (unweighted sampling); ``False`` keeps the index order.
+        seed: Base seed.
+        class_weights: ``None``; ``"inverse"`` (``w_c = 1 / frequency of c`` over the selected tiles, so tiles
+            holding rare classes are drawn more often); a mapping class name -> weight (others 0); or ``K``
+            weights in class order.
+        num_samples: Tiles per epoch (default: the number of selected tiles).
+        batch_size: Yield lists of this many queries (for ``batch_sampler=``); ``None`` yields single queries.
+        drop_last: With ``batch_size``: drop a last, incomplete batch.
+        tile_ids: Restrict to these tile ids.
+
+    Raises:
+        InputError: If the dataset holds no rsaug tiles, the selection is empty, or the weights are invalid.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        split: str | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        class_weights: ClassWeights = None,
+        num_samples: int | None = None,
+        batch_size: int | None = None,
+        drop_last: bool = False,
+        tile_ids: Sequence[str] | None = None,
+    ) -> None:
+        rasters = _tileset_rasters(dataset)
+        if not rasters:
+            raise InputError(None, "TileSampler needs a dataset made of TileSetImages / TileSetMasks")
+        first = rasters[0]
+        ids = [t for t in first.footprints if all(t in r.footprints for r in rasters[1:])]
+        index = first.tileset.index.set_index(first.tileset.index["tile_id"].astype(str))
+        if split is not None:
+            ids = [t for t in ids if index.at[t, "split"] == split]
+        if tile_ids is not None:
+            wanted = {str(t) for t in tile_ids}
+            ids = [t for t in ids if t in wanted]
+        if not ids:
+            raise InputError(first.tileset.root, "no tiles to sample" + (f" in split {split!r}" if split else ""))
+        if batch_size is not None and batch_size < 1:
+            raise InputError(None, f"batch_size must be at least 1, got {batch_size}")
+        self.tile_ids = ids
+        self.footprints = {t: first.footprints[t] for t in ids}
+        _, _, t = dataset.bounds
+        self.time = slice(t.start, t.stop)
+        self.weights = _tile_weights(first.tileset, index.loc[ids], class_weights)
+        self.shuffle, self.seed, self.epoch = shuffle, int(seed), 0
+        self.num_samples = len(ids) if num_samples is None else int(num_samples)
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self.last_tile_ids: list[str] = []
+
+    def query(self, tile_id: str) -> tuple[slice, slice, slice]:
+        """The TorchGeo query of a whole tile."""
+        xmin, ymin, xmax, ymax = self.footprints[tile_id]
+        return slice(xmin, xmax), slice(ymin, ymax), self.time
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use a different (deterministic) draw for each epoch."""
+        self.epoch = int(epoch)
+
+    def draw(self) -> list[str]:
+        """The tile ids of this epoch, in sampling order."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        n = len(self.tile_ids)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g)
+        elif self.shuffle:
+            order = _draw(n, self.num_samples, g)
+        else:
+            order = torch.arange(self.num_samples) % n
+        return [self.tile_ids[i] for i in order.tolist()]
+
+    def __iter__(self) -> Iterator[Any]:
+        ids = self.draw()
+        self.last_tile_ids = ids
+        if self.batch_size is None:
+            yield from (self.query(t) for t in ids)
+            return
+        for start in range(0, len(ids), self.batch_size):
+            batch = ids[start : start + self.batch_size]
+            if len(batch) < self.batch_size and self.drop_last:
+                return
+            yield [self.query(t) for t in batch]
+
+    def __len__(self) -> int:
+        if self.batch_size is None:
+            return self.num_samples
+        full, rest = divmod(self.num_samples, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+
+def _tile_weights(ts: TileSet, rows: Any, class_weights: ClassWeights) -> torch.Tensor | None:
+    """Sampling weight of each row: ``sum_c w_c * share_c`` (``None`` without class weights)."""
+    if class_weights is None:
+        return None
+    names = list(ts.scheme.names)
+    cols = [count_column(n) for n in names]
+    missing = [c for c in cols if c not in rows.columns]
+    if missing:
+        raise InputError(ts.root, f"the index has no pixel counts ({missing[0]}): class weights need them")
+    counts = rows[cols].to_numpy(dtype=np.float64)
+    if isinstance(class_weights, str):
+        if class_weights != "inverse":
+            raise InputError(None, f"unknown class weighting {class_weights!r} (use 'inverse', a mapping or a list)")
+        total = counts.sum(axis=0)
+        w = np.divide(total.sum(), total, out=np.zeros_like(total), where=total > 0)
+    elif isinstance(class_weights, Mapping):
+        unknown = sorted(set(class_weights) - set(names))
+        if unknown:
+            raise InputError(None, f"class weights name unknown classes: {', '.join(unknown)}")
+        w = np.array([float(class_weights.get(n, 0.0)) for n in names])
+    else:
+        w = np.asarray(list(class_weights), dtype=np.float64)
+        if w.shape != (len(names),):
+            raise InputError(None, f"{len(w)} class weights for {len(names)} classes")
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise InputError(None, "class weights must be finite and non-negative")
+    labelled = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, labelled, out=np.zeros_like(counts), where=labelled > 0)
+    weights = shares @ w
+    if not (weights > 0).any():
+        raise InputError(ts.root, "every selected tile has weight 0 under these class weights")
+    return torch.as_tensor(weights, dtype=torch.float64)
 
 
 # ====================================================================== per-file dataset
@@ -278,8 +602,6 @@ class TileSetDataset(Dataset):
         self.scale = _resolve_scale(image_scale, self.tileset.dtype)
         self.crs = None
         if self.tileset.georeferenced:
-            from pyproj import CRS
-
             crs = self.tileset.description.get("crs")
             if crs is None and getattr(self.rows, "crs", None) is not None:
                 crs = self.rows.crs
