@@ -11,6 +11,7 @@ Target: end-to-end >= 80 % of forward. Usage::
     python bench/bench_synthesize.py                       # GID-15 tiles from ../shared/data, untrained paper-size G
     python bench/bench_synthesize.py --checkpoint RUN --tiles TILES --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,14 @@ def untrained(preset: str, device: str):
     torch.manual_seed(0)
     dev = select_device(device)
     net = build_models(cfg, discriminator=False, conductor=False).G.to(dev)
-    return Generator(net, cfg, scheme, Normalization("uint8", [0.0] * 3, [255.0] * 3),
-                     checkpoint_sha256=hashlib.sha256(f"untrained-{preset}".encode()).hexdigest(), device=dev)
+    return Generator(
+        net,
+        cfg,
+        scheme,
+        Normalization("uint8", [0.0] * 3, [255.0] * 3),
+        checkpoint_sha256=hashlib.sha256(f"untrained-{preset}".encode()).hexdigest(),
+        device=dev,
+    )
 
 
 def forward_throughput(gen, masks: list[np.ndarray], seeds: list[int], batch_size: int, repeats: int) -> float:
@@ -72,8 +79,8 @@ def forward_throughput(gen, masks: list[np.ndarray], seeds: list[int], batch_siz
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             for i in range(0, len(masks), batch_size):
-                m = torch.from_numpy(np.stack(masks[i:i + batch_size]).astype(np.int64))
-                noise = torch.cat([sample_noise(gen, s) for s in seeds[i:i + batch_size]])
+                m = torch.from_numpy(np.stack(masks[i : i + batch_size]).astype(np.int64))
+                noise = torch.cat([sample_noise(gen, s) for s in seeds[i : i + batch_size]])
                 gen.to_raster(gen.generate(m, noise=noise))
             best = min(best, time.perf_counter() - t0)
     return len(masks) / best
@@ -94,8 +101,8 @@ def main() -> None:
     torch.set_num_threads(2)
 
     from rsaug.gan.inference import load_generator
-    from rsaug.synthesis.tilesets import PlanConfig, plan_synthesis, synthesize_tileset
     from rsaug.io.tileset import TileSet
+    from rsaug.synthesis.tilesets import PlanConfig, plan_synthesis, synthesize_tileset
 
     work = Path(tempfile.mkdtemp(prefix="bench_syn_"))
     try:
@@ -103,8 +110,11 @@ def main() -> None:
         ts = TileSet.open(tiles)
         ids = ts.split("train")["tile_id"].tolist()[: args.n]
         plan = plan_synthesis(ts, PlanConfig(samples_per_mask=1, tile_ids=ids))
-        gen = load_generator(args.checkpoint, device=args.device) if args.checkpoint else \
-            untrained(args.preset, args.device)
+        gen = (
+            load_generator(args.checkpoint, device=args.device)
+            if args.checkpoint
+            else untrained(args.preset, args.device)
+        )
         rows = ts.index.set_index("tile_id")
         masks = [ts.read_mask(rows.loc[t]) for t, _ in plan.tiles]
         seeds = [s for _, _, s in plan.samples()]
@@ -119,11 +129,18 @@ def main() -> None:
         e2e = max(e2e_runs)
         h, w = masks[0].shape
         result = {
-            "device": str(gen.device), "model": gen.config.model,
+            "device": str(gen.device),
+            "model": gen.config.model,
             "generator": str(args.checkpoint) if args.checkpoint else f"untrained {args.preset}",
-            "ngf": gen.config.ngf, "tile_px": [int(h), int(w)], "tiles": len(masks), "batch_size": args.batch_size,
-            "writers": args.writers, "forward_tiles_per_s": round(fwd, 3), "end_to_end_tiles_per_s": round(e2e, 3),
-            "ratio": round(e2e / fwd, 3), "target_ratio": 0.8,
+            "ngf": gen.config.ngf,
+            "tile_px": [int(h), int(w)],
+            "tiles": len(masks),
+            "batch_size": args.batch_size,
+            "writers": args.writers,
+            "forward_tiles_per_s": round(fwd, 3),
+            "end_to_end_tiles_per_s": round(e2e, 3),
+            "ratio": round(e2e / fwd, 3),
+            "target_ratio": 0.8,
         }
         print(json.dumps(result, indent=2))
         if args.json:

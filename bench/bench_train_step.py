@@ -25,6 +25,7 @@ Usage::
     .venv/bin/python bench/bench_train_step.py --configs 64:16:2 --repeats 2
     .venv/bin/python bench/bench_train_step.py --device cuda --configs 256:64:8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,11 @@ def _labels(batch: int, size: int, num_classes: int):
     out = []
     for i in range(batch):
         lab = tifffile.imread(GID15 / "labels_index" / f"{stems[(i * 97) % len(stems)]}.tif")
-        lab = np.kron(lab[:128, :128], np.ones((2, 2), dtype=lab.dtype))[:size, :size] if size > 128 else \
-            lab[:size, :size]
+        lab = (
+            np.kron(lab[:128, :128], np.ones((2, 2), dtype=lab.dtype))[:size, :size]
+            if size > 128
+            else lab[:size, :size]
+        )
         out.append(torch.from_numpy(lab.astype(np.int64)))
     return torch.stack(out)
 
@@ -88,11 +92,11 @@ def worker(args: argparse.Namespace) -> dict:
     """Measure one (model, config) in this process and return the numbers."""
     import torch
 
+    from rsaug.gan import losses
     from rsaug.gan.config import ModelConfig
     from rsaug.gan.networks.conductor import build_conductor
     from rsaug.gan.networks.discriminator import build_discriminator
     from rsaug.gan.networks.generator import build_generator, label_onehot
-    from rsaug.gan import losses
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -102,9 +106,15 @@ def worker(args: argparse.Namespace) -> dict:
     cfg = ModelConfig(model=args.model, crop_size=size, ngf=ngf, fused_modulation=not args.unfused, **overrides)
     g = build_generator(cfg).to(device)
     labels = _labels(batch, size, cfg.num_classes).to(device)
-    real = (torch.rand(batch, cfg.out_bands, size, size, device=device) * 2 - 1)
-    result = {"model": args.model, "size": size, "ngf": ngf, "batch": batch, "device": str(device),
-              "g_params": sum(p.numel() for p in g.parameters())}
+    real = torch.rand(batch, cfg.out_bands, size, size, device=device) * 2 - 1
+    result = {
+        "model": args.model,
+        "size": size,
+        "ngf": ngf,
+        "batch": batch,
+        "device": str(device),
+        "g_params": sum(p.numel() for p in g.parameters()),
+    }
 
     def g_step() -> None:
         out, _ = g(labels, real=real)
@@ -138,8 +148,11 @@ def worker(args: argparse.Namespace) -> dict:
             fake_feats = d(onehot, fake)
             with torch.no_grad():
                 real_feats = d(onehot, real)
-            loss_g = losses.hinge_g_loss(fake_feats) + losses.feature_matching_loss(real_feats, fake_feats) \
+            loss_g = (
+                losses.hinge_g_loss(fake_feats)
+                + losses.feature_matching_loss(real_feats, fake_feats)
                 + losses.conductor_loss(c(fake), labels)
+            )
             if kl is not None:
                 loss_g = loss_g + 0.05 * kl
             if vgg is not None:
@@ -159,8 +172,9 @@ def worker(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", default=["128:32:4", "256:64:2"],
-                   help="SIZE:NGF:BATCH triples (default: %(default)s)")
+    p.add_argument(
+        "--configs", nargs="+", default=["128:32:4", "256:64:2"], help="SIZE:NGF:BATCH triples (default: %(default)s)"
+    )
     p.add_argument("--models", nargs="+", default=["csebgan", "spade"], help="models (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
@@ -169,11 +183,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--g-only", action="store_true", help="only time the generator forward+backward")
     p.add_argument("--vgg", action="store_true", help="include the VGG19 perceptual loss in the full step")
     p.add_argument("--unfused", action="store_true", help="CSEBGAN with BatchNorm2d + lookup (no folding)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                   help="ModelConfig overrides for every model, e.g. per_class_mlp=false (default: none)")
-    p.add_argument("--omp-active", action="store_true",
-                   help="keep OpenMP's default spin-waiting (by default workers run with OMP_WAIT_POLICY=PASSIVE, "
-                        "which avoids spinning threads stealing the cores on a shared, oversubscribed machine)")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=JSON",
+        help="ModelConfig overrides for every model, e.g. per_class_mlp=false (default: none)",
+    )
+    p.add_argument(
+        "--omp-active",
+        action="store_true",
+        help="keep OpenMP's default spin-waiting (by default workers run with OMP_WAIT_POLICY=PASSIVE, "
+        "which avoids spinning threads stealing the cores on a shared, oversubscribed machine)",
+    )
     p.add_argument("--json", type=Path, help="also write all results to this JSON file")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="csebgan", help=argparse.SUPPRESS)
@@ -189,12 +211,29 @@ def main(argv: list[str] | None = None) -> int:
     for conf in args.configs:
         size, ngf, batch = (int(v) for v in conf.split(":"))
         for model in args.models:
-            cmd = [sys.executable, __file__, "--worker", "--model", model, "--size", str(size), "--ngf", str(ngf),
-                   "--batch", str(batch), "--device", args.device, "--threads", str(args.threads),
-                   "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--model",
+                model,
+                "--size",
+                str(size),
+                "--ngf",
+                str(ngf),
+                "--batch",
+                str(batch),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+                "--repeats",
+                str(args.repeats),
+                "--warmup",
+                str(args.warmup),
+            ]
             cmd += ["--set", *args.set] if args.set else []
-            cmd += [f for f, on in (("--g-only", args.g_only), ("--vgg", args.vgg), ("--unfused", args.unfused))
-                    if on]
+            cmd += [f for f, on in (("--g-only", args.g_only), ("--vgg", args.vgg), ("--unfused", args.unfused)) if on]
             t = time.time()
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             if not args.omp_active:
@@ -206,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             results.append(r)
             full = f"{r['full_step_s']:8.2f}" if "full_step_s" in r else "       -"
-            print(f"{size:4d}px ngf {ngf:3d} b{batch} {model:8s} G fwd+bwd {r['g_fwd_bwd_s']:7.2f} s  "
-                  f"full step {full} s  peak {r['peak_mem_mb']:8.0f} MB  ({time.time() - t:.0f} s wall)",
-                  flush=True)
+            print(
+                f"{size:4d}px ngf {ngf:3d} b{batch} {model:8s} G fwd+bwd {r['g_fwd_bwd_s']:7.2f} s  "
+                f"full step {full} s  peak {r['peak_mem_mb']:8.0f} MB  ({time.time() - t:.0f} s wall)",
+                flush=True,
+            )
     print("\nratios (model / spade):")
     for conf in args.configs:
         size, ngf, batch = (int(v) for v in conf.split(":"))

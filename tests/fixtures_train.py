@@ -7,6 +7,7 @@
 
 Both are built once per session in a temporary directory and must be treated as read-only.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,14 +16,30 @@ from typing import Any
 import pytest
 
 TINY_STEPS = 120
-TINY_MODEL: dict[str, Any] = {"ngf": 8, "ndf": 16, "num_upsampling": 3, "embed_dim": 8, "mlp_hidden": 16,
-                              "cond_width": 8, "cond_depth": 2, "n_layers_d": 2, "spade_hidden": 16}
-TINY_TRAIN: dict[str, Any] = {"crop_size": 32, "batch_size": 4, "tensorboard": False, "sample_rows": 2,
-                              "sample_fakes": 2, "ema_bn_batches": 2}
+TINY_MODEL: dict[str, Any] = {
+    "ngf": 8,
+    "ndf": 16,
+    "num_upsampling": 3,
+    "embed_dim": 8,
+    "mlp_hidden": 16,
+    "cond_width": 8,
+    "cond_depth": 2,
+    "n_layers_d": 2,
+    "spade_hidden": 16,
+}
+TINY_TRAIN: dict[str, Any] = {
+    "crop_size": 32,
+    "batch_size": 4,
+    "tensorboard": False,
+    "sample_rows": 2,
+    "sample_fakes": 2,
+    "ema_bn_batches": 2,
+}
 
 
-def tiny_configs(model: str = "csebgan", lambda_vgg: float = 0.0, model_overrides: dict[str, Any] | None = None,
-                 **train: Any) -> tuple[Any, Any, Any]:
+def tiny_configs(
+    model: str = "csebgan", lambda_vgg: float = 0.0, model_overrides: dict[str, Any] | None = None, **train: Any
+) -> tuple[Any, Any, Any]:
     """(TrainConfig, ModelConfig, LossConfig) of the tiny test runs; ``train`` overrides TrainConfig fields."""
     from rsaug.gan.config import LossConfig, ModelConfig, preset_configs
 

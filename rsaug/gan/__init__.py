@@ -17,6 +17,7 @@ Modules, lowest first (none imports a module below it in this list):
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.io`.
 """
+
 from __future__ import annotations
 
 from rsaug.gan.checkpoint import find_checkpoint, load_checkpoint

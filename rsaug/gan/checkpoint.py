@@ -7,6 +7,7 @@ columns (:func:`checkpoint_state` lists the keys). A run keeps ``RUN/checkpoints
 few) and ``RUN/checkpoints/last.ckpt`` (a hard link to, or copy of, the newest) (:func:`save_checkpoint`).
 :func:`load_checkpoint` reads one back, :func:`find_checkpoint` finds ``last.ckpt`` in a run directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,12 +34,28 @@ def _state_dict(obj: Any) -> dict[str, Any] | None:
     return None if obj is None else obj.state_dict()
 
 
-def checkpoint_state(*, step: int, total_steps: int, train_config: TrainConfig, model_config: ModelConfig,
-                     loss_config: LossConfig, scheme: ClassScheme, normalization: Normalization, tiles: TileSet,
-                     G: nn.Module, G_ema: nn.Module, D: nn.Module | None, C: nn.Module | None,
-                     opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer | None,
-                     opt_C: torch.optim.Optimizer | None, schedulers: dict[str, Any], rng: dict[str, Any],
-                     log_columns: list[str], grad_scaler: Any = None) -> dict[str, Any]:
+def checkpoint_state(
+    *,
+    step: int,
+    total_steps: int,
+    train_config: TrainConfig,
+    model_config: ModelConfig,
+    loss_config: LossConfig,
+    scheme: ClassScheme,
+    normalization: Normalization,
+    tiles: TileSet,
+    G: nn.Module,
+    G_ema: nn.Module,
+    D: nn.Module | None,
+    C: nn.Module | None,
+    opt_G: torch.optim.Optimizer,
+    opt_D: torch.optim.Optimizer | None,
+    opt_C: torch.optim.Optimizer | None,
+    schedulers: dict[str, Any],
+    rng: dict[str, Any],
+    log_columns: list[str],
+    grad_scaler: Any = None,
+) -> dict[str, Any]:
     """The checkpoint dictionary of a training run at ``step`` (the file format; keys in file order).
 
     Args:
@@ -66,20 +83,28 @@ def checkpoint_state(*, step: int, total_steps: int, train_config: TrainConfig, 
         The dictionary :func:`save_checkpoint` writes.
     """
     return {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "rsaug_version": __version__,
-        "step": step, "total_steps": total_steps,
-        "train_config": train_config.to_dict(), "model_config": model_config.to_dict(),
-        "loss_config": loss_config.to_dict(), "scheme": scheme.to_dict(),
-        "normalization": normalization.to_dict(), "tileset": tiles.description,
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "rsaug_version": __version__,
+        "step": step,
+        "total_steps": total_steps,
+        "train_config": train_config.to_dict(),
+        "model_config": model_config.to_dict(),
+        "loss_config": loss_config.to_dict(),
+        "scheme": scheme.to_dict(),
+        "normalization": normalization.to_dict(),
+        "tileset": tiles.description,
         "tileset_path": str(tiles.root.resolve()),
-        "G": G.state_dict(), "G_ema": G_ema.state_dict(),
+        "G": G.state_dict(),
+        "G_ema": G_ema.state_dict(),
         "D": _state_dict(D),
         "C": _state_dict(C),
         "opt_G": opt_G.state_dict(),
         "opt_D": _state_dict(opt_D),
         "opt_C": _state_dict(opt_C),
         "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-        "rng": rng, "log_columns": log_columns,
+        "rng": rng,
+        "log_columns": log_columns,
         "grad_scaler": _state_dict(grad_scaler),
     }
 
@@ -148,5 +173,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     return ckpt
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "checkpoint_state", "save_checkpoint", "find_checkpoint",
-           "load_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "checkpoint_state",
+    "find_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -11,6 +11,7 @@ Presets (:data:`PRESETS`, one :class:`Preset` per name holding both its architec
 ngf 64, the paper's widths, 200 epochs). :func:`model_preset` builds the :class:`ModelConfig` of a preset,
 :func:`preset_configs` its :class:`TrainConfig` and model overrides.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -138,31 +139,62 @@ class ModelConfig:
         """
         _check(self.model in MODELS, path, f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         ints = {
-            "num_classes": 1, "out_bands": 1, "crop_size": 1, "ngf": 1, "ndf": 1, "num_upsampling": 1,
-            "embed_dim": 1, "mlp_hidden": 1, "spade_hidden": 1, "z_dim": 1, "clade_noise_dim": 1,
-            "p2p_downsampling": 0, "p2p_blocks": 0, "n_layers_d": 1, "num_d": 1, "cond_width": 1,
+            "num_classes": 1,
+            "out_bands": 1,
+            "crop_size": 1,
+            "ngf": 1,
+            "ndf": 1,
+            "num_upsampling": 1,
+            "embed_dim": 1,
+            "mlp_hidden": 1,
+            "spade_hidden": 1,
+            "z_dim": 1,
+            "clade_noise_dim": 1,
+            "p2p_downsampling": 0,
+            "p2p_blocks": 0,
+            "n_layers_d": 1,
+            "num_d": 1,
+            "cond_width": 1,
             "cond_depth": 1,
         }
         for name, low in ints.items():
             v = getattr(self, name)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, path,
-                   f"model config: {name} must be an integer >= {low}, got {v!r}")
+            _check(
+                isinstance(v, int) and not isinstance(v, bool) and v >= low,
+                path,
+                f"model config: {name} must be an integer >= {low}, got {v!r}",
+            )
         _check(self.num_classes <= 254, path, "model config: num_classes must be at most 254")
         _check(self.num_upsampling <= 6, path, "model config: num_upsampling must be between 1 and 6")
-        _check(self.crop_size % self.size_multiple == 0, path,
-               f"model config: crop_size {self.crop_size} is not a multiple of {self.size_multiple} "
-               f"(2 ** num_upsampling / 2 ** p2p_downsampling)")
-        _check(self.init in ("xavier", "normal", "kaiming", "default"), path,
-               f"model config: init must be xavier, normal, kaiming or default, got {self.init!r}")
-        flags = ("per_class_mlp", "share_embeddings", "fused_modulation", "channels_last", "spectral_norm_g",
-                 "clade_noise")
+        _check(
+            self.crop_size % self.size_multiple == 0,
+            path,
+            f"model config: crop_size {self.crop_size} is not a multiple of {self.size_multiple} "
+            f"(2 ** num_upsampling / 2 ** p2p_downsampling)",
+        )
+        _check(
+            self.init in ("xavier", "normal", "kaiming", "default"),
+            path,
+            f"model config: init must be xavier, normal, kaiming or default, got {self.init!r}",
+        )
+        flags = (
+            "per_class_mlp",
+            "share_embeddings",
+            "fused_modulation",
+            "channels_last",
+            "spectral_norm_g",
+            "clade_noise",
+        )
         for name in flags:
             _check(isinstance(getattr(self, name), bool), path, f"model config: {name} must be true or false")
         for name in ("band_low", "band_high"):
             v = getattr(self, name)
             if v is not None:
-                _check(isinstance(v, (list, tuple)) and len(v) == self.out_bands, path,
-                       f"model config: {name} must list one value per output band ({self.out_bands})")
+                _check(
+                    isinstance(v, (list, tuple)) and len(v) == self.out_bands,
+                    path,
+                    f"model config: {name} must list one value per output band ({self.out_bands})",
+                )
                 setattr(self, name, [float(x) for x in v])
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,8 +255,11 @@ class LossConfig:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name.startswith(("lambda_", "vgg_", "ds_")):
-                _check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, path,
-                       f"loss config: {f.name} must be a number >= 0, got {v!r}")
+                _check(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+                    path,
+                    f"loss config: {f.name} must be a number >= 0, got {v!r}",
+                )
                 setattr(self, f.name, float(v))
 
     def to_dict(self) -> dict[str, Any]:
@@ -364,6 +399,7 @@ class TrainConfig:
         Raises:
             InputError: On the first invalid value.
         """
+
         def need(cond: bool, problem: str) -> None:
             if not cond:
                 raise InputError(None, problem)
@@ -373,8 +409,10 @@ class TrainConfig:
         need(self.steps is None or self.steps >= 1, f"{option('steps')} must be at least 1, got {self.steps}")
         need(self.epochs is None or self.epochs > 0, f"{option('epochs')} must be positive, got {self.epochs}")
         need(self.conductor in CONDUCTOR_MODES, f"conductor mode must be one of {CONDUCTOR_MODES}")
-        need(self.conductor != "frozen" or bool(self.frozen_conductor),
-             f"a frozen conductor needs {option('frozen_conductor')} PATH or 'pretrain'")
+        need(
+            self.conductor != "frozen" or bool(self.frozen_conductor),
+            f"a frozen conductor needs {option('frozen_conductor')} PATH or 'pretrain'",
+        )
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS[:3])}")
         need(0.0 <= self.decay_start <= 1.0, "decay_start must be in [0, 1]")
         need(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
@@ -414,19 +452,59 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Visibly learns in about 20 minutes on 2 CPU cores (see docs/training.md for what it reaches).
     "cpu-small": Preset(
-        model={"crop_size": 64, "ngf": 16, "ndf": 32, "num_upsampling": 4, "embed_dim": 32, "mlp_hidden": 64,
-               "spade_hidden": 32, "z_dim": 64, "p2p_downsampling": 3, "p2p_blocks": 3, "n_layers_d": 3,
-               "cond_width": 16, "cond_depth": 3},
-        train={"crop_size": 64, "batch_size": 4, "steps": 800, "epochs": None, "ema_decay": 0.995,
-               "ema_bn_batches": 2, "checkpoint_every": 100, "sample_every": 100, "keep_checkpoints": 2,
-               "conductor_pretrain_steps": 100}),
+        model={
+            "crop_size": 64,
+            "ngf": 16,
+            "ndf": 32,
+            "num_upsampling": 4,
+            "embed_dim": 32,
+            "mlp_hidden": 64,
+            "spade_hidden": 32,
+            "z_dim": 64,
+            "p2p_downsampling": 3,
+            "p2p_blocks": 3,
+            "n_layers_d": 3,
+            "cond_width": 16,
+            "cond_depth": 3,
+        },
+        train={
+            "crop_size": 64,
+            "batch_size": 4,
+            "steps": 800,
+            "epochs": None,
+            "ema_decay": 0.995,
+            "ema_bn_batches": 2,
+            "checkpoint_every": 100,
+            "sample_every": 100,
+            "keep_checkpoints": 2,
+            "conductor_pretrain_steps": 100,
+        },
+    ),
     # The paper: 256 px, paper widths, 200 epochs with linear decay over the last 100.
     "paper": Preset(
-        model={"crop_size": 256, "ngf": 64, "ndf": 64, "num_upsampling": 5, "embed_dim": 64, "mlp_hidden": 128,
-               "cond_width": 64, "cond_depth": 4},
-        train={"crop_size": 256, "batch_size": 8, "steps": None, "epochs": 200, "ema_decay": 0.9999,
-               "ema_bn_batches": 16, "checkpoint_every": 2000, "sample_every": 1000, "keep_checkpoints": 3,
-               "conductor_pretrain_steps": 2000}),
+        model={
+            "crop_size": 256,
+            "ngf": 64,
+            "ndf": 64,
+            "num_upsampling": 5,
+            "embed_dim": 64,
+            "mlp_hidden": 128,
+            "cond_width": 64,
+            "cond_depth": 4,
+        },
+        train={
+            "crop_size": 256,
+            "batch_size": 8,
+            "steps": None,
+            "epochs": 200,
+            "ema_decay": 0.9999,
+            "ema_bn_batches": 16,
+            "checkpoint_every": 2000,
+            "sample_every": 1000,
+            "keep_checkpoints": 3,
+            "conductor_pretrain_steps": 2000,
+        },
+    ),
 }
 """The GAN stage's presets by name (the one registry: :func:`model_preset` and :func:`preset_configs` read it)."""
 
@@ -450,8 +528,9 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
     return ModelConfig.from_dict({**get_preset(name).model, **overrides})
 
 
-def preset_configs(name: str | None, model: str = "csebgan", **train_overrides: Any) -> tuple[TrainConfig,
-                                                                                            dict[str, Any]]:
+def preset_configs(
+    name: str | None, model: str = "csebgan", **train_overrides: Any
+) -> tuple[TrainConfig, dict[str, Any]]:
     """The :class:`TrainConfig` and model-config overrides of a preset.
 
     Args:
@@ -481,6 +560,19 @@ def preset_configs(name: str | None, model: str = "csebgan", **train_overrides: 
     return cfg, model_over
 
 
-__all__ = ["MODELS", "MODELS_WITH_NOISE", "ModelConfig", "LossConfig", "TrainConfig", "CONDUCTOR_MODES",
-           "PRECISIONS", "Preset", "PRESETS", "get_preset", "model_preset", "preset_configs", "save_config",
-           "load_model_config"]
+__all__ = [
+    "CONDUCTOR_MODES",
+    "MODELS",
+    "MODELS_WITH_NOISE",
+    "PRECISIONS",
+    "PRESETS",
+    "LossConfig",
+    "ModelConfig",
+    "Preset",
+    "TrainConfig",
+    "get_preset",
+    "load_model_config",
+    "model_preset",
+    "preset_configs",
+    "save_config",
+]

@@ -15,6 +15,7 @@ Conventions (see ``docs/ARCHITECTURE.md``):
   0..K (unknown -> K, see :func:`rsaug.gan.networks.generator.to_model_labels`), the conductor gets the mask
   with 255 as ``ignore_index``.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,11 @@ def check_mask(mask: np.ndarray, scheme: ClassScheme, path: str | os.PathLike[st
     if bad.any():
         vals, counts = np.unique(mask[bad], return_counts=True)
         listed = ", ".join(f"{int(v)} ({int(c)} px)" for v, c in zip(vals[:12], counts[:12]))
-        raise InputError(path, f"mask values outside class scheme {scheme.name!r} "
-                               f"(valid: 0..{scheme.num_classes - 1} and {IGNORE}): {listed}")
+        raise InputError(
+            path,
+            f"mask values outside class scheme {scheme.name!r} "
+            f"(valid: 0..{scheme.num_classes - 1} and {IGNORE}): {listed}",
+        )
 
 
 class TileCrops(Dataset):
@@ -65,8 +69,16 @@ class TileCrops(Dataset):
             scheme or a tile's band count differs from the tile set's.
     """
 
-    def __init__(self, tiles: TileSet, split: str, crop: int, normalization: Normalization, seed: int = 0,
-                 augment: bool = True, preload: bool | None = None) -> None:
+    def __init__(
+        self,
+        tiles: TileSet,
+        split: str,
+        crop: int,
+        normalization: Normalization,
+        seed: int = 0,
+        augment: bool = True,
+        preload: bool | None = None,
+    ) -> None:
         self.tiles = tiles
         self.split_name = split
         self.rows = tiles.split(split)
@@ -88,9 +100,11 @@ class TileCrops(Dataset):
         small = [i for i, (h, w) in enumerate(sizes) if h < self.crop or w < self.crop]
         if small:
             h, w = sizes[small[0]]
-            raise InputError(tiles.mask_path(self.rows.iloc[small[0]]),
-                             f"tile is {h}x{w} px, smaller than the crop size {self.crop}; "
-                             f"use a smaller {option('crop_size')} (at most {min(min(s) for s in sizes)})")
+            raise InputError(
+                tiles.mask_path(self.rows.iloc[small[0]]),
+                f"tile is {h}x{w} px, smaller than the crop size {self.crop}; "
+                f"use a smaller {option('crop_size')} (at most {min(min(s) for s in sizes)})",
+            )
         est = sum(h * w for h, w in sizes) * tiles.bands * np.dtype(tiles.dtype).itemsize
         self.preload = est <= PRELOAD_BYTES if preload is None else preload
         self._images: list[np.ndarray] | None = None
@@ -105,12 +119,14 @@ class TileCrops(Dataset):
         row = self.rows.iloc[i]
         img = self.tiles.read_image(row)
         if img.shape[0] != self.tiles.bands:
-            raise InputError(self.tiles.image_path(row),
-                             f"image has {img.shape[0]} bands, the tile set says {self.tiles.bands}")
+            raise InputError(
+                self.tiles.image_path(row), f"image has {img.shape[0]} bands, the tile set says {self.tiles.bands}"
+            )
         if img.shape[1:] != self.sizes[i]:
-            raise InputError(self.tiles.image_path(row),
-                             f"image is {img.shape[1]}x{img.shape[2]} px but its mask is "
-                             f"{self.sizes[i][0]}x{self.sizes[i][1]}")
+            raise InputError(
+                self.tiles.image_path(row),
+                f"image is {img.shape[1]}x{img.shape[2]} px but its mask is {self.sizes[i][0]}x{self.sizes[i][1]}",
+            )
         return img
 
     def tile_for(self, n: int) -> int:
@@ -135,8 +151,8 @@ class TileCrops(Dataset):
             hflip, vflip = bool(rng.integers(2)), bool(rng.integers(2))
         else:
             y, x, hflip, vflip = (h - c) // 2, (w - c) // 2, False, False
-        img = img[:, y:y + c, x:x + c]
-        mask = mask[y:y + c, x:x + c]
+        img = img[:, y : y + c, x : x + c]
+        mask = mask[y : y + c, x : x + c]
         if hflip:
             img, mask = img[:, :, ::-1], mask[:, ::-1]
         if vflip:
@@ -162,8 +178,7 @@ class StepSampler(Sampler[int]):
         world_size: Number of processes.
     """
 
-    def __init__(self, batch_size: int, start_step: int, total_steps: int, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(self, batch_size: int, start_step: int, total_steps: int, rank: int = 0, world_size: int = 1) -> None:
         self.batch_size = batch_size
         self.start_step = start_step
         self.total_steps = total_steps
@@ -179,6 +194,12 @@ class StepSampler(Sampler[int]):
         return max(0, self.total_steps - self.start_step) * self.batch_size
 
 
-__all__ = ["TileCrops", "StepSampler", "check_mask", "PRELOAD_BYTES",
-           # re-exported from rsaug.io.normalization (other stages import them from here)
-           "Normalization", "compute_normalization"]
+__all__ = [
+    "PRELOAD_BYTES",
+    # re-exported from rsaug.io.normalization (other stages import them from here)
+    "Normalization",
+    "StepSampler",
+    "TileCrops",
+    "check_mask",
+    "compute_normalization",
+]

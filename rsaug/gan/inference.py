@@ -20,6 +20,7 @@ the output cropped back.
 Fresh networks come from :func:`rsaug.gan.models.build_models` (re-exported here), checkpoint files are read by
 :mod:`rsaug.gan.checkpoint`, and preview grids (:func:`rsaug.gan.preview.sample_grid`) build on this module.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,10 +77,20 @@ class Generator:
         device: Torch device.
     """
 
-    def __init__(self, net: nn.Module, config: ModelConfig, scheme: ClassScheme, normalization: Normalization,
-                 checkpoint_path: Path | None = None, checkpoint_sha256: str | None = None, step: int = 0,
-                 ema: bool = True, train_config: dict[str, Any] | None = None,
-                 tileset: dict[str, Any] | None = None, device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        config: ModelConfig,
+        scheme: ClassScheme,
+        normalization: Normalization,
+        checkpoint_path: Path | None = None,
+        checkpoint_sha256: str | None = None,
+        step: int = 0,
+        ema: bool = True,
+        train_config: dict[str, Any] | None = None,
+        tileset: dict[str, Any] | None = None,
+        device: torch.device | None = None,
+    ) -> None:
         self.net = net.eval()
         self.config = config
         self.scheme = scheme
@@ -130,8 +141,9 @@ class Generator:
         noise = self.net.sample_noise(int(batch), generator=gen, device="cpu")
         return None if noise is None else noise.to(self.device)
 
-    def resample_class(self, noise: torch.Tensor, class_index: int | str,
-                       seed: int | torch.Generator | None = None) -> torch.Tensor:
+    def resample_class(
+        self, noise: torch.Tensor, class_index: int | str, seed: int | torch.Generator | None = None
+    ) -> torch.Tensor:
         """Copy of ``noise`` in which only one class's noise is redrawn (semantic editing, mCSD/mOCD).
 
         Args:
@@ -174,13 +186,21 @@ class Generator:
         bad = ((t < 0) | (t >= self.num_classes)) & (t != IGNORE)
         if bool(bad.any()):
             vals = sorted(int(v) for v in t[bad].unique()[:10])
-            raise InputError(None, f"mask values {vals} outside class scheme {self.scheme.name!r} "
-                                   f"(0..{self.num_classes - 1}, {IGNORE} = unknown)")
+            raise InputError(
+                None,
+                f"mask values {vals} outside class scheme {self.scheme.name!r} "
+                f"(0..{self.num_classes - 1}, {IGNORE} = unknown)",
+            )
         return to_model_labels(t, self.num_classes)
 
     @torch.no_grad()
-    def generate(self, mask: Any, noise: torch.Tensor | None = None, seed: int | torch.Generator | None = None,
-                 batch_size: int | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        mask: Any,
+        noise: torch.Tensor | None = None,
+        seed: int | torch.Generator | None = None,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
         """Generate images for masks.
 
         Args:
@@ -213,8 +233,8 @@ class Generator:
         step = b if not batch_size else max(1, int(batch_size))
         outs = []
         for i in range(0, b, step):
-            lab = labels[i:i + step].to(self.device)
-            nz = None if noise is None else noise[i:i + step]
+            lab = labels[i : i + step].to(self.device)
+            nz = None if noise is None else noise[i : i + step]
             img, _ = self.net(lab, nz, None)
             outs.append(img[:, :, :h, :w].float())
         return torch.cat(outs)
@@ -254,8 +274,7 @@ def upgrade_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch
     return out
 
 
-def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "auto",
-                   ema: bool = True) -> Generator:
+def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "auto", ema: bool = True) -> Generator:
     """Load a generator from an rsaug checkpoint (or a run directory: its ``checkpoints/last.ckpt``).
 
     Args:
@@ -281,11 +300,27 @@ def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "a
     except RuntimeError as exc:
         raise InputError(path, f"generator weights do not match the stored config: {exc}") from None
     net.to(dev).eval()
-    return Generator(net, cfg, scheme, Normalization.from_dict(state["normalization"]), checkpoint_path=path,
-                     checkpoint_sha256=file_sha256(path), step=int(state.get("step", 0)), ema=key == "G_ema",
-                     train_config=state.get("train_config"), tileset=state.get("tileset"), device=dev)
+    return Generator(
+        net,
+        cfg,
+        scheme,
+        Normalization.from_dict(state["normalization"]),
+        checkpoint_path=path,
+        checkpoint_sha256=file_sha256(path),
+        step=int(state.get("step", 0)),
+        ema=key == "G_ema",
+        train_config=state.get("train_config"),
+        tileset=state.get("tileset"),
+        device=dev,
+    )
 
 
-__all__ = ["Generator", "load_generator", "file_sha256", "upgrade_state_dict",
-           # re-exported from rsaug.gan.models
-           "Models", "build_models"]
+__all__ = [
+    "Generator",
+    # re-exported from rsaug.gan.models
+    "Models",
+    "build_models",
+    "file_sha256",
+    "load_generator",
+    "upgrade_state_dict",
+]

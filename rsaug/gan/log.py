@@ -1,4 +1,5 @@
 """A training run's ``log.csv``: one row of values per step under a fixed header, cut back on resume."""
+
 from __future__ import annotations
 
 import csv

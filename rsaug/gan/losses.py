@@ -12,6 +12,7 @@
 
 D outputs follow the discriminator contract: a list (per scale) of lists of features, prediction last.
 """
+
 from __future__ import annotations
 
 import torch
@@ -65,8 +66,9 @@ class PerceptualLoss(nn.Module):
         layer_weights: Weights of relu1_1 .. relu5_1.
     """
 
-    def __init__(self, feature_scale: float = 1.0 / 130.0,
-                 layer_weights: tuple[float, ...] = VGG_LAYER_WEIGHTS) -> None:
+    def __init__(
+        self, feature_scale: float = 1.0 / 130.0, layer_weights: tuple[float, ...] = VGG_LAYER_WEIGHTS
+    ) -> None:
         super().__init__()
         self.vgg = VGG19Features()
         self.feature_scale = float(feature_scale)
@@ -83,8 +85,9 @@ class PerceptualLoss(nn.Module):
         return total * self.feature_scale
 
 
-def diversity_sensitive_loss(fake1: Tensor, fake2: Tensor, noise1: Tensor, noise2: Tensor,
-                             tau: float = 1.0, eps: float = 1e-5) -> Tensor:
+def diversity_sensitive_loss(
+    fake1: Tensor, fake2: Tensor, noise1: Tensor, noise2: Tensor, tau: float = 1.0, eps: float = 1e-5
+) -> Tensor:
     """Diversity-sensitive loss of Yang et al. 2019 (to *minimise*; multiply by ``lambda_ds``).
 
     Per image, ``ratio = mean|G(x, z1) - G(x, z2)| / mean|z1 - z2|``; the loss is ``-mean(min(ratio, tau))``,
@@ -128,6 +131,15 @@ def conductor_loss(logits: Tensor, labels: Tensor, class_balanced: bool = False)
     return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=-100)
 
 
-__all__ = ["hinge_d_loss", "hinge_d_real_loss", "hinge_d_fake_loss", "hinge_g_loss", "feature_matching_loss",
-           "PerceptualLoss", "kl_divergence", "diversity_sensitive_loss", "conductor_loss",
-           "VGG_LAYER_WEIGHTS"]
+__all__ = [
+    "VGG_LAYER_WEIGHTS",
+    "PerceptualLoss",
+    "conductor_loss",
+    "diversity_sensitive_loss",
+    "feature_matching_loss",
+    "hinge_d_fake_loss",
+    "hinge_d_loss",
+    "hinge_d_real_loss",
+    "hinge_g_loss",
+    "kl_divergence",
+]

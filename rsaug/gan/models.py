@@ -2,6 +2,7 @@
 
 :func:`build_models` is how the trainer, the tests and anyone who wants fresh networks build them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -15,6 +15,7 @@ Fabric wrappers or plain modules.
 
 The individual losses live in :mod:`rsaug.gan.losses` and are looked up there at call time.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -67,9 +68,17 @@ def conductor_ce(logits: Tensor, mask: Tensor, class_balanced: bool = False) -> 
     return losses.conductor_loss(logits.float(), mask, class_balanced=class_balanced)
 
 
-def generator_objective(G: nn.Module, D: nn.Module | None, C: nn.Module | None, vgg: nn.Module | None,
-                        batch: TrainBatch, noise: Tensor | None, model_cfg: ModelConfig, loss_cfg: LossConfig,
-                        draw_noise: Callable[[], Tensor | None]) -> tuple[Tensor, Terms, Tensor]:
+def generator_objective(
+    G: nn.Module,
+    D: nn.Module | None,
+    C: nn.Module | None,
+    vgg: nn.Module | None,
+    batch: TrainBatch,
+    noise: Tensor | None,
+    model_cfg: ModelConfig,
+    loss_cfg: LossConfig,
+    draw_noise: Callable[[], Tensor | None],
+) -> tuple[Tensor, Terms, Tensor]:
     """The generator's loss on one batch (D, C and VGG are only evaluated; freezing them is the caller's job).
 
     Args:
@@ -136,8 +145,9 @@ def discriminator_objective(D: nn.Module, batch: TrainBatch, fake: Tensor) -> tu
     return out["d_total"], out
 
 
-def conductor_objective(C: nn.Module, batch: TrainBatch, fake: Tensor, loss_cfg: LossConfig,
-                        use_real: bool = True) -> tuple[Tensor, Terms]:
+def conductor_objective(
+    C: nn.Module, batch: TrainBatch, fake: Tensor, loss_cfg: LossConfig, use_real: bool = True
+) -> tuple[Tensor, Terms]:
     """The conductor's segmentation loss on the real batch and a generated one (unknown pixels ignored).
 
     Args:
@@ -162,5 +172,11 @@ def conductor_objective(C: nn.Module, batch: TrainBatch, fake: Tensor, loss_cfg:
     return lc.lambda_cond * out["c_total"], out
 
 
-__all__ = ["TrainBatch", "Terms", "conductor_ce", "generator_objective", "discriminator_objective",
-           "conductor_objective"]
+__all__ = [
+    "Terms",
+    "TrainBatch",
+    "conductor_ce",
+    "conductor_objective",
+    "discriminator_objective",
+    "generator_objective",
+]

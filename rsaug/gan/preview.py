@@ -3,6 +3,7 @@
 :func:`save_grid` writes one (the trainer's ``RUN/samples/step_XXXXXX.png``); :func:`sample_grid` makes one
 with a loaded generator for tiles spread over a split of a tile set.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ def image_to_rgb8(img: torch.Tensor) -> np.ndarray:
     return ((x + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
-def save_grid(path: Path, masks: torch.Tensor, reals: torch.Tensor, fakes: list[torch.Tensor],
-              scheme: ClassScheme, pad: int = 2) -> None:
+def save_grid(
+    path: Path, masks: torch.Tensor, reals: torch.Tensor, fakes: list[torch.Tensor], scheme: ClassScheme, pad: int = 2
+) -> None:
     """Write a PNG grid: one row per mask, columns mask | real | fake 1 | fake 2 | ...
 
     Args:
@@ -47,13 +49,21 @@ def save_grid(path: Path, masks: torch.Tensor, reals: torch.Tensor, fakes: list[
         cells += [image_to_rgb8(f[r]) for f in fakes]
         for c, cell in enumerate(cells):
             y, x = pad + r * (h + pad), pad + c * (w + pad)
-            grid[y:y + h, x:x + w] = cell
+            grid[y : y + h, x : x + w] = cell
     with atomic_path(path) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
 
 
-def sample_grid(gen: Generator, tiles: str | os.PathLike[str], out: str | os.PathLike[str], rows: int = 6,
-                fakes: int = 3, seed: int = 0, split: str = "val", crop: int | None = None) -> Path:
+def sample_grid(
+    gen: Generator,
+    tiles: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    rows: int = 6,
+    fakes: int = 3,
+    seed: int = 0,
+    split: str = "val",
+    crop: int | None = None,
+) -> Path:
     """Write a PNG grid (mask | real | ``fakes`` generated images) for tiles spread over a split.
 
     Args:
@@ -84,8 +94,8 @@ def sample_grid(gen: Generator, tiles: str | os.PathLike[str], out: str | os.Pat
         m, img = ts.read_mask(sel.iloc[i]), ts.read_image(sel.iloc[i])
         c = crop or min(m.shape)
         y, x = (m.shape[0] - c) // 2, (m.shape[1] - c) // 2
-        masks.append(m[y:y + c, x:x + c])
-        reals.append(img[:, y:y + c, x:x + c])
+        masks.append(m[y : y + c, x : x + c])
+        reals.append(img[:, y : y + c, x : x + c])
     mask = np.stack(masks)
     real = gen.normalization.normalize(np.stack(reals))
     outs = [gen.generate(mask, seed=seed + k).cpu() for k in range(fakes)]
@@ -93,4 +103,4 @@ def sample_grid(gen: Generator, tiles: str | os.PathLike[str], out: str | os.Pat
     return Path(out)
 
 
-__all__ = ["image_to_rgb8", "save_grid", "sample_grid"]
+__all__ = ["image_to_rgb8", "sample_grid", "save_grid"]

@@ -29,6 +29,7 @@ A run directory holds ``config.json``, ``checkpoints/last.ckpt`` and ``checkpoin
 (mask | real | fakes, :mod:`rsaug.gan.preview`) and ``summary.json``. Training options, loss weights and presets
 are in :mod:`rsaug.gan.config`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -139,10 +140,16 @@ class Trainer:
             different from the resumed checkpoint's, a run directory that already holds checkpoints...
     """
 
-    def __init__(self, tiles: str | os.PathLike[str], run_dir: str | os.PathLike[str],
-                 train_config: TrainConfig | None = None, model_config: ModelConfig | None = None,
-                 loss_config: LossConfig | None = None, resume: bool = False,
-                 reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        tiles: str | os.PathLike[str],
+        run_dir: str | os.PathLike[str],
+        train_config: TrainConfig | None = None,
+        model_config: ModelConfig | None = None,
+        loss_config: LossConfig | None = None,
+        resume: bool = False,
+        reporter: Reporter | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.reporter = reporter_or_silent(reporter)
         self.tiles = TileSet.open(tiles)
@@ -153,9 +160,12 @@ class Trainer:
             state = load_checkpoint(ckpt_path)
             ck_scheme = ClassScheme.from_dict(state["scheme"])
             if not ck_scheme.same_classes(self.tiles.scheme) or ck_scheme.name != self.tiles.scheme.name:
-                raise InputError(self.tiles.root, f"class scheme {self.tiles.scheme.name!r} "
-                                 f"({self.tiles.scheme.num_classes} classes) differs from the checkpoint's "
-                                 f"{ck_scheme.name!r} ({ck_scheme.num_classes} classes) in {ckpt_path}")
+                raise InputError(
+                    self.tiles.root,
+                    f"class scheme {self.tiles.scheme.name!r} "
+                    f"({self.tiles.scheme.num_classes} classes) differs from the checkpoint's "
+                    f"{ck_scheme.name!r} ({ck_scheme.num_classes} classes) in {ckpt_path}",
+                )
             old = TrainConfig.from_dict(state["train_config"])
             if train_config is not None:  # the machine may differ on resume
                 for name in ("device", "workers", "precision", "devices", "num_nodes", "strategy"):
@@ -165,41 +175,57 @@ class Trainer:
             self.loss_cfg = LossConfig.from_dict(state["loss_config"])
             self.normalization = Normalization.from_dict(state["normalization"])
             if self.tiles.bands != self.model_cfg.out_bands:
-                raise InputError(self.tiles.root, f"tile set has {self.tiles.bands} bands, the checkpoint "
-                                 f"{self.model_cfg.out_bands}")
+                raise InputError(
+                    self.tiles.root, f"tile set has {self.tiles.bands} bands, the checkpoint {self.model_cfg.out_bands}"
+                )
             self.resume_state = state
             self.resume_path = ckpt_path
         else:
             if self.ckpt_dir.is_dir() and any(self.ckpt_dir.glob("*.ckpt")):
-                raise InputError(self.run_dir, f"run directory already holds checkpoints; use {option('resume')} "
-                                               f"to continue it or choose another {option('run_dir')}")
+                raise InputError(
+                    self.run_dir,
+                    f"run directory already holds checkpoints; use {option('resume')} "
+                    f"to continue it or choose another {option('run_dir')}",
+                )
             self.cfg = train_config or TrainConfig()
             self.cfg.validate()
             mc = model_config or ModelConfig()
             self.normalization = compute_normalization(self.tiles, "train", self.cfg.seed)
-            self.model_cfg = ModelConfig.from_dict({
-                **mc.to_dict(), "num_classes": self.tiles.scheme.num_classes, "out_bands": self.tiles.bands,
-                "crop_size": self.cfg.crop_size, "band_low": self.normalization.low,
-                "band_high": self.normalization.high})
+            self.model_cfg = ModelConfig.from_dict(
+                {
+                    **mc.to_dict(),
+                    "num_classes": self.tiles.scheme.num_classes,
+                    "out_bands": self.tiles.bands,
+                    "crop_size": self.cfg.crop_size,
+                    "band_low": self.normalization.low,
+                    "band_high": self.normalization.high,
+                }
+            )
             self.loss_cfg = loss_config or LossConfig()
         if self.cfg.crop_size % self.model_cfg.size_multiple:
-            raise InputError(None, f"crop size {self.cfg.crop_size} is not a multiple of "
-                                   f"{self.model_cfg.size_multiple} (required by the {self.model_cfg.model} "
-                                   f"generator with this config)")
+            raise InputError(
+                None,
+                f"crop size {self.cfg.crop_size} is not a multiple of "
+                f"{self.model_cfg.size_multiple} (required by the {self.model_cfg.model} "
+                f"generator with this config)",
+            )
         if self.loss_cfg.lambda_ds > 0 and not self.model_cfg.has_noise:
-            raise InputError(None, f"the diversity-sensitive loss needs a generator with noise; "
-                                   f"{self.model_cfg.model} has none")
+            raise InputError(
+                None, f"the diversity-sensitive loss needs a generator with noise; {self.model_cfg.model} has none"
+            )
         self.scheme = self.tiles.scheme
         self.K = self.scheme.num_classes
         # data (validates masks and split sizes before anything is written)
         self.train_data = TileCrops(self.tiles, "train", self.cfg.crop_size, self.normalization, self.cfg.seed)
         if len(self.tiles.split("val")):
-            self.val_data = TileCrops(self.tiles, "val", self.cfg.crop_size, self.normalization, self.cfg.seed,
-                                      augment=False)
+            self.val_data = TileCrops(
+                self.tiles, "val", self.cfg.crop_size, self.normalization, self.cfg.seed, augment=False
+            )
         else:
             self.reporter.say("note: the tile set has no val split; monitoring uses centre crops of train tiles")
-            self.val_data = TileCrops(self.tiles, "train", self.cfg.crop_size, self.normalization,
-                                      self.cfg.seed, augment=False)
+            self.val_data = TileCrops(
+                self.tiles, "train", self.cfg.crop_size, self.normalization, self.cfg.seed, augment=False
+            )
         self.bn_data = copy.copy(self.train_data)
         self.bn_data.seed = self.cfg.seed + 1_000_003
         if self.cfg.steps is None:
@@ -222,8 +248,13 @@ class Trainer:
         precision = self.cfg.precision
         if accelerator == "cpu" and precision not in ("32-true", "32"):
             raise InputError(None, f"precision {precision} needs CUDA; use 32-true on the CPU")
-        return L.Fabric(accelerator=accelerator, devices=devices, num_nodes=self.cfg.num_nodes,
-                        strategy=self.cfg.strategy, precision=precision)
+        return L.Fabric(
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=self.cfg.num_nodes,
+            strategy=self.cfg.strategy,
+            precision=precision,
+        )
 
     def _build(self, fabric: Any) -> None:
         sync_bn = fabric.world_size > 1 and fabric.device.type == "cuda"  # SyncBatchNorm is CUDA-only
@@ -232,8 +263,9 @@ class Trainer:
             self.model_cfg.fused_modulation = False
             self.reporter.say("note: multi-process training uses unfused modulation (synchronised BatchNorm)")
         torch.manual_seed(self.cfg.seed)
-        models = build_models(self.model_cfg, discriminator=self.cfg.discriminator,
-                              conductor=self.cfg.conductor != "none")
+        models = build_models(
+            self.model_cfg, discriminator=self.cfg.discriminator, conductor=self.cfg.conductor != "none"
+        )
         self.G, self.D, self.C = models.G, models.D, models.C
         if sync_bn:
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
@@ -244,12 +276,12 @@ class Trainer:
         self.G_ema.eval()
         betas = (self.cfg.beta1, self.cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.cfg.lr_g, betas=betas)
-        self.opt_D = (torch.optim.Adam(self.D.parameters(), lr=self.cfg.lr_d, betas=betas)
-                      if self.D is not None else None)
+        self.opt_D = (
+            torch.optim.Adam(self.D.parameters(), lr=self.cfg.lr_d, betas=betas) if self.D is not None else None
+        )
         self.c_trainable = self.C is not None and self.cfg.conductor in ("joint", "no-real")
-        self.opt_C = (torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr_c, betas=betas)
-                      if self.c_trainable else None)
-        lam = lambda s: lr_factor(s, self.total_steps, self.cfg.decay_start)  # noqa: E731
+        self.opt_C = torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr_c, betas=betas) if self.c_trainable else None
+        lam = lambda s: lr_factor(s, self.total_steps, self.cfg.decay_start)
         self.scheds = {"G": torch.optim.lr_scheduler.LambdaLR(self.opt_G, lam)}
         if self.opt_D is not None:
             self.scheds["D"] = torch.optim.lr_scheduler.LambdaLR(self.opt_D, lam)
@@ -276,11 +308,26 @@ class Trainer:
 
     def _state(self, step: int) -> dict[str, Any]:
         return checkpoint_state(
-            step=step, total_steps=self.total_steps, train_config=self.cfg, model_config=self.model_cfg,
-            loss_config=self.loss_cfg, scheme=self.scheme, normalization=self.normalization, tiles=self.tiles,
-            G=self.G, G_ema=self.G_ema, D=self.D, C=self.C, opt_G=self.opt_G, opt_D=self.opt_D,
-            opt_C=self.opt_C if self.c_trainable else None, schedulers=self.scheds, rng=rng_state(),
-            log_columns=self.columns, grad_scaler=self._scaler())
+            step=step,
+            total_steps=self.total_steps,
+            train_config=self.cfg,
+            model_config=self.model_cfg,
+            loss_config=self.loss_cfg,
+            scheme=self.scheme,
+            normalization=self.normalization,
+            tiles=self.tiles,
+            G=self.G,
+            G_ema=self.G_ema,
+            D=self.D,
+            C=self.C,
+            opt_G=self.opt_G,
+            opt_D=self.opt_D,
+            opt_C=self.opt_C if self.c_trainable else None,
+            schedulers=self.scheds,
+            rng=rng_state(),
+            log_columns=self.columns,
+            grad_scaler=self._scaler(),
+        )
 
     def _scaler(self) -> Any:
         fabric = getattr(self, "_fabric_obj", None)
@@ -334,9 +381,12 @@ class Trainer:
             data = copy.copy(self.train_data)
             data.seed = self.cfg.seed + 2_000_003
             n = self.cfg.conductor_pretrain_steps
-            loader = torch.utils.data.DataLoader(data, batch_size=self.cfg.batch_size,
-                                                 sampler=StepSampler(self.cfg.batch_size, 0, n),
-                                                 num_workers=self.cfg.workers)
+            loader = torch.utils.data.DataLoader(
+                data,
+                batch_size=self.cfg.batch_size,
+                sampler=StepSampler(self.cfg.batch_size, 0, n),
+                num_workers=self.cfg.workers,
+            )
             with self.reporter.bar(total=n, desc="pretraining conductor", leave=False) as bar:
                 for i, batch in enumerate(loader):
                     torch.manual_seed(seed_for(self.cfg.seed, 3, i))
@@ -369,7 +419,7 @@ class Trainer:
             g += ["g_kl"]
         if self.loss_cfg.lambda_ds > 0:
             g += ["g_ds"]
-        cols += g + ["g_total"]
+        cols += [*g, "g_total"]
         if self.D is not None:
             cols += ["d_real", "d_fake", "d_total"]
         if self.c_trainable:
@@ -387,9 +437,12 @@ class Trainer:
             if not torch.isfinite(v.detach()).all():
                 last = self.ckpt_dir / "last.ckpt"
                 kept = f"last good checkpoint kept: {last}" if last.is_file() else "no checkpoint written yet"
-                raise TrainingDiverged(None, f"non-finite loss {name} = {v.item()} at step {step + 1}; "
-                                             f"training stopped ({kept}). Try a lower learning rate or 32-bit "
-                                             "precision.")
+                raise TrainingDiverged(
+                    None,
+                    f"non-finite loss {name} = {v.item()} at step {step + 1}; "
+                    f"training stopped ({kept}). Try a lower learning rate or 32-bit "
+                    "precision.",
+                )
 
     def _step(self, fabric: Any, step: int, crops: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimisation step of G, then D, then C (the losses are in :mod:`rsaug.gan.objectives`).
@@ -411,8 +464,16 @@ class Trainer:
                 set_requires_grad(self.C, False)
         noise = self._noise(B, gen, fabric.device)
         g_total, out, fake = generator_objective(
-            self.Gw, self.Dw, self.Cw, self.vgg, batch, noise, self.model_cfg, self.loss_cfg,
-            draw_noise=lambda: self._noise(B, gen, fabric.device))
+            self.Gw,
+            self.Dw,
+            self.Cw,
+            self.vgg,
+            batch,
+            noise,
+            self.model_cfg,
+            self.loss_cfg,
+            draw_noise=lambda: self._noise(B, gen, fabric.device),
+        )
         self._check(out, step)
         self.opt_Gw.zero_grad(set_to_none=True)
         fabric.backward(g_total)
@@ -522,8 +583,11 @@ class Trainer:
                 self._load_state(self.resume_state)
             except (RuntimeError, ValueError, KeyError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise InputError(self.resume_path, "cannot resume: the checkpoint's networks or optimiser "
-                                 f"states do not fit this rsaug version ({first[:200]})") from None
+                raise InputError(
+                    self.resume_path,
+                    "cannot resume: the checkpoint's networks or optimiser "
+                    f"states do not fit this rsaug version ({first[:200]})",
+                ) from None
             if self.cfg.conductor == "frozen" and self.C is not None:
                 set_requires_grad(self.C, False)
                 self.C.eval()
@@ -544,13 +608,25 @@ class Trainer:
         if fabric.global_rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_temporaries(self.run_dir)
-            write_json(self.run_dir / "config.json", {
-                "rsaug_version": __version__, "tiles": str(self.tiles.root.resolve()),
-                "train": self.cfg.to_dict(), "model": self.model_cfg.to_dict(), "loss": self.loss_cfg.to_dict(),
-                "scheme": self.scheme.to_dict(), "normalization": self.normalization.to_dict(),
-                "total_steps": self.total_steps, "world_size": fabric.world_size})
-        log = CsvLog(self.run_dir / "log.csv", self.columns, start if self.resume_state else None) \
-            if fabric.global_rank == 0 else None
+            write_json(
+                self.run_dir / "config.json",
+                {
+                    "rsaug_version": __version__,
+                    "tiles": str(self.tiles.root.resolve()),
+                    "train": self.cfg.to_dict(),
+                    "model": self.model_cfg.to_dict(),
+                    "loss": self.loss_cfg.to_dict(),
+                    "scheme": self.scheme.to_dict(),
+                    "normalization": self.normalization.to_dict(),
+                    "total_steps": self.total_steps,
+                    "world_size": fabric.world_size,
+                },
+            )
+        log = (
+            CsvLog(self.run_dir / "log.csv", self.columns, start if self.resume_state else None)
+            if fabric.global_rank == 0
+            else None
+        )
         tb = None
         if self.cfg.tensorboard and fabric.global_rank == 0:
             try:
@@ -563,12 +639,18 @@ class Trainer:
 
         end = self.total_steps if stop_after is None else min(self.total_steps, stop_after)
         sampler = StepSampler(self.cfg.batch_size, start, end, fabric.global_rank, fabric.world_size)
-        loader = torch.utils.data.DataLoader(self.train_data, batch_size=self.cfg.batch_size, sampler=sampler,
-                                             num_workers=self.cfg.workers,
-                                             persistent_workers=False, pin_memory=fabric.device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            self.train_data,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.workers,
+            persistent_workers=False,
+            pin_memory=fabric.device.type == "cuda",
+        )
         reporter = self.reporter if fabric.global_rank == 0 else SILENT
-        bar = reporter.bar(total=self.total_steps, desc=f"train {self.model_cfg.model}", initial=start,
-                           dynamic_ncols=True)
+        bar = reporter.bar(
+            total=self.total_steps, desc=f"train {self.model_cfg.model}", initial=start, dynamic_ncols=True
+        )
         history: list[dict[str, float]] = []
         samples: list[Path] = []
         t0 = time.perf_counter()
@@ -588,9 +670,14 @@ class Trainer:
                 now = time.perf_counter()
                 ips = images_per_rank_step / max(now - t_last, 1e-9)
                 t_last = now
-                row: dict[str, Any] = {"step": step, "epoch": step * images_per_rank_step / len(self.train_data),
-                                       "time": now - t0, "images_per_s": ips,
-                                       **lrs, **vals}
+                row: dict[str, Any] = {
+                    "step": step,
+                    "epoch": step * images_per_rank_step / len(self.train_data),
+                    "time": now - t0,
+                    "images_per_s": ips,
+                    **lrs,
+                    **vals,
+                }
                 history.append(vals)
                 if (self.cfg.sample_every and step % self.cfg.sample_every == 0) or step == self.total_steps:
                     mon, path = self._monitor(fabric, step)
@@ -617,18 +704,32 @@ class Trainer:
                 tb.close()
         seconds = time.perf_counter() - t0
         k = max(1, len(history) // 10)
-        mean = lambda rows: {c: float(np.mean([r[c] for r in rows])) for c in rows[0]} if rows else {}  # noqa
-        result = TrainResult(run_dir=self.run_dir, checkpoint=last_ckpt, steps=step, seconds=seconds,
-                             images_per_second=len(history) * images_per_rank_step / max(seconds, 1e-9),
-                             first_losses=mean(history[:k]), last_losses=mean(history[-k:]), samples=samples)
+        mean = lambda rows: {c: float(np.mean([r[c] for r in rows])) for c in rows[0]} if rows else {}
+        result = TrainResult(
+            run_dir=self.run_dir,
+            checkpoint=last_ckpt,
+            steps=step,
+            seconds=seconds,
+            images_per_second=len(history) * images_per_rank_step / max(seconds, 1e-9),
+            first_losses=mean(history[:k]),
+            last_losses=mean(history[-k:]),
+            samples=samples,
+        )
         if fabric.global_rank == 0:
             write_json(self.run_dir / "summary.json", result.to_dict())
         return result
 
 
-def train(tiles: str | os.PathLike[str], run_dir: str | os.PathLike[str], train_config: TrainConfig | None = None,
-          model_config: ModelConfig | None = None, loss_config: LossConfig | None = None, resume: bool = False,
-          reporter: Reporter | None = None, stop_after: int | None = None) -> TrainResult:
+def train(
+    tiles: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    train_config: TrainConfig | None = None,
+    model_config: ModelConfig | None = None,
+    loss_config: LossConfig | None = None,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
     """Train (or resume) a generator on a tile set; see :class:`Trainer`.
 
     Example:
@@ -639,4 +740,4 @@ def train(tiles: str | os.PathLike[str], run_dir: str | os.PathLike[str], train_
     return Trainer(tiles, run_dir, train_config, model_config, loss_config, resume, reporter).fit(stop_after)
 
 
-__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "train"]
+__all__ = ["TrainResult", "Trainer", "TrainingDiverged", "train"]

@@ -4,6 +4,7 @@ schedule, the generator's moving average, BatchNorm statistics and frozen parame
 Exact resume rests on :func:`seed_for`: every random draw of step ``s`` comes from a generator seeded by
 ``seed_for(seed, purpose, s, rank)``, so the draws of a step do not depend on what ran before it.
 """
+
 from __future__ import annotations
 
 import random
@@ -21,8 +22,11 @@ def seed_for(*parts: int) -> int:
 
 def rng_state() -> dict[str, Any]:
     """Snapshot of the torch, NumPy, Python (and CUDA, when available) global RNG states."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                             "python": random.getstate()}
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -46,16 +50,20 @@ def set_requires_grad(module: nn.Module | None, flag: bool) -> None:
 
 def lr_factor(step: int, total: int, decay_start: float) -> float:
     """Learning-rate multiplier at ``step``: 1 until ``decay_start * total``, then linear to 0 at ``total``."""
-    start = int(round(decay_start * total))
+    start = round(decay_start * total)
     if step < start or total <= start:
         return 1.0
     return max(0.0, (total - step) / (total - start))
 
 
 def _running_stat_modules(module: nn.Module) -> list[nn.Module]:
-    return [m for m in module.modules()
-            if isinstance(getattr(m, "running_mean", None), torch.Tensor)
-            and isinstance(getattr(m, "running_var", None), torch.Tensor) and hasattr(m, "momentum")]
+    return [
+        m
+        for m in module.modules()
+        if isinstance(getattr(m, "running_mean", None), torch.Tensor)
+        and isinstance(getattr(m, "running_var", None), torch.Tensor)
+        and hasattr(m, "momentum")
+    ]
 
 
 @torch.no_grad()
@@ -97,5 +105,12 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         pe.lerp_(pm.detach().to(pe.dtype), 1.0 - decay)
 
 
-__all__ = ["seed_for", "rng_state", "set_rng_state", "set_requires_grad", "lr_factor", "refresh_batchnorm",
-           "update_ema"]
+__all__ = [
+    "lr_factor",
+    "refresh_batchnorm",
+    "rng_state",
+    "seed_for",
+    "set_requires_grad",
+    "set_rng_state",
+    "update_ema",
+]

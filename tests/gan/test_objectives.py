@@ -1,4 +1,5 @@
 """The three training objectives called directly on tiny networks and real GID-15 crops."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,10 @@ from rsaug.gan.config import LossConfig, ModelConfig
 from rsaug.gan.losses import PerceptualLoss
 from rsaug.gan.models import Models, build_models
 from rsaug.gan.objectives import (
-    TrainBatch, conductor_objective, discriminator_objective, generator_objective,
+    TrainBatch,
+    conductor_objective,
+    discriminator_objective,
+    generator_objective,
 )
 from tests.conftest import GID15
 
@@ -35,8 +39,22 @@ def _crops(size: int = 32) -> dict[str, torch.Tensor]:
 
 
 def _config(model: str = "csebgan") -> ModelConfig:
-    return ModelConfig(model=model, num_classes=K, crop_size=32, ngf=4, ndf=8, num_upsampling=3, embed_dim=8,
-                       mlp_hidden=8, spade_hidden=8, z_dim=8, n_layers_d=2, num_d=2, cond_width=4, cond_depth=2)
+    return ModelConfig(
+        model=model,
+        num_classes=K,
+        crop_size=32,
+        ngf=4,
+        ndf=8,
+        num_upsampling=3,
+        embed_dim=8,
+        mlp_hidden=8,
+        spade_hidden=8,
+        z_dim=8,
+        n_layers_d=2,
+        num_d=2,
+        cond_width=4,
+        cond_depth=2,
+    )
 
 
 def _models(model: str = "csebgan") -> Models:
@@ -87,8 +105,9 @@ def test_generator_objective_terms_and_weights(batch: TrainBatch) -> None:
     lc = LossConfig(lambda_gan=2.0, lambda_fm=3.0, lambda_vgg=5.0, lambda_cond=7.0)
     vgg = PerceptualLoss(feature_scale=lc.vgg_feature_scale)
     drawn = []
-    total, terms, fake = generator_objective(m.G, m.D, m.C, vgg, batch, _noise(m, 2, 1), _config(), lc,
-                                             draw_noise=lambda: drawn.append(1))
+    total, terms, fake = generator_objective(
+        m.G, m.D, m.C, vgg, batch, _noise(m, 2, 1), _config(), lc, draw_noise=lambda: drawn.append(1)
+    )
     assert list(terms) == ["g_adv", "g_fm", "g_vgg", "g_cond", "g_total"] and total is terms["g_total"]
     assert not drawn  # the second noise is only drawn for the diversity-sensitive term
     assert all(torch.isfinite(v) for v in terms.values())
@@ -120,8 +139,9 @@ def test_generator_objective_without_discriminator_and_conductor(batch: TrainBat
 def test_vspade_generator_objective_has_a_kl_term(batch: TrainBatch) -> None:
     m = _models("vspade")
     lc = LossConfig(lambda_vgg=0.0, lambda_kl=0.5)
-    total, terms, _ = generator_objective(m.G, m.D, m.C, None, batch, None, _config("vspade"), lc,
-                                          draw_noise=lambda: None)
+    total, terms, _ = generator_objective(
+        m.G, m.D, m.C, None, batch, None, _config("vspade"), lc, draw_noise=lambda: None
+    )
     assert list(terms) == ["g_adv", "g_fm", "g_cond", "g_kl", "g_total"]
     assert terms["g_kl"].item() > 0
     by_hand = terms["g_adv"] + 10 * terms["g_fm"] + terms["g_cond"] + 0.5 * terms["g_kl"]

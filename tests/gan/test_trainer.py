@@ -1,4 +1,5 @@
 """Trainer on real GID-15 tiles: learning, checkpoints, exact resume, ablations, data pipeline."""
+
 from __future__ import annotations
 
 import shutil
@@ -23,8 +24,19 @@ from rsaug.io.tileset import TileSet, write_tile
 from tests.fixtures_train import TINY_STEPS, tiny_configs
 
 LOSS_COLUMNS_OF = {
-    "g_adv", "g_fm", "g_vgg", "g_cond", "g_kl", "g_ds", "g_total", "d_real", "d_fake", "d_total", "c_real",
-    "c_fake", "c_total",
+    "g_adv",
+    "g_fm",
+    "g_vgg",
+    "g_cond",
+    "g_kl",
+    "g_ds",
+    "g_total",
+    "d_real",
+    "d_fake",
+    "d_total",
+    "c_real",
+    "c_fake",
+    "c_total",
 }
 
 
@@ -77,8 +89,7 @@ def test_checkpoint_round_trip(tiny_checkpoint: Path, tmp_path: Path) -> None:
     for name, net in (("G", models.G), ("D", models.D), ("C", models.C)):
         net.load_state_dict(ck[name], strict=True)
     # EMA weights differ from the raw generator after training
-    diffs = [not torch.equal(a, b) for a, b in zip(ck["G"].values(), ck["G_ema"].values())
-             if a.is_floating_point()]
+    diffs = [not torch.equal(a, b) for a, b in zip(ck["G"].values(), ck["G_ema"].values()) if a.is_floating_point()]
     assert any(diffs)
     # last.ckpt is the same content as the final step checkpoint
     step_file = tiny_checkpoint.parent / f"step_{TINY_STEPS:06d}.ckpt"
@@ -111,8 +122,9 @@ def test_resume_gives_the_same_steps_as_an_uninterrupted_run(gid15_tileset: Path
         assert torch.equal(v["exp_avg"], b["opt_G"]["state"][k]["exp_avg"])
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(gid15_tileset: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(
+    gid15_tileset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import rsaug.gan.losses as losses
 
     real_hinge = losses.hinge_g_loss
@@ -149,16 +161,27 @@ def test_ablation_flags_change_the_training_graph(name: str, gid15_tileset: Path
     train_kw, model_kw = ABLATIONS[name]
     model_kw = dict(model_kw)
     model = model_kw.pop("model", "csebgan")
-    cfg, mcfg, lcfg = tiny_configs(model, model_overrides=model_kw, steps=2, checkpoint_every=1,
-                                   sample_every=0, **train_kw)
+    cfg, mcfg, lcfg = tiny_configs(
+        model, model_overrides=model_kw, steps=2, checkpoint_every=1, sample_every=0, **train_kw
+    )
     res = train(gid15_tileset, tmp_path / "run", cfg, mcfg, lcfg)
     cols = set(_columns(res.run_dir))
     ck1 = load_checkpoint(res.run_dir / "checkpoints" / "step_000001.ckpt")
     ck2 = load_checkpoint(res.checkpoint)
     losses = cols & LOSS_COLUMNS_OF
     if name == "joint":
-        assert losses == {"g_adv", "g_fm", "g_cond", "g_total", "d_real", "d_fake", "d_total", "c_real", "c_fake",
-                          "c_total"}
+        assert losses == {
+            "g_adv",
+            "g_fm",
+            "g_cond",
+            "g_total",
+            "d_real",
+            "d_fake",
+            "d_total",
+            "c_real",
+            "c_fake",
+            "c_total",
+        }
         assert ck2["C"] is not None and ck2["opt_C"] is not None
     if name == "no-conductor":
         assert ck2["C"] is None and ck2["opt_C"] is None and "C" not in ck2["schedulers"]
@@ -196,10 +219,10 @@ def test_no_shared_embeddings_has_more_embedding_parameters(gid15_tileset: Path)
     assert n[1] > n[0]
 
 
-def test_frozen_conductor_from_a_checkpoint_is_used_as_is(tiny_checkpoint: Path, gid15_tileset: Path,
-                                                           tmp_path: Path) -> None:
-    cfg, mcfg, lcfg = tiny_configs(steps=1, sample_every=0, conductor="frozen",
-                                   frozen_conductor=str(tiny_checkpoint))
+def test_frozen_conductor_from_a_checkpoint_is_used_as_is(
+    tiny_checkpoint: Path, gid15_tileset: Path, tmp_path: Path
+) -> None:
+    cfg, mcfg, lcfg = tiny_configs(steps=1, sample_every=0, conductor="frozen", frozen_conductor=str(tiny_checkpoint))
     res = train(gid15_tileset, tmp_path / "run", cfg, mcfg, lcfg)
     src, ck = load_checkpoint(tiny_checkpoint)["C"], load_checkpoint(res.checkpoint)["C"]
     assert all(torch.equal(src[k], ck[k]) for k in src)
@@ -239,7 +262,7 @@ def test_refresh_batchnorm_gives_the_mean_of_the_batch_statistics() -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, x, noise):  # noqa: D102
+        def forward(self, x, noise):
             return self.net(x)
 
     g = Wrap()
@@ -269,7 +292,7 @@ def test_crops_are_a_function_of_seed_and_sample_number(gid15_tileset: Path) -> 
     found = False
     for img in (s["image"], s["image"].flip(-1), s["image"].flip(-2), s["image"].flip(-1).flip(-2)):
         ys, xs = torch.nonzero((raw[:, :-47, :-47] == img[:, :1, :1]).all(0), as_tuple=True)
-        found |= any(torch.equal(raw[:, y:y + 48, x:x + 48], img) for y, x in zip(ys.tolist(), xs.tolist()))
+        found |= any(torch.equal(raw[:, y : y + 48, x : x + 48], img) for y, x in zip(ys.tolist(), xs.tolist()))
     assert found
     # rank/step layout of the sampler
     assert list(StepSampler(2, 1, 3, rank=1, world_size=2)) == [6, 7, 10, 11]

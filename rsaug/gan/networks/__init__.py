@@ -4,6 +4,7 @@ label conversions they share (:func:`to_model_labels`: internal mask -> labels 0
 
 May import: :mod:`rsaug.core`, :mod:`rsaug.gan.config`.
 """
+
 from __future__ import annotations
 
 from rsaug.gan.networks.conductor import Conductor, build_conductor

@@ -8,6 +8,7 @@ capped at ``16w``) separated by 2x2 max-pooling, a bottleneck, and a mirrored de
 bilinearly, concatenates the skip connection and applies two conv-BN-ReLU layers; a 1x1 convolution gives the
 logits. Any input size works (decoder features are resized to their skip connection).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,13 @@ from rsaug.gan.config import ModelConfig
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class Conductor(nn.Module):
@@ -76,4 +82,4 @@ def build_conductor(cfg: ModelConfig) -> Conductor:
     return Conductor(cfg)
 
 
-__all__ = ["build_conductor", "Conductor"]
+__all__ = ["Conductor", "build_conductor"]

@@ -9,6 +9,7 @@ Each scale is a PatchGAN with ``n_layers_d`` 4x4 convolutions (stride 2 except t
 convolution is followed by LeakyReLU(0.2) only, the middle ones are spectrally normalised and followed by
 instance norm and LeakyReLU(0.2), the last one is a plain convolution.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,10 +32,11 @@ class PatchDiscriminator(nn.Module):
         n_layers: Number of 4x4 convolutions before the prediction layer.
     """
 
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 4, init: str = "xavier",
-                 gain: float = 0.02) -> None:
+    def __init__(
+        self, in_channels: int, ndf: int = 64, n_layers: int = 4, init: str = "xavier", gain: float = 0.02
+    ) -> None:
         super().__init__()
-        pad = int(math.ceil((4 - 1.0) / 2))
+        pad = math.ceil((4 - 1.0) / 2)
 
         def conv(cin: int, cout: int, stride: int) -> nn.Conv2d:
             c = nn.Conv2d(cin, cout, 4, stride=stride, padding=pad)
@@ -46,9 +48,13 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, n_layers):
             prev, nf = nf, min(nf * 2, 512)
             stride = 1 if n == n_layers - 1 else 2
-            layers.append(nn.Sequential(
-                parametrizations.spectral_norm(conv(prev, nf, stride)),
-                nn.InstanceNorm2d(nf, affine=False), nn.LeakyReLU(0.2)))
+            layers.append(
+                nn.Sequential(
+                    parametrizations.spectral_norm(conv(prev, nf, stride)),
+                    nn.InstanceNorm2d(nf, affine=False),
+                    nn.LeakyReLU(0.2),
+                )
+            )
         layers.append(conv(nf, 1, 1))
         self.layers = nn.ModuleList(layers)
 
@@ -68,14 +74,17 @@ class MultiscaleDiscriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         in_ch = cfg.num_labels + cfg.out_bands
-        self.scales = nn.ModuleList(PatchDiscriminator(in_ch, cfg.ndf, cfg.n_layers_d, cfg.init, cfg.init_gain)
-                                    for _ in range(cfg.num_d))
+        self.scales = nn.ModuleList(
+            PatchDiscriminator(in_ch, cfg.ndf, cfg.n_layers_d, cfg.init, cfg.init_gain) for _ in range(cfg.num_d)
+        )
 
     def forward(self, onehot: Tensor, image: Tensor) -> list[list[Tensor]]:
         """Features per scale for the pair (``onehot`` ``[B, K+1, H, W]``, ``image`` ``[B, bands, H, W]``)."""
         if onehot.shape[1] != self.cfg.num_labels or image.shape[1] != self.cfg.out_bands:
-            raise ValueError(f"discriminator expects {self.cfg.num_labels} label channels and "
-                             f"{self.cfg.out_bands} image bands, got {onehot.shape[1]} and {image.shape[1]}")
+            raise ValueError(
+                f"discriminator expects {self.cfg.num_labels} label channels and "
+                f"{self.cfg.out_bands} image bands, got {onehot.shape[1]} and {image.shape[1]}"
+            )
         x = torch.cat([onehot.to(image.dtype), image], dim=1)
         out = []
         for i, d in enumerate(self.scales):
@@ -91,4 +100,4 @@ def build_discriminator(cfg: ModelConfig) -> MultiscaleDiscriminator:
     return MultiscaleDiscriminator(cfg)
 
 
-__all__ = ["build_discriminator", "MultiscaleDiscriminator", "PatchDiscriminator"]
+__all__ = ["MultiscaleDiscriminator", "PatchDiscriminator", "build_discriminator"]

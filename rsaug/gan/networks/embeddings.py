@@ -13,14 +13,19 @@ layers" ablation uses one parameter set and one sample per modulation layer (``n
 Noise layout: ``Tensor[B, S, L, 2, D]`` with ``S`` sets, ``L = K + 1`` labels, index 0 / 1 of the fourth axis
 for gamma / beta and ``D`` the embedding dimension. Resampling one class only replaces ``noise[:, :, k]``.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
 
-def randn(shape: tuple[int, ...], generator: torch.Generator | None = None,
-          device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+def randn(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Standard normal samples drawn on the generator's device, then moved to ``device``.
 
     Drawing on the generator's own device makes seeded noise identical whatever the model's device.
@@ -56,14 +61,14 @@ class SemanticEmbeddings(nn.Module):
         """Shape of one image's noise: ``(S, L, 2, D)``."""
         return (self.num_sets, self.num_labels, 2, self.dim)
 
-    def sample_noise(self, batch: int, generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> Tensor:
+    def sample_noise(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> Tensor:
         """Draw ``n ~ N(0, I)`` of shape ``[batch, S, L, 2, D]``."""
         device = self.shift.device if device is None else device
         return randn((batch, *self.noise_shape), generator, device)
 
-    def resample_class(self, noise: Tensor, class_index: int,
-                       generator: torch.Generator | None = None) -> Tensor:
+    def resample_class(self, noise: Tensor, class_index: int, generator: torch.Generator | None = None) -> Tensor:
         """Return a copy of ``noise`` where only label ``class_index``'s noise (all sets, gamma and beta) is new.
 
         Raises:
@@ -80,8 +85,9 @@ class SemanticEmbeddings(nn.Module):
     def check_noise(self, noise: Tensor) -> None:
         """Raise ``ValueError`` unless ``noise`` is ``[B, S, L, 2, D]``."""
         if noise.dim() != 5 or tuple(noise.shape[1:]) != self.noise_shape:
-            raise ValueError(f"CSEBGAN noise must have shape [B, {', '.join(map(str, self.noise_shape))}], "
-                             f"got {list(noise.shape)}")
+            raise ValueError(
+                f"CSEBGAN noise must have shape [B, {', '.join(map(str, self.noise_shape))}], got {list(noise.shape)}"
+            )
 
     def forward(self, noise: Tensor) -> Tensor:
         """Reparameterised codes ``n * exp(s / 2) + b``, shape ``[B, S, L, 2, D]``."""

@@ -22,6 +22,7 @@ label map (a 1x1 "convolution" over the one-hot map, done as a table lookup); SP
 downsampled one-hot map; VSPADE maps ``z`` with a linear layer to a ``16nf x s0 x s0`` tensor (``s0`` from
 ``crop_size``; bilinearly resized when the input size differs from the crop size).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -37,8 +38,13 @@ from rsaug.gan.networks.embeddings import SemanticEmbeddings, randn
 from rsaug.gan.networks.modulation import CLADENorm, SMBlk, SPADENorm
 
 BLOCKS: tuple[tuple[str, int, int], ...] = (
-    ("head", 16, 16), ("mid0", 16, 16), ("mid1", 16, 16),
-    ("up0", 16, 8), ("up1", 8, 4), ("up2", 4, 2), ("up3", 2, 1),
+    ("head", 16, 16),
+    ("mid0", 16, 16),
+    ("mid1", 16, 16),
+    ("up0", 16, 8),
+    ("up1", 8, 4),
+    ("up2", 4, 2),
+    ("up3", 2, 1),
 )
 """(name, input width / ngf, output width / ngf) of the SPADE-layout residual blocks."""
 
@@ -100,7 +106,7 @@ class SNConv2d(nn.Conv2d):
     back to a slow kernel for them).
     """
 
-    def __init__(self, *args, eps: float = 1e-12, **kwargs) -> None:  # noqa: D107
+    def __init__(self, *args, eps: float = 1e-12, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.eps = eps
         w = self._matrix(self.weight.detach())
@@ -111,8 +117,17 @@ class SNConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> SNConv2d:
         """Spectrally normalised copy of ``conv`` (same weights, 15 power iterations to start)."""
-        sn = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                 conv.groups, conv.bias is not None, conv.padding_mode)
+        sn = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
+            conv.padding_mode,
+        )
         with torch.no_grad():
             sn.weight.copy_(conv.weight)
             if conv.bias is not None:
@@ -136,7 +151,7 @@ class SNConv2d(nn.Conv2d):
         self.u.copy_(F.normalize(torch.mv(w, self.v), dim=0, eps=self.eps))
         self.v.copy_(F.normalize(torch.mv(w.t(), self.u), dim=0, eps=self.eps))
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+    def forward(self, x: Tensor) -> Tensor:
         if self.training:
             self._power_step()
         w = self.weight
@@ -144,9 +159,14 @@ class SNConv2d(nn.Conv2d):
         sigma = torch.dot(self.u.clone(), torch.mv(self._matrix(w), self.v.clone()))
         b, _, h, wd = x.shape
         out_numel = b * self.out_channels * (h // self.stride[0]) * (wd // self.stride[1])
-        pointwise = (self.kernel_size == (1, 1) and self.stride == (1, 1) and self.groups == 1
-                     and self.padding in ((0, 0), "valid") and not x.is_contiguous()
-                     and x.is_contiguous(memory_format=torch.channels_last))
+        pointwise = (
+            self.kernel_size == (1, 1)
+            and self.stride == (1, 1)
+            and self.groups == 1
+            and self.padding in ((0, 0), "valid")
+            and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)
+        )
         if pointwise:
             xv = x.permute(0, 2, 3, 1)  # contiguous [B, H, W, C]
             return F.linear(xv, w.reshape(w.shape[0], -1) / sigma, self.bias).permute(0, 3, 1, 2)
@@ -172,15 +192,23 @@ def _check_labels(labels: Tensor, num_labels: int, multiple: int) -> None:
         raise ValueError(f"label map size {h}x{w} is not a multiple of {multiple}; pad it first")
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= num_labels:
-        raise ValueError(f"label values must lie in 0..{num_labels - 1} (unknown = {num_labels - 1}), "
-                         f"got {lo}..{hi}; convert masks with rsaug.gan.networks.generator.to_model_labels")
+        raise ValueError(
+            f"label values must lie in 0..{num_labels - 1} (unknown = {num_labels - 1}), "
+            f"got {lo}..{hi}; convert masks with rsaug.gan.networks.generator.to_model_labels"
+        )
 
 
 class ModContext:
     """Per-forward state shared by the modulation layers: label maps per resolution, codes, noise."""
 
-    def __init__(self, labels: Tensor, num_labels: int, codes: Tensor | None = None,
-                 noise: Tensor | None = None, onehot: bool = False) -> None:
+    def __init__(
+        self,
+        labels: Tensor,
+        num_labels: int,
+        codes: Tensor | None = None,
+        noise: Tensor | None = None,
+        onehot: bool = False,
+    ) -> None:
         self.labels = labels
         self.num_labels = num_labels
         self.codes = codes
@@ -220,15 +248,15 @@ class _Norm(nn.Module):
         self.layer = layer
         L = cfg.num_labels
         if kind == "csebgan":
-            self.norm: nn.Module = SMBlk(channels, L, cfg.embed_dim, cfg.mlp_hidden, cfg.per_class_mlp,
-                                         cfg.fused_modulation)
+            self.norm: nn.Module = SMBlk(
+                channels, L, cfg.embed_dim, cfg.mlp_hidden, cfg.per_class_mlp, cfg.fused_modulation
+            )
         elif kind == "clade":
-            self.norm = CLADENorm(channels, L, cfg.clade_noise_dim if cfg.clade_noise else None,
-                                  cfg.fused_modulation)
+            self.norm = CLADENorm(channels, L, cfg.clade_noise_dim if cfg.clade_noise else None, cfg.fused_modulation)
         else:
             self.norm = SPADENorm(channels, L, cfg.spade_hidden)
 
-    def forward(self, x: Tensor, ctx: ModContext) -> Tensor:  # noqa: D102
+    def forward(self, x: Tensor, ctx: ModContext) -> Tensor:
         h, w = x.shape[-2:]
         if self.kind == "csebgan":
             codes = ctx.codes  # [B, S, L, 2, D]
@@ -261,7 +289,7 @@ class ModResBlock(nn.Module):
         self.norm_1 = _Norm(kind, fmid, cfg, next_layer())
         self.norm_s = _Norm(kind, fin, cfg, next_layer()) if self.learned_shortcut else None
 
-    def forward(self, x: Tensor, ctx: ModContext) -> Tensor:  # noqa: D102
+    def forward(self, x: Tensor, ctx: ModContext) -> Tensor:
         if self.conv_s is not None and self.norm_s is not None:
             x_s = self.conv_s(self.norm_s(x, ctx))
         else:
@@ -286,13 +314,15 @@ class _Generator(nn.Module):
         """``K + 1`` input labels."""
         return self.cfg.num_labels
 
-    def sample_noise(self, batch: int, generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> Tensor | None:
+    def sample_noise(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> Tensor | None:
         """Noise for ``batch`` images (``None`` for noise-free models)."""
         return None
 
-    def resample_class(self, noise: Tensor | None, class_index: int,
-                       generator: torch.Generator | None = None) -> Tensor | None:
+    def resample_class(
+        self, noise: Tensor | None, class_index: int, generator: torch.Generator | None = None
+    ) -> Tensor | None:
         """Copy of ``noise`` in which only label ``class_index``'s noise is redrawn.
 
         Raises:
@@ -322,7 +352,8 @@ class SPADELayoutGenerator(_Generator):
         ups = set(UPSAMPLE_PRIORITY[: cfg.num_upsampling])
         self.upsample_before = tuple(name in ups for name, _, _ in BLOCKS)
         self.blocks = nn.ModuleList(
-            ModResBlock(fin * nf, fout * nf, kind, cfg, lambda: next(counter)) for _, fin, fout in BLOCKS)
+            ModResBlock(fin * nf, fout * nf, kind, cfg, lambda: next(counter)) for _, fin, fout in BLOCKS
+        )
         self.num_mod_layers = next(counter)
         top = 16 * nf
         if cfg.model == "vspade":
@@ -348,8 +379,9 @@ class SPADELayoutGenerator(_Generator):
             self.to(memory_format=torch.channels_last)
 
     # -- noise -------------------------------------------------------------------------------------------
-    def sample_noise(self, batch: int, generator: torch.Generator | None = None,
-                     device: torch.device | str | None = None) -> Tensor | None:
+    def sample_noise(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> Tensor | None:
         """CSEBGAN: ``[B, S, L, 2, D]`` embedding noise; VSPADE: ``[B, z_dim]``; CLADE with instance noise:
         ``[B, L, clade_noise_dim]``; SPADE / CLADE without noise: ``None``.
         """
@@ -362,8 +394,9 @@ class SPADELayoutGenerator(_Generator):
             return randn((batch, self.num_labels, self.cfg.clade_noise_dim), generator, device)
         return None
 
-    def resample_class(self, noise: Tensor | None, class_index: int,
-                       generator: torch.Generator | None = None) -> Tensor | None:
+    def resample_class(
+        self, noise: Tensor | None, class_index: int, generator: torch.Generator | None = None
+    ) -> Tensor | None:
         """See :meth:`_Generator.resample_class`; supported by CSEBGAN and CLADE with instance noise."""
         if noise is None:
             raise ValueError("no noise given to resample")
@@ -378,8 +411,9 @@ class SPADELayoutGenerator(_Generator):
         return super().resample_class(noise, class_index, generator)
 
     # -- forward -----------------------------------------------------------------------------------------
-    def forward(self, labels: Tensor, noise: Tensor | None = None,
-                real: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, labels: Tensor, noise: Tensor | None = None, real: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """Generate images for ``labels`` (see module docstring)."""
         cfg = self.cfg
         _check_labels(labels, self.num_labels, cfg.size_multiple)
@@ -439,8 +473,11 @@ class ConvEncoder(nn.Module):
         for i in range(n):
             conv = nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1)
             init_weights(conv, cfg.init, cfg.init_gain)
-            layers += [parametrizations.spectral_norm(conv), nn.InstanceNorm2d(widths[i + 1], affine=False),
-                       nn.LeakyReLU(0.2)]
+            layers += [
+                parametrizations.spectral_norm(conv),
+                nn.InstanceNorm2d(widths[i + 1], affine=False),
+                nn.LeakyReLU(0.2),
+            ]
         self.body = nn.Sequential(*layers)
         self.fc_mu = nn.Linear(widths[-1] * 16, cfg.z_dim)
         self.fc_var = nn.Linear(widths[-1] * 16, cfg.z_dim)
@@ -478,15 +515,19 @@ class Pix2PixHDGenerator(_Generator):
         for _ in range(cfg.p2p_blocks):
             layers.append(_P2PResBlock(ch))
         for prev in reversed(widths):
-            layers += [nn.ConvTranspose2d(ch, prev, 3, stride=2, padding=1, output_padding=1),
-                       nn.InstanceNorm2d(prev), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(ch, prev, 3, stride=2, padding=1, output_padding=1),
+                nn.InstanceNorm2d(prev),
+                nn.ReLU(True),
+            ]
             ch = prev
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, cfg.out_bands, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         init_weights(self.model, cfg.init, cfg.init_gain)
 
-    def forward(self, labels: Tensor, noise: Tensor | None = None,
-                real: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, labels: Tensor, noise: Tensor | None = None, real: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """Generate images for ``labels``; ``noise`` and ``real`` are ignored."""
         _check_labels(labels, self.num_labels, self.cfg.size_multiple)
         return self.model(label_onehot(labels, self.num_labels)), None
@@ -496,10 +537,16 @@ class _P2PResBlock(nn.Module):
     def __init__(self, ch: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch))
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(ch, ch, 3),
+            nn.InstanceNorm2d(ch),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(ch, ch, 3),
+            nn.InstanceNorm2d(ch),
+        )
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+    def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
 
 
@@ -511,5 +558,14 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
     return SPADELayoutGenerator(cfg)
 
 
-__all__ = ["build_generator", "to_model_labels", "label_onehot", "kl_divergence", "SPADELayoutGenerator",
-           "Pix2PixHDGenerator", "ConvEncoder", "init_weights", "count_modulation_layers"]
+__all__ = [
+    "ConvEncoder",
+    "Pix2PixHDGenerator",
+    "SPADELayoutGenerator",
+    "build_generator",
+    "count_modulation_layers",
+    "init_weights",
+    "kl_divergence",
+    "label_onehot",
+    "to_model_labels",
+]

@@ -19,6 +19,7 @@ single gather-based affine (``_FusedNormAffine``, a custom autograd function wit
 that includes the batch-statistics terms). Neither ``x_hat`` nor full-size per-pixel Gamma/B maps are ever
 stored for backward: backward recomputes the gather and reduces the table gradients with scatter-adds.
 """
+
 from __future__ import annotations
 
 import math
@@ -121,8 +122,17 @@ class _FusedNormAffine(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, labels: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,  # type: ignore[override]
-                var: Tensor, eps: float, batch_stats: bool) -> Tensor:
+    def forward(
+        ctx,
+        x: Tensor,
+        labels: Tensor,
+        gamma: Tensor,
+        beta: Tensor,
+        mean: Tensor,  # type: ignore[override]
+        var: Tensor,
+        eps: float,
+        batch_stats: bool,
+    ) -> Tensor:
         sdt = torch.promote_types(x.dtype, torch.float32)  # statistics dtype (float32 under autocast)
         rstd = torch.rsqrt(var.to(sdt) + eps)
         scale = gamma.to(sdt) * rstd[None, :, None]
@@ -264,8 +274,16 @@ class ClassMLP(nn.Module):
     output deviates from its bias by about ``out_std`` at initialisation; the last bias is ``out_bias``.
     """
 
-    def __init__(self, num_labels: int, in_dim: int, hidden: int, out_dim: int, per_class: bool = True,
-                 out_bias: float = 0.0, out_std: float = 0.1) -> None:
+    def __init__(
+        self,
+        num_labels: int,
+        in_dim: int,
+        hidden: int,
+        out_dim: int,
+        per_class: bool = True,
+        out_bias: float = 0.0,
+        out_std: float = 0.1,
+    ) -> None:
         super().__init__()
         n = num_labels if per_class else 1
         self.w1 = nn.Parameter(torch.randn(n, in_dim, hidden) * math.sqrt(2.0 / in_dim))
@@ -297,8 +315,9 @@ class SMBlk(ClassModulatedNorm):
         fused: See :class:`ClassModulatedNorm`.
     """
 
-    def __init__(self, channels: int, num_labels: int, embed_dim: int, hidden: int, per_class: bool = True,
-                 fused: bool = True) -> None:
+    def __init__(
+        self, channels: int, num_labels: int, embed_dim: int, hidden: int, per_class: bool = True, fused: bool = True
+    ) -> None:
         super().__init__(channels, fused)
         self.f_gamma = ClassMLP(num_labels, embed_dim, hidden, channels, per_class, out_bias=1.0)
         self.f_beta = ClassMLP(num_labels, embed_dim, hidden, channels, per_class, out_bias=0.0)
