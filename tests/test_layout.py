@@ -131,10 +131,11 @@ def test_stage_packages_document_themselves(stage: str) -> None:
 
 
 def test_architecture_doc_matches_the_tree() -> None:
-    """docs/ARCHITECTURE.md names every module of the package, and every module it names exists."""
+    """docs/ARCHITECTURE.md names every module of the package (packages are in its stage table), and every module
+    it names exists."""
     text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
     named = set(re.findall(r"`(rsaug/[\w/]+\.py)`", text))
-    real = {str(p.relative_to(ROOT)) for name, p in _modules().items() if name not in SHIMS}
+    real = {str(p.relative_to(ROOT)) for name, p in _modules().items() if name not in SHIMS and p.name != "__init__.py"}
     assert named, "no module paths found in docs/ARCHITECTURE.md"
     assert not named - real, f"named in docs/ARCHITECTURE.md but missing: {sorted(named - real)}"
     assert not real - named, f"modules missing from docs/ARCHITECTURE.md: {sorted(real - named)}"
