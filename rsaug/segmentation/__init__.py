@@ -1,9 +1,11 @@
 """The downstream segmenter: a TorchGeo U-Net, its data and input standardisation, training, scores, save/load.
 
-Owns: :class:`SegmenterConfig` and its presets (:mod:`~rsaug.segmentation.config`); tiles in memory, the
+Owns: :class:`SegmenterConfig`, its presets and the convergence rule of validation curves
+(:mod:`~rsaug.segmentation.config`); tiles in memory, the
 segmenter's :class:`SegmenterNormalization` (former name ``Normalization``), seeded draw plans and classic
 augmentation (:mod:`~rsaug.segmentation.data`); the one confusion matrix and its scores
-(:mod:`~rsaug.segmentation.scores`); training and prediction (:mod:`~rsaug.segmentation.training`); the
+(:mod:`~rsaug.segmentation.scores`); training (with validation curves and best-val model selection) and prediction
+(:mod:`~rsaug.segmentation.training`); the
 ``segmenter.pt`` file (:mod:`~rsaug.segmentation.files`). Shared by ``rsaug evaluate`` (segmentation fidelity) and
 ``rsaug benchmark-augmentation``.
 
@@ -13,8 +15,12 @@ May import: :mod:`rsaug.core`, :mod:`rsaug.io` (and lazily lightning, torchgeo, 
 from __future__ import annotations
 
 from rsaug.segmentation.config import (
+    CONVERGENCE_GAIN,
+    CONVERGENCE_TAIL,
     PRESETS,
+    SELECT_MODES,
     SegmenterConfig,
+    converged,
     preset,
 )
 from rsaug.segmentation.data import (
@@ -42,11 +48,15 @@ from rsaug.segmentation.training import (
     TrainedSegmenter,
     build_task,
     train_segmenter,
+    validation_miou,
 )
 
 __all__ = [
+    "CONVERGENCE_GAIN",
+    "CONVERGENCE_TAIL",
     "PRESETS",
     "SEGMENTER_FORMAT",
+    "SELECT_MODES",
     "DrawPlan",
     "Normalization",
     "PlanDataset",
@@ -57,6 +67,7 @@ __all__ = [
     "build_task",
     "classic_augmentation",
     "confusion_matrix",
+    "converged",
     "load_segmenter",
     "load_tiles",
     "make_plan",
@@ -66,4 +77,5 @@ __all__ = [
     "scores",
     "segmentation_scores",
     "train_segmenter",
+    "validation_miou",
 ]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, option
 
 #: Named segmenter protocols (see :func:`preset`).
-PRESETS = ("cpu-small", "paper")
+PRESETS = ("cpu-small", "cpu-converge", "paper")
+#: How the returned weights are chosen (see :class:`SegmenterConfig`).
+SELECT_MODES = ("last", "best-val")
+#: Share of the steps at the end of a run that decides convergence (see :func:`converged`).
+CONVERGENCE_TAIL = 0.2
+#: Largest val-mIoU gain (fraction, 0.005 = 0.5 points) of the tail over the best before it for a converged run.
+CONVERGENCE_GAIN = 0.005
 
 
 @dataclass
@@ -26,6 +32,12 @@ class SegmenterConfig:
         eval_batch_size: Test tiles per forward pass during evaluation.
         num_workers: DataLoader workers (0 = in the main process).
         threads: Torch CPU threads (``0`` leaves torch's default).
+        decoder_channels: Channels of the five U-Net decoder blocks (``None`` = segmentation-models-pytorch's
+            default ``[256, 128, 64, 32, 16]``, TorchGeo's U-Net unchanged); a narrower decoder is faster.
+        val_every: Steps between evaluations of the mIoU on every pixel of every validation tile during training
+            (and once more after the last step); ``0`` = no validation (the old behaviour).
+        select: Which weights are returned: ``last`` (the last step, the old behaviour) or ``best-val`` (the
+            weights of the evaluation with the highest validation mIoU; needs ``val_every`` > 0).
     """
 
     backbone: str = "resnet18"
@@ -39,6 +51,9 @@ class SegmenterConfig:
     eval_batch_size: int = 8
     num_workers: int = 0
     threads: int = 2
+    decoder_channels: list[int] | None = None
+    val_every: int = 0
+    select: str = "last"
 
     def validate(self) -> None:
         """Raise :class:`InputError` for impossible values."""
@@ -52,6 +67,39 @@ class SegmenterConfig:
             raise InputError(None, f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise InputError(None, f"warmup fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.decoder_channels is not None and (
+            len(self.decoder_channels) != 5 or any(int(c) < 1 for c in self.decoder_channels)
+        ):
+            raise InputError(None, f"decoder channels must be 5 positive numbers, got {self.decoder_channels}")
+        if not 0 <= self.val_every <= self.iterations:
+            raise InputError(
+                None, f"{option('val_every')} must be in [0, iterations = {self.iterations}], got {self.val_every}"
+            )
+        if self.select not in SELECT_MODES:
+            raise InputError(None, f"{option('select')} must be one of {', '.join(SELECT_MODES)}, got {self.select!r}")
+        if self.select == "best-val" and self.val_every == 0:
+            raise InputError(
+                None, f"{option('select')} best-val needs validation during training ({option('val_every')} > 0)"
+            )
+
+
+def converged(curve: list[list[float]] | list[tuple[int, float]], iterations: int) -> bool | None:
+    """The convergence rule of a validation curve ``[[step, mIoU], ...]`` of a run of ``iterations`` steps.
+
+    A run has *converged* when the best validation mIoU reached in the last 20 % of the steps
+    (:data:`CONVERGENCE_TAIL`: evaluations at a step > 0.8 x ``iterations``) is less than 0.5 points
+    (:data:`CONVERGENCE_GAIN`) above the best validation mIoU of the evaluations before them: training longer
+    would not have bought a visible gain.
+
+    Returns:
+        ``True`` / ``False``; ``None`` when the rule cannot be applied (no evaluation before or inside the tail).
+    """
+    limit = (1 - CONVERGENCE_TAIL) * iterations
+    before = [float(m) for s, m in curve if s <= limit]
+    tail = [float(m) for s, m in curve if s > limit]
+    if not before or not tail:
+        return None
+    return bool(max(tail) - max(before) < CONVERGENCE_GAIN)
 
 
 def preset(name: str) -> SegmenterConfig:
@@ -59,6 +107,11 @@ def preset(name: str) -> SegmenterConfig:
 
     * ``cpu-small``: a resnet18 U-Net on 64-px crops, batch 16, 500 AdamW steps (lr 2e-3, warm-up + cosine).
       Sized so that four arms x three seeds fit in about 45 minutes on two CPU cores.
+    * ``cpu-converge``: trained towards convergence on two CPU cores: a U-Net with a ``mobilenet_v2`` encoder
+      (random init) and a narrow decoder (``decoder_channels`` ``[128, 64, 32, 16, 16]``) on 96-px crops,
+      batch 16, 1200 AdamW steps (lr 2e-3, warm-up + cosine; about 9 passes over 406 GID-15 tiles), the
+      validation mIoU every 150 steps and the best-val weights returned. Sized so that the standard acceptance
+      benchmark (4 arms x 2 training-set sizes x 5 seeds = 40 runs) fits in 150 minutes (docs/benchmark.md).
     * ``paper``: a resnet34 U-Net on 224-px crops (whole GID-15 tiles), batch 16, 10000 steps, lr 1e-3,
       warm-up + cosine; meant for a GPU. The paper does not publish its U-Net schedule: this is our choice.
 
@@ -67,6 +120,18 @@ def preset(name: str) -> SegmenterConfig:
     """
     if name == "cpu-small":
         return SegmenterConfig(backbone="resnet18", iterations=500, batch_size=16, crop=64, lr=2e-3)
+    if name == "cpu-converge":
+        return SegmenterConfig(
+            backbone="mobilenet_v2",
+            iterations=1200,
+            batch_size=16,
+            crop=96,
+            lr=2e-3,
+            eval_batch_size=16,
+            decoder_channels=[128, 64, 32, 16, 16],
+            val_every=150,
+            select="best-val",
+        )
     if name == "paper":
         return SegmenterConfig(
             backbone="resnet34",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +15,11 @@ import torch
 from torch import nn
 
 from rsaug.core.classes import IGNORE
-from rsaug.core.errors import InputError, RunStopped
+from rsaug.core.errors import InputError, RunStopped, option
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.core.runtime import quiet, seed_everything, select_device
 from rsaug.io.tileset import TileSet
-from rsaug.segmentation.config import SegmenterConfig
+from rsaug.segmentation.config import SegmenterConfig, converged
 from rsaug.segmentation.data import (
     PlanDataset,
     SegmenterNormalization,
@@ -27,14 +29,33 @@ from rsaug.segmentation.data import (
     make_plan,
     open_tileset,
 )
-from rsaug.segmentation.scores import confusion_matrix
+from rsaug.segmentation.scores import confusion_matrix, scores
 
 
 def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
-    """TorchGeo's SemanticSegmentationTask U-Net with our optimiser schedule (random init, no downloads)."""
+    """TorchGeo's SemanticSegmentationTask U-Net with our optimiser schedule (random init, no downloads).
+
+    TorchGeo builds ``segmentation_models_pytorch.Unet`` with the library's default decoder; with
+    ``cfg.decoder_channels`` set, the task builds the same U-Net (same encoder, random init) with those decoder
+    widths instead (TorchGeo 0.8 has no option for them).
+    """
     from torchgeo.trainers import SemanticSegmentationTask
 
     class _Task(SemanticSegmentationTask):
+        def configure_models(self) -> None:
+            if cfg.decoder_channels is None:
+                super().configure_models()
+                return
+            import segmentation_models_pytorch as smp
+
+            self.model = smp.Unet(
+                encoder_name=cfg.backbone,
+                encoder_weights=None,
+                in_channels=in_channels,
+                classes=num_classes,
+                decoder_channels=tuple(int(c) for c in cfg.decoder_channels),
+            )
+
         def configure_optimizers(self) -> Any:
             opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             total = cfg.iterations
@@ -118,17 +139,65 @@ class TrainedSegmenter:
         return cm
 
 
+def validation_miou(
+    model: nn.Module,
+    *,
+    norm: SegmenterNormalization,
+    num_classes: int,
+    val: TileArrays,
+    batch_size: int = 8,
+    device: torch.device | None = None,
+) -> float:
+    """mIoU of ``model`` on every pixel of every tile of ``val`` (:meth:`TrainedSegmenter.confusion` and
+    :func:`rsaug.segmentation.scores.scores`); the train/eval mode of every submodule is restored afterwards.
+
+    Args:
+        model: The network (outputs K logits per pixel).
+        norm: Its input normalisation.
+        num_classes: K.
+        val: Validation tiles (whole tiles, every labelled pixel counted).
+        batch_size: Tiles per forward pass.
+        device: Device of the model (default: that of its parameters).
+    """
+    dev = device if device is not None else next(model.parameters()).device
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        cm = TrainedSegmenter(model, norm, num_classes, dev, {}).confusion(val, batch_size=batch_size)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    return float(scores(cm)["miou"])
+
+
 class _StepCounter:
-    """Lightning callback: counts optimizer steps, records the loss curve, drives a progress bar."""
+    """Lightning callback: counts optimizer steps, records the loss curve, drives a progress bar, and (with
+    ``validate``) evaluates the validation mIoU every ``val_every`` steps and after the last step, keeping a copy
+    of the best weights when ``keep_best``."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # build a real Callback subclass lazily
         from lightning.pytorch.callbacks import Callback
 
         class _Impl(Callback):
-            def __init__(self, total: int, desc: str, reporter: Reporter) -> None:
+            def __init__(
+                self,
+                total: int,
+                desc: str,
+                reporter: Reporter,
+                validate: Callable[[nn.Module], float] | None = None,
+                val_every: int = 0,
+                keep_best: bool = False,
+            ) -> None:
                 self.steps = 0
+                self.total = total
                 self.losses: list[float] = []
                 self.bar = reporter.bar(total=total, desc=desc, leave=False, unit="it")
+                self.validate = validate
+                self.val_every = val_every
+                self.keep_best = keep_best
+                self.curve: list[list[float]] = []
+                self.val_seconds = 0.0
+                self.best: tuple[int, float] | None = None
+                self.best_state: dict[str, torch.Tensor] | None = None
 
             def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, idx: int) -> None:
                 self.steps += 1
@@ -137,6 +206,19 @@ class _StepCounter:
                 self.bar.update(1)
                 if self.steps % 10 == 0:
                     self.bar.set_postfix(loss=f"{np.mean(self.losses[-10:]):.3f}")
+                if self.validate is not None and (self.steps % self.val_every == 0 or self.steps == self.total):
+                    self._evaluate(module.model)
+
+            def _evaluate(self, model: nn.Module) -> None:
+                t0 = time.perf_counter()
+                miou = self.validate(model)  # type: ignore[misc]
+                self.curve.append([self.steps, miou])
+                if self.best is None or miou > self.best[1]:  # ties keep the earlier step
+                    self.best = (self.steps, miou)
+                    if self.keep_best:
+                        self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                self.val_seconds += time.perf_counter() - t0
+                self.bar.set_postfix(val_miou=f"{miou:.3f}")
 
             def close(self) -> None:
                 self.bar.close()
@@ -159,8 +241,16 @@ def train_segmenter(
     dtype: str | None = None,
     reporter: Reporter | None = None,
     desc: str = "train",
+    val: TileArrays | None = None,
+    val_split: str = "val",
 ) -> TrainedSegmenter:
     """Train TorchGeo's U-Net (``SemanticSegmentationTask``, random init) on real tiles (+ optional extra tiles).
+
+    With ``config.val_every`` > 0 the mIoU on every pixel of every validation tile is evaluated every
+    ``val_every`` steps and after the last step (the network in eval mode, its train mode restored; the
+    training itself is unchanged: with ``select="last"`` the returned weights are bit-identical to a run
+    without validation). With ``config.select == "best-val"`` the weights of the evaluation with the highest
+    validation mIoU (the earliest on ties) are returned. Model selection uses the validation tiles only.
 
     Args:
         real: Real tile set (path or :class:`TileSet`; its ``split`` is used) or tiles already in memory.
@@ -176,13 +266,20 @@ def train_segmenter(
         dtype: Stored image dtype (for the normalisation); read from the tile set when possible.
         reporter: Progress (a bar over the steps); ``None``: silent.
         desc: Progress-bar label.
+        val: Validation tiles (real) for ``config.val_every`` > 0; default: the ``val_split`` of ``real`` when it
+            is a tile set.
+        val_split: Split of ``real`` used as validation tiles when ``val`` is not given.
 
     Returns:
         The trained network with its normalisation and a bookkeeping dictionary ``info`` (``steps``,
         ``draws`` per source, ``samples``, ``loss_first`` / ``loss_last`` (mean of 10 steps), ``seconds``).
+        With validation it also holds ``val_curve`` (``[[step, mIoU], ...]``), ``best_step``,
+        ``best_val_miou``, ``converged`` (:func:`rsaug.segmentation.config.converged`; ``None`` when the curve
+        is too short to tell), ``select``, ``selected_step`` (the step of the returned weights),
+        ``val_tiles`` and ``val_seconds`` (time spent evaluating, included in ``seconds``).
 
     Raises:
-        InputError: For an empty training set or invalid protocol values.
+        InputError: For an empty training or validation set or invalid protocol values.
         RunStopped: When Lightning stopped before the last step (e.g. on SIGTERM); nothing is returned.
     """
     import lightning.pytorch as pl
@@ -199,8 +296,12 @@ def train_segmenter(
         tiles = load_tiles(ts, [split], "real")
         num_classes = num_classes or ts.scheme.num_classes
         dtype = dtype or ts.dtype
+        if cfg.val_every > 0 and val is None:
+            val = load_tiles(ts, [val_split], "val")
     if len(tiles) == 0:
         raise InputError(None, "no real training tiles")
+    if cfg.val_every > 0 and (val is None or len(val) == 0):
+        raise InputError(None, f"{option('val_every')} > 0 needs validation tiles ({option('val')})")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
@@ -230,7 +331,19 @@ def train_segmenter(
 
     seed_everything(seed)  # same initialisation for a given seed in every arm
     task = build_task(num_classes, bands, cfg)
-    counter = _StepCounter(cfg.iterations, desc, reporter_or_silent(reporter))
+    validate = (
+        functools.partial(validation_miou, norm=norm, num_classes=num_classes, val=val, batch_size=cfg.eval_batch_size)
+        if cfg.val_every > 0
+        else None
+    )
+    counter = _StepCounter(
+        cfg.iterations,
+        desc,
+        reporter_or_silent(reporter),
+        validate=validate,
+        val_every=cfg.val_every,
+        keep_best=cfg.select == "best-val",
+    )
     # no per-run "GPU available" banners or expected warnings inside the progress display
     with quiet(
         messages=(
@@ -264,8 +377,11 @@ def train_segmenter(
         raise RunStopped(
             None, f"training stopped after {trainer.global_step} of {cfg.iterations} steps; the run is not recorded"
         )
-    model = task.model.to(dev).eval()
-    info = {
+    model = task.model
+    if counter.best_state is not None:
+        model.load_state_dict(counter.best_state)
+    model = model.to(dev).eval()
+    info: dict[str, Any] = {
         "steps": int(trainer.global_step),
         "samples": int(counter.steps * cfg.batch_size),
         "draws": {s.name: int(c) for s, c in zip(sources, plan.counts(len(sources)))},
@@ -275,4 +391,17 @@ def train_segmenter(
         "seconds": seconds,
         "device": str(dev),
     }
+    if counter.best is not None:
+        info.update(
+            {
+                "val_curve": counter.curve,
+                "best_step": int(counter.best[0]),
+                "best_val_miou": float(counter.best[1]),
+                "converged": converged(counter.curve, cfg.iterations),
+                "select": cfg.select,
+                "selected_step": int(counter.best[0]) if cfg.select == "best-val" else int(counter.steps),
+                "val_tiles": len(val),  # type: ignore[arg-type]
+                "val_seconds": counter.val_seconds,
+            }
+        )
     return TrainedSegmenter(model=model, norm=norm, num_classes=num_classes, device=dev, info=info)
