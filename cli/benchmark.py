@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from rsaug.benchmark import ARM_KINDS, BenchmarkConfig, resolve_arms, run_benchmark
+from rsaug.benchmark import ARM_KINDS, BenchmarkConfig, preset_defaults, resolve_arms, run_benchmark
 from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
 from rsaug.core.runtime import select_device
+from rsaug.segmentation import PRESETS, SELECT_MODES
 from rsaug.segmentation import preset as get_preset
 
 
@@ -62,16 +63,19 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 )
 @click.option(
     "--preset",
-    type=click.Choice(["cpu-small", "paper"]),
+    type=click.Choice(list(PRESETS)),
     default="cpu-small",
     show_default=True,
     help="Training protocol: cpu-small (resnet18, 64-px crops, 500 steps; all arms x 3 seeds in about "
-    "45 min on 2 CPU cores) or paper (resnet34, 224-px crops, 10000 steps; for a GPU).",
+    "45 min on 2 CPU cores), cpu-converge (mobilenet_v2 U-Net, narrow decoder, 96-px crops, 1200 steps, with "
+    "validation and best-val selection; defaults to 5 seeds, arms real,real+synthetic,classic and "
+    "--real-fractions 0.25: 40 runs in about 150 min on 2 CPU cores) or paper (resnet34, 224-px crops, "
+    "10000 steps; for a GPU).",
 )
 @click.option(
     "--arms",
-    default="real,real+synthetic,classic,synthetic-only",
-    show_default=True,
+    default=None,
+    show_default="from preset: real,real+synthetic,classic,synthetic-only; cpu-converge: real,real+synthetic,classic",
     help="Comma-separated arms: real, real+synthetic (one arm per synthetic set), classic (flips, "
     "rotations, colour jitter), synthetic-only; or explicit names like real+csebgan, csebgan-only. "
     "Arms needing synthetic data are dropped when none is given.",
@@ -79,8 +83,8 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option(
     "--seeds",
     type=int,
-    default=3,
-    show_default=True,
+    default=None,
+    show_default="from preset: 3; cpu-converge: 5",
     help="Seeds per arm (seed s = same initialisation and real-tile order in every arm).",
 )
 @click.option("--iterations", type=int, default=None, show_default="from preset", help="Optimizer steps per run.")
@@ -102,8 +106,8 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
 )
 @click.option(
     "--real-fractions",
-    default="",
-    show_default="none",
+    default=None,
+    show_default="from preset: none; cpu-converge: 0.25",
     metavar="F1,F2,...",
     help="Training-set-size sweep (Table III): also train 'real' and every 'real+NAME' arm on these "
     "shares (0..1) of the real training tiles (nested seeded subsets; synthetic tiles only from "
@@ -118,6 +122,34 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     "replaced by the synthetic tiles made from their masks (the set keeps its size).",
 )
 @click.option("--test-split", default="test", show_default=True, help="Real split used for evaluation.")
+@click.option(
+    "--test-tiles",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    show_default="none (the --test-split of TILES)",
+    help="Evaluate on every tile of this separate tile set instead (same class scheme, band count and dtype; "
+    "tiles from scenes that also feed training are refused).",
+)
+@click.option(
+    "--val-split",
+    default="val",
+    show_default=True,
+    help="Real split of TILES evaluated during training (validation curves, convergence, best-val selection).",
+)
+@click.option(
+    "--val-every",
+    type=int,
+    default=None,
+    show_default="from preset: 0 (off); cpu-converge: 150",
+    help="Steps between validation mIoU evaluations during training (0 = none).",
+)
+@click.option(
+    "--select",
+    type=click.Choice(list(SELECT_MODES)),
+    default=None,
+    show_default="from preset: last; cpu-converge: best-val",
+    help="Weights evaluated on the test tiles: the last step, or the step with the best validation mIoU.",
+)
 @click.option(
     "--threads",
     type=int,
@@ -142,17 +174,21 @@ def command(
     synthetic: tuple[str, ...],
     checkpoints: tuple[str, ...],
     preset: str,
-    arms: str,
-    seeds: int,
+    arms: str | None,
+    seeds: int | None,
     iterations: int | None,
     crop: int | None,
     batch_size: int | None,
     backbone: str | None,
     lr: float | None,
     synthetic_fraction: float | None,
-    real_fractions: str,
+    real_fractions: str | None,
     replace_fractions: str,
     test_split: str,
+    test_tiles: Path | None,
+    val_split: str,
+    val_every: int | None,
+    select: str | None,
     threads: int | None,
     max_runs: int | None,
     seed: int,
@@ -165,6 +201,8 @@ def command(
     \b
     rsaug benchmark-augmentation TILES -s csebgan=SYN -o REPORT
     rsaug benchmark-augmentation TILES -s csebgan=SYN1 -s spade=SYN2 --seeds 5 -o REPORT
+    rsaug benchmark-augmentation TILES -s csebgan=SYN1 -s spade=SYN2 --preset cpu-converge -o REPORT
+    rsaug benchmark-augmentation TILES -s csebgan=SYN --test-tiles OTHER_REGION_TILES -o REPORT
     rsaug benchmark-augmentation TILES -c csebgan=RUN/checkpoints/last.ckpt -o REPORT --preset paper --device cuda
     """
     select_device(device)
@@ -178,6 +216,14 @@ def command(
     for p in ckp.values():
         if not Path(p).exists():
             raise InputError(p, "checkpoint not found")
+    if test_tiles is not None and not test_tiles.exists():
+        raise InputError(test_tiles, "test tile set directory not found")
+    defaults = preset_defaults(preset)
+    seeds = defaults["seeds"] if seeds is None else seeds
+    arms = ",".join(defaults["arms"]) if arms is None else arms
+    fractions = (
+        list(defaults["real_fractions"]) if real_fractions is None else _fractions(real_fractions, "--real-fractions")
+    )
     seg = get_preset(preset)
     overrides = {
         k: v
@@ -188,6 +234,8 @@ def command(
             "backbone": backbone,
             "lr": lr,
             "threads": threads,
+            "val_every": val_every,
+            "select": select,
         }.items()
         if v is not None
     }
@@ -213,8 +261,10 @@ def command(
         test_split=test_split,
         synthetic_fraction=synthetic_fraction,
         preset=preset,
-        real_fractions=_fractions(real_fractions, "--real-fractions"),
+        real_fractions=fractions,
         replace_fractions=_fractions(replace_fractions, "--replace-fractions"),
+        val_split=val_split,
+        test_tiles=None if test_tiles is None else str(test_tiles),
     )
     report = run_benchmark(cfg, out, device=device, checkpoints=ckp, reporter=reporter(quiet), max_runs=max_runs)
     if quiet:
@@ -251,6 +301,17 @@ def command(
                 f"{_num(ref['mean'], '.4f')}  d-mIoU {_num(c['relative_pct'], '+.2f')}% "
                 f"({_num(c['points'], '+.2f')} pt, p={_num(c['p_ttest'], '.3g')})"
             )
+    conv = report.get("validation", {}).get("arms", {})
+    if any(v["recorded"] for v in conv.values()):
+        click.echo("")
+        click.echo("converged? (" + report["validation"]["rule"] + ")")
+        for a, v in conv.items():
+            if v["recorded"]:
+                click.echo(
+                    f"  {a:<28} {v['converged']} of {v['recorded']} seeds converged, best val mIoU "
+                    f"{_pm(v['best_val_miou']['mean'], v['best_val_miou']['std'])} at step "
+                    f"{_num(v['best_step']['mean'], '.0f')}"
+                )
     n_sweep = len(report.get("config", {}).get("sweep_arms", []))
     expected = (len(report["arms"]) + n_sweep) * seeds
     if len(report["runs"]) < expected:

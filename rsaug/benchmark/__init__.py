@@ -11,23 +11,27 @@ May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`, :mod:`rsaug.sy
 from __future__ import annotations
 
 from rsaug.benchmark.arms import Arm, resolve_arms, sweep_arms
-from rsaug.benchmark.config import ARM_KINDS, BenchmarkConfig
+from rsaug.benchmark.config import ARM_KINDS, PRESET_DEFAULTS, BenchmarkConfig, preset_defaults
 from rsaug.benchmark.report import build_report, load_report
-from rsaug.benchmark.runner import collect_runs, generate_synthetic, run_benchmark
-from rsaug.benchmark.statistics import paired_comparison, summarize, summarize_sweep
+from rsaug.benchmark.runner import check_test_tiles, collect_runs, generate_synthetic, run_benchmark
+from rsaug.benchmark.statistics import paired_comparison, summarize, summarize_sweep, summarize_validation
 
 __all__ = [
     "ARM_KINDS",
+    "PRESET_DEFAULTS",
     "Arm",
     "BenchmarkConfig",
     "build_report",
+    "check_test_tiles",
     "collect_runs",
     "generate_synthetic",
     "load_report",
     "paired_comparison",
+    "preset_defaults",
     "resolve_arms",
     "run_benchmark",
     "summarize",
     "summarize_sweep",
+    "summarize_validation",
     "sweep_arms",
 ]

@@ -85,7 +85,8 @@ def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float], replace_fra
     """Arms of the training-set-size sweep and of the replace-vs-augment curve (see
     :class:`~rsaug.benchmark.config.BenchmarkConfig`).
 
-    They use the synthetic sets of the ``real+<name>`` arms among ``arms``.
+    They use the synthetic sets of the ``real+<name>`` arms among ``arms``; with a ``classic`` arm among
+    ``arms`` the size sweep also gets ``classic@f`` (classic augmentation on the same real subset).
 
     Raises:
         InputError: For a fraction outside (0, 1), or a replace curve without a ``real+<name>`` arm.
@@ -98,9 +99,12 @@ def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float], replace_fra
     if replace_fractions and not syn:
         raise InputError(None, f"{option('replace_fractions')} needs a synthetic set (and a real+synthetic arm)")
     out: list[Arm] = []
+    classic = any(a.kind == "classic" for a in arms)
     for f in sorted(set(real_fractions)):
         out.append(Arm(f"real@{f:g}", "real", None, f))
         out += [Arm(f"real+{n}@{f:g}", "real+synthetic", n, f) for n in syn]
+        if classic:
+            out.append(Arm(f"classic@{f:g}", "classic", None, f))
     for r in sorted(set(replace_fractions)):
         out += [Arm(f"replace-{n}@{r:g}", "replace", n, 1.0 - r) for n in syn]
     return out

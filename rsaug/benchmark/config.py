@@ -10,6 +10,21 @@ from rsaug.segmentation.config import SegmenterConfig
 CONFIG_FILE = "benchmark_config.json"
 ARM_KINDS = ("real", "real+synthetic", "classic", "synthetic-only")
 
+#: Benchmark defaults that come with a segmenter preset (a command-line flag or an explicit value overrides them).
+#: ``cpu-converge`` is the standard acceptance benchmark: real, real+<each synthetic set>, classic, at full and
+#: at a quarter of the real training tiles, 5 paired seeds.
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cpu-small": {"seeds": 3, "real_fractions": [], "arms": list(ARM_KINDS)},
+    "paper": {"seeds": 3, "real_fractions": [], "arms": list(ARM_KINDS)},
+    "cpu-converge": {"seeds": 5, "real_fractions": [0.25], "arms": ["real", "real+synthetic", "classic"]},
+}
+
+
+def preset_defaults(name: str | None) -> dict[str, Any]:
+    """``seeds``, ``real_fractions`` and ``arms`` a benchmark gets by default with segmenter preset ``name``."""
+    d = PRESET_DEFAULTS.get(str(name), PRESET_DEFAULTS["cpu-small"])
+    return {k: list(v) if isinstance(v, list) else v for k, v in d.items()}
+
 
 @dataclass
 class BenchmarkConfig:
@@ -23,7 +38,12 @@ class BenchmarkConfig:
         seeds: Number of seeds per arm.
         first_seed: Seeds are ``first_seed .. first_seed + seeds - 1``.
         segmenter: Training protocol shared by every arm.
-        test_split: Real split used for evaluation.
+        test_split: Real split used for evaluation (unless ``test_tiles`` is given).
+        val_split: Real split evaluated during training for the validation curves and, with the segmenter's
+            ``select="best-val"``, for model selection (used only when the segmenter's ``val_every`` > 0; never
+            the evaluated split when selecting).
+        test_tiles: A separate tile set evaluated instead of ``test_split`` (every tile of it; same class scheme,
+            band count and dtype as ``real``; none of its tiles may come from a scene that feeds training).
         synthetic_fraction: Share of the draws of a ``real+<name>`` arm that come from synthetic tiles;
             ``None`` = proportional to tile counts (the union of both sets, as in the paper).
         preset: Name of the preset the protocol came from (for the record).
@@ -47,6 +67,8 @@ class BenchmarkConfig:
     preset: str | None = None
     real_fractions: list[float] = field(default_factory=list)
     replace_fractions: list[float] = field(default_factory=list)
+    val_split: str = "val"
+    test_tiles: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""

@@ -161,6 +161,7 @@ def render_html(report: dict[str, Any], plots: dict[str, bytes | None], gallery_
             uri = png_bytes_uri(plots[key])  # type: ignore[arg-type]
             parts.append(f"<h2>{e(cap)}</h2><img class='plot' alt='{e(cap)}' src='{uri}'>")
     parts.append(_sweep_html(report.get("sweep", {}), plots))
+    parts.append(_validation_html(report.get("validation", {}), plots))
     names = report["class_names"]
     parts.append(
         "<h2>Per-class IoU (mean over seeds)</h2><table><tr><th>class</th>"
@@ -229,4 +230,36 @@ def _sweep_html(sw: dict[str, Any], plots: dict[str, bytes | None]) -> str:
         if plots.get(key):
             uri = png_bytes_uri(plots[key])  # type: ignore[arg-type]
             parts.append(f"<img class='plot' alt='{e(title)}' src='{uri}'>")
+    return "".join(parts)
+
+
+def _validation_html(val: dict[str, Any], plots: dict[str, bytes | None]) -> str:
+    """The "Validation curves and convergence" section: the convergence table per arm and the curves plot."""
+    e = html.escape
+    arms = val.get("arms", {})
+    if not arms:
+        return ""
+    parts = [
+        "<h2>Validation curves and convergence</h2>",
+        f"<p>Rule: {e(str(val.get('rule', '')))}. Model selection (best-val) uses the validation split only.</p>"
+        "<table><tr><th>arm</th><th>runs</th><th>with val curve</th><th>converged?</th>"
+        "<th>best step mean ± std</th><th>best val mIoU mean ± std</th></tr>",
+    ]
+    for arm, st in arms.items():
+        if not st["recorded"]:
+            verdict, cls = "not recorded", ""
+        elif st["all_converged"]:
+            verdict, cls = f"yes (all {st['recorded']})", "ok"
+        else:
+            verdict, cls = f"no ({st['converged']} of {st['recorded']})", "no"
+        parts.append(
+            f"<tr><td>{e(arm)}</td><td>{st['runs']}</td><td>{st['recorded']}</td>"
+            f"<td class='{cls}'>{e(verdict)}</td>"
+            f"<td>{_fmt(st['best_step']['mean'], 0)} ± {_fmt(st['best_step']['std'], 0)}</td>"
+            f"<td>{_fmt(st['best_val_miou']['mean'])} ± {_fmt(st['best_val_miou']['std'])}</td></tr>"
+        )
+    parts.append("</table>")
+    if plots.get("val_curves"):
+        uri = png_bytes_uri(plots["val_curves"])  # type: ignore[arg-type]
+        parts.append(f"<img class='plot' alt='Validation curves' src='{uri}'>")
     return "".join(parts)

@@ -1,5 +1,6 @@
 """The benchmark report's PNG plots (matplotlib, imported lazily, Agg backend): scores per arm, paired
-differences, per-class IoU (Fig. 9 style), class pixel shares (Fig. 8 style), the size sweep and the replace curve.
+differences, per-class IoU (Fig. 9 style), class pixel shares (Fig. 8 style), the size sweep, the replace curve and
+the validation curves.
 
 Every function returns the PNG bytes (``None`` when there is nothing to plot).
 """
@@ -43,8 +44,12 @@ def plot_sweep(sw: dict[str, Any], curve: str) -> bytes | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for n in sorted({r["synthetic"] for r in rows}):
-        rs = sorted((r for r in rows if r["synthetic"] == n), key=lambda r: r["fraction"])
+    groups = sorted({r["arm"].split("@")[0] if curve == "size" else str(r["synthetic"]) for r in rows})
+    for n in groups:
+        rs = sorted(
+            (r for r in rows if (r["arm"].split("@")[0] if curve == "size" else str(r["synthetic"])) == n),
+            key=lambda r: r["fraction"],
+        )
         xs = [r["fraction"] for r in rs]
         ax.errorbar(
             xs,
@@ -52,7 +57,7 @@ def plot_sweep(sw: dict[str, Any], curve: str) -> bytes | None:
             yerr=[nan_if_none(r["arm_stats"]["miou"]["std"]) for r in rs],
             marker="o",
             capsize=3,
-            label=rs[0]["arm"].split("@")[0] if curve == "size" else f"replace with {n}",
+            label=n if curve == "size" else f"replace with {n}",
         )
     if curve == "size":
         rs = sorted({r["fraction"]: r for r in rows}.values(), key=lambda r: r["fraction"])
@@ -154,4 +159,28 @@ def plot_class_shares(shares: dict[str, list[float]], class_names: Sequence[str]
     ax.set_ylabel("share of labelled training pixels (%)")
     ax.set_title("Class pixel shares of the training sets")
     ax.legend(fontsize=8)
+    return _fig_png(fig)
+
+
+def plot_val_curves(curves: dict[str, dict[int, list[list[float]]]]) -> bytes | None:
+    """Validation mIoU against training step for every arm: the mean over seeds as a bold line (at the steps
+    every seed evaluated), each seed as a light line of the same colour."""
+    curves = {a: c for a, c in curves.items() if c}
+    if not curves:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    for i, (arm, by_seed) in enumerate(curves.items()):
+        colour = f"C{i % 10}"
+        for curve in by_seed.values():
+            ax.plot([p[0] for p in curve], [p[1] for p in curve], color=colour, lw=0.8, alpha=0.3)
+        common = sorted(set.intersection(*({p[0] for p in c} for c in by_seed.values())))
+        if common:
+            mean = [np.mean([{p[0]: p[1] for p in c}[s] for c in by_seed.values()]) for s in common]
+            ax.plot(common, mean, color=colour, lw=2, marker=".", label=f"{arm} ({len(by_seed)} seeds)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation mIoU")
+    ax.set_title("Validation curves (bold: mean over seeds; light: seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncols=2)
     return _fig_png(fig)

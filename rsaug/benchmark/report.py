@@ -5,10 +5,10 @@ matrix of the real test split). The numbers come from :mod:`rsaug.benchmark.stat
 :mod:`rsaug.benchmark.plots`, the page from :mod:`rsaug.benchmark.html`.
 
 Output files: ``report.json``, ``runs.csv``, ``arms.csv``, ``comparisons.csv``, ``per_class_iou.csv``,
-``class_shares.csv`` (and ``sweep.csv`` with a size sweep / replace curve), ``metrics_by_arm.png``,
-``per_class_iou.png``, ``class_shares.png``, ``paired_differences.png`` (and ``size_sweep.png``,
-``replace_curve.png``) and ``report.html`` (images embedded as base64 data URIs, no scripts, no external
-resources).
+``class_shares.csv`` (and ``sweep.csv`` with a size sweep / replace curve, ``validation.csv`` with validation
+curves), ``metrics_by_arm.png``, ``per_class_iou.png``, ``class_shares.png``, ``paired_differences.png`` (and
+``size_sweep.png``, ``replace_curve.png``, ``val_curves.png``) and ``report.html`` (images embedded as base64
+data URIs, no scripts, no external resources).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from rsaug.benchmark.plots import (
     plot_paired_differences,
     plot_per_class_iou,
     plot_sweep,
+    plot_val_curves,
 )
-from rsaug.benchmark.statistics import METRICS, class_shares, summarize, summarize_sweep
+from rsaug.benchmark.statistics import METRICS, class_shares, summarize, summarize_sweep, summarize_validation
 from rsaug.core.files import atomic_path, read_json, strict_json, write_json
 
 
@@ -68,6 +69,9 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(runs, arms, class_names)
     shares = class_shares(class_counts)
+    order = list(arms) + [a["name"] for a in sweep or [] if a["name"] not in arms]
+    order += sorted({r["arm"] for r in runs} - set(order))
+    validation = summarize_validation(runs, order)
     report = {
         "title": title,
         "config": config or {},
@@ -81,11 +85,14 @@ def build_report(
         "class_counts": {k: [int(x) for x in v] for k, v in class_counts.items()},
         "class_shares": shares,
         "sweep": summarize_sweep(runs, list(sweep or []), class_names),
+        "validation": validation,
         "files": {},
     }
     _write_csvs(out, runs, arms, class_names, summary, shares)
     if report["sweep"]["rows"]:
         _write_csv(out / "sweep.csv", _sweep_csv_rows(report["sweep"]))
+    if any(v["recorded"] for v in validation["arms"].values()):
+        _write_csv(out / "validation.csv", _validation_csv_rows(validation))
     plots = {
         "metrics_by_arm": plot_metrics_by_arm(summary, arms),
         "paired_differences": plot_paired_differences(summary),
@@ -93,6 +100,7 @@ def build_report(
         "class_shares": plot_class_shares(shares, class_names),
         "size_sweep": plot_sweep(report["sweep"], "size"),
         "replace_curve": plot_sweep(report["sweep"], "replace"),
+        "val_curves": plot_val_curves(validation["curves"]),
     }
     for name, png in plots.items():
         if png is not None:
@@ -229,6 +237,16 @@ def _sweep_csv_rows(sw: dict[str, Any]) -> list[list[Any]]:
                 )
             ]
         )
+    return rows
+
+
+def _validation_csv_rows(val: dict[str, Any]) -> list[list[Any]]:
+    """Rows of ``validation.csv`` (header first): one per run with a validation curve."""
+    rows: list[list[Any]] = [["arm", "seed", "best_step", "best_val_miou", "converged", "selected_step", "curve"]]
+    for arm, st in val["arms"].items():
+        for seed, v in st["seeds"].items():
+            curve = " ".join(f"{int(p[0])}:{p[1]:.4f}" for p in val["curves"][arm][seed])
+            rows.append([arm, seed, v["best_step"], v["best_val_miou"], v["converged"], v.get("selected_step"), curve])
     return rows
 
 

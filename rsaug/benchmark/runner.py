@@ -52,7 +52,7 @@ import numpy as np
 from rsaug.benchmark.arms import Arm, from_sources, real_subset, resolve_arms, sweep_arms
 from rsaug.benchmark.config import CONFIG_FILE, BenchmarkConfig
 from rsaug.benchmark.report import build_report
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, option
 from rsaug.core.files import read_json, write_json
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.gan.inference import load_generator
@@ -81,6 +81,7 @@ class _Inputs:
         checkpoints: Synthetic sets still to generate: name -> generator checkpoint.
         arms: The main arms.
         sweep: The arms of the size sweep and of the replace curve.
+        test: The separate test tile set (``cfg.test_tiles``), if any.
     """
 
     real: TileSet
@@ -88,6 +89,7 @@ class _Inputs:
     checkpoints: dict[str, str]
     arms: list[Arm]
     sweep: list[Arm]
+    test: TileSet | None = None
 
 
 @dataclass
@@ -99,12 +101,14 @@ class _Sources:
         test: Real test tiles (evaluation).
         norm: Input normalisation fitted on ``train`` (the same in every arm).
         synthetic: Training tiles of the synthetic sets used by the main arms, by name.
+        val: Real validation tiles (``cfg.val_split``) when the segmenter validates during training.
     """
 
     train: TileArrays
     test: TileArrays
     norm: SegmenterNormalization
     synthetic: dict[str, TileArrays]
+    val: TileArrays | None = None
 
 
 def run_benchmark(
@@ -157,11 +161,12 @@ def _validate_inputs(cfg: BenchmarkConfig, checkpoints: dict[str, str]) -> _Inpu
     if cfg.synthetic_fraction is not None and not 0 < cfg.synthetic_fraction < 1:
         raise InputError(None, f"synthetic fraction must be in (0, 1), got {cfg.synthetic_fraction}")
     real = open_tileset(cfg.real)
-    for split in ("train", cfg.test_split):
+    for split in ("train", cfg.test_split) if cfg.test_tiles is None else ("train",):
         if not (real.index["split"] == split).any():
             raise InputError(real.root, f"real tile set has no {split!r} tiles")
     if real.synthetic:
         raise InputError(real.root, "the real tile set is marked synthetic")
+    _check_validation(cfg, real)
     clash = set(checkpoints) & set(cfg.synthetic)
     if clash:
         raise InputError(None, f"synthetic name(s) {sorted(clash)} given both as a tile set and as a checkpoint")
@@ -175,7 +180,38 @@ def _validate_inputs(cfg: BenchmarkConfig, checkpoints: dict[str, str]) -> _Inpu
         syn_sets[name] = ts
     arms = resolve_arms(cfg.arms, list(cfg.synthetic) + list(checkpoints))
     sweep = sweep_arms(arms, cfg.real_fractions, cfg.replace_fractions)
-    return _Inputs(real=real, syn_sets=syn_sets, checkpoints=checkpoints, arms=arms, sweep=sweep)
+    test = None
+    if cfg.test_tiles is not None:
+        test = open_tileset(cfg.test_tiles)
+        check_test_tiles(real, test, syn_sets)
+    else:
+        for name, ts in syn_sets.items():
+            check_not_from_test(real, ts, name, cfg.test_split)
+    return _Inputs(real=real, syn_sets=syn_sets, checkpoints=checkpoints, arms=arms, sweep=sweep, test=test)
+
+
+def _check_validation(cfg: BenchmarkConfig, real: TileSet) -> None:
+    """The validation split must exist when the segmenter validates, and must not be the evaluated split when
+    it selects weights (model selection on validation data only, never on the test data).
+
+    Raises:
+        InputError: For an empty validation split or selection on the evaluated split.
+    """
+    seg = cfg.segmenter
+    if seg.val_every <= 0:
+        return
+    if not cfg.val_split or not (real.index["split"] == cfg.val_split).any():
+        raise InputError(
+            real.root,
+            f"real tile set has no {cfg.val_split!r} tiles for the validation curves and model selection "
+            f"({option('val_split')}; {option('val_every')} 0 turns validation off)",
+        )
+    if seg.select == "best-val" and cfg.test_tiles is None and cfg.val_split == cfg.test_split:
+        raise InputError(
+            None,
+            f"{option('val_split')} and {option('test_split')} are both {cfg.val_split!r}: selecting the weights "
+            f"on the evaluated split is not allowed (use {option('select')} last, or another split)",
+        )
 
 
 def _prepare_synthetic(cfg: BenchmarkConfig, inputs: _Inputs, out: Path, *, device: str, reporter: Reporter) -> None:
@@ -196,6 +232,7 @@ def _fingerprints(inputs: _Inputs) -> dict[str, str]:
     return {
         "real": _tileset_fingerprint(inputs.real),
         **{n: _tileset_fingerprint(t) for n, t in inputs.syn_sets.items()},
+        **({"test-tiles": _tileset_fingerprint(inputs.test)} if inputs.test is not None else {}),
     }
 
 
@@ -231,14 +268,19 @@ def _load_sources(cfg: BenchmarkConfig, inputs: _Inputs, reporter: Reporter) -> 
     real = inputs.real
     reporter.say(f"loading tiles from {real.root}")
     train = load_tiles(real, ["train"], "real")
-    test = load_tiles(real, [cfg.test_split], "test")
+    if inputs.test is not None:
+        reporter.say(f"loading test tiles from {inputs.test.root}")
+        test = load_tiles(inputs.test, None, "test")
+    else:
+        test = load_tiles(real, [cfg.test_split], "test")
+    val = load_tiles(real, [cfg.val_split], "val") if cfg.segmenter.val_every > 0 else None
     norm = SegmenterNormalization.fit(train, real.dtype)
     syn_tiles = {
         n: load_tiles(t, _synthetic_rows(t), n)
         for n, t in inputs.syn_sets.items()
         if any(a.synthetic == n for a in inputs.arms)
     }
-    return _Sources(train=train, test=test, norm=norm, synthetic=syn_tiles)
+    return _Sources(train=train, test=test, norm=norm, synthetic=syn_tiles, val=val)
 
 
 def _run_pending(
@@ -273,9 +315,15 @@ def _run_pending(
             trained += 1
             outer.update(1)
             sc = result["scores"]
+            t = result["train"]
+            val = (
+                f", best val mIoU {t['best_val_miou']:.4f} at step {t['best_step']}, converged: {t['converged']}"
+                if "val_curve" in t
+                else ""
+            )
             reporter.say(
                 f"{arm.name} seed {seed}: mIoU {sc['miou']:.4f} FWIoU {sc['fwiou']:.4f} acc {sc['acc']:.4f} "
-                f"({result['train']['seconds']:.0f} s)"
+                f"({t['seconds']:.0f} s{val})"
             )
 
 
@@ -325,6 +373,7 @@ def _run_one(
         dtype=real.dtype,
         reporter=reporter,
         desc=f"{arm.name} s{seed}",
+        val=sources.val,
     )
     t0 = time.perf_counter()
     cm = seg.confusion(sources.test, batch_size=cfg.segmenter.eval_batch_size)
@@ -345,6 +394,8 @@ def _run_one(
         "train": seg.info,
         "eval_seconds": time.perf_counter() - t0,
         "test_tiles": len(sources.test),
+        **({"val_tiles": len(sources.val), "val_split": cfg.val_split} if sources.val is not None else {}),
+        **({"test_set": str(cfg.test_tiles)} if cfg.test_tiles is not None else {}),
         "protocol_key": key,
         "real_fraction": arm.real_fraction,
         "train_tiles": {
@@ -376,6 +427,8 @@ def _finish_report(out: Path, cfg: BenchmarkConfig, inputs: _Inputs, sources: _S
         config={
             **cfg.to_dict(),
             "test_tiles": len(sources.test),
+            "test_set": str(cfg.test_tiles) if cfg.test_tiles is not None else None,
+            "val_tiles": len(sources.val) if sources.val is not None else 0,
             "train_tiles": len(sources.train),
             "sweep_arms": [a.name for a in inputs.sweep],
             "synthetic_tiles": {n: len(t) for n, t in sources.synthetic.items()},
@@ -400,6 +453,91 @@ def check_synthetic(real: TileSet, syn: TileSet, name: str) -> None:
         raise InputError(syn.root, f"synthetic set {name!r} has {syn.bands} bands, the real tile set has {real.bands}")
     if np.dtype(syn.dtype) != np.dtype(real.dtype):
         raise InputError(syn.root, f"synthetic set {name!r} holds {syn.dtype} images, the real tile set {real.dtype}")
+
+
+def check_test_tiles(real: TileSet, test: TileSet, syn_sets: dict[str, TileSet]) -> None:
+    """A separate test tile set must match the real set (scheme, bands, dtype) and share no scene with training.
+
+    A tile of ``test`` leaks when its source scene (index column ``source_image``) also feeds training: the
+    scene of any tile of ``real``'s ``train`` split, or of any tile of a synthetic set (its own ``source_image``
+    and, through ``source_tile``, the scene of the real tile whose mask it was made from). Scenes are compared
+    by file name (and so also by resolved path): scene files are named after their scene id, and a copy of a
+    scene elsewhere is still the same scene.
+
+    Raises:
+        InputError: Naming the test set and the mismatch, or up to five leaking tiles and their scenes.
+    """
+    if test.synthetic:
+        raise InputError(test.root, "the test tile set is marked synthetic; evaluate on real tiles")
+    if not test.scheme.same_classes(real.scheme):
+        raise InputError(
+            test.root,
+            f"test tile set has class scheme {test.scheme.name!r} ({test.scheme.num_classes} classes), the real "
+            f"tile set {real.root} has {real.scheme.name!r} ({real.scheme.num_classes} classes)",
+        )
+    if test.bands != real.bands:
+        raise InputError(test.root, f"test tile set has {test.bands} bands, the real tile set has {real.bands}")
+    if np.dtype(test.dtype) != np.dtype(real.dtype):
+        raise InputError(test.root, f"test tile set holds {test.dtype} images, the real tile set {real.dtype}")
+    if len(test.index) == 0:
+        raise InputError(test.root, "test tile set has no tiles")
+    train_rows = real.index[real.index["split"] == "train"]
+    scenes = _scene_names(train_rows)
+    by_id = {str(r["tile_id"]): r for _, r in real.index.iterrows()}
+    for syn in syn_sets.values():
+        rows = syn.index if _synthetic_rows(syn) is None else syn.index[syn.index["split"] == "train"]
+        scenes |= _scene_names(rows)
+        if "source_tile" in rows.columns:  # the scenes of the real tiles whose masks were used
+            for t in rows["source_tile"]:
+                n = _scene_name(by_id[str(t)].get("source_image")) if str(t) in by_id else None
+                if n is not None:
+                    scenes.add(n)
+    leaks = [
+        (str(r["tile_id"]), _scene_name(r.get("source_image")))
+        for _, r in test.index.iterrows()
+        if _scene_name(r.get("source_image")) in scenes
+    ]
+    if leaks:
+        shown = ", ".join(f"{t} (scene {s})" for t, s in leaks[:5])
+        more = f" and {len(leaks) - 5} more" if len(leaks) > 5 else ""
+        raise InputError(
+            test.root,
+            f"{len(leaks)} test tile(s) come from scenes that also feed training: {shown}{more}; "
+            "evaluate on tiles of other scenes",
+        )
+
+
+def check_not_from_test(real: TileSet, syn: TileSet, name: str, test_split: str) -> None:
+    """A synthetic set's training tiles must not be made from masks of the evaluated split of ``real``.
+
+    Raises:
+        InputError: Naming the synthetic set and up to five of its source tiles in ``test_split``.
+    """
+    rows = syn.index if _synthetic_rows(syn) is None else syn.index[syn.index["split"] == "train"]
+    if "source_tile" not in rows.columns:
+        return
+    test_ids = set(real.index.loc[real.index["split"] == test_split, "tile_id"].astype(str))
+    bad = sorted({str(t) for t in rows["source_tile"]} & test_ids)
+    if bad:
+        raise InputError(
+            syn.root,
+            f"synthetic set {name!r} was made from {len(bad)} mask(s) of the {test_split!r} split "
+            f"(e.g. {', '.join(bad[:5])}): its labels leak into training",
+        )
+
+
+def _scene_name(value: Any) -> str | None:
+    """The scene key of a ``source_image`` value: its file name (``None`` when not recorded)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+        return None
+    return Path(str(value)).name
+
+
+def _scene_names(rows: Any) -> set[str]:
+    """Scene keys (:func:`_scene_name`) of the ``source_image`` column of some index rows."""
+    if "source_image" not in getattr(rows, "columns", []):
+        return set()
+    return {n for n in (_scene_name(v) for v in rows["source_image"]) if n is not None}
 
 
 def _tileset_fingerprint(ts: TileSet) -> str:
@@ -471,7 +609,20 @@ def _protocol_key(cfg: BenchmarkConfig, fps: dict[str, str]) -> dict[str, Any]:
     seg = asdict(cfg.segmenter)
     for k in ("eval_batch_size", "num_workers", "threads"):
         seg.pop(k)
-    return {"segmenter": seg, "test_split": cfg.test_split, "synthetic_fraction": cfg.synthetic_fraction, "data": fps}
+    for k, default in (("decoder_channels", None), ("val_every", 0), ("select", "last")):
+        if seg[k] == default:  # absent from keys written before these options existed
+            seg.pop(k)
+    key: dict[str, Any] = {
+        "segmenter": seg,
+        "test_split": cfg.test_split if cfg.test_tiles is None else None,
+        "synthetic_fraction": cfg.synthetic_fraction,
+        "data": fps,
+    }
+    if cfg.segmenter.val_every > 0:
+        key["val_split"] = cfg.val_split
+    if cfg.test_tiles is not None:
+        key["test_tiles"] = fps.get("test-tiles")
+    return key
 
 
 def _protocol_mismatch(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

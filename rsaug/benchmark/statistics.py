@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from rsaug.benchmark.config import BenchmarkConfig
+from rsaug.benchmark.config import preset_defaults
 from rsaug.core.runtime import quiet
-from rsaug.segmentation.config import preset
+from rsaug.segmentation.config import CONVERGENCE_GAIN, CONVERGENCE_TAIL, preset
 
 METRICS = ("miou", "fwiou", "acc")
 METRIC_LABELS = {"miou": "mIoU", "fwiou": "FWIoU", "acc": "accuracy"}
@@ -232,13 +232,15 @@ def summarize_sweep(
 ) -> dict[str, Any]:
     """The training-set-size sweep (Table III) and the replace-vs-augment curve, paired by seed.
 
-    Size rows compare ``real+<name>@f`` with ``real@f`` (and, at f = 1, ``real+<name>`` with ``real``);
-    replace rows compare ``replace-<name>@r`` with ``real`` (all real tiles).
+    Size rows compare ``real+<name>@f`` (and ``classic@f`` when the sweep has it) with ``real@f`` (and, at
+    f = 1, ``real+<name>`` / ``classic`` with ``real``); replace rows compare ``replace-<name>@r`` with ``real``
+    (all real tiles).
 
     Returns:
         ``rows``: dicts with ``curve`` (``size`` / ``replace``), ``fraction`` (real share kept, or share
-        replaced), ``synthetic``, ``reference``, ``arm``, per-arm stats ``reference_stats`` / ``arm_stats``
-        (mean/std/n per metric) and ``comparison`` (:func:`paired_comparison` per metric).
+        replaced), ``synthetic`` (``None`` for the classic rows), ``reference``, ``arm``, per-arm stats
+        ``reference_stats`` / ``arm_stats`` (mean/std/n per metric) and ``comparison`` (:func:`paired_comparison`
+        per metric).
     """
     if not sweep:
         return {"rows": []}
@@ -264,13 +266,65 @@ def summarize_sweep(
 
     syns = sorted({a["synthetic"] for a in sweep if a.get("synthetic")})
     fractions = sorted({a["real_fraction"] for a in sweep if a["kind"] != "replace"})
+    classic = any(a["kind"] == "classic" for a in sweep)
     for f in [*fractions, 1.0]:
         for n in syns:
             row("size", f, n, BASELINE if f >= 1 else f"real@{f:g}", f"real+{n}" if f >= 1 else f"real+{n}@{f:g}")
+        if classic:
+            row("size", f, None, BASELINE if f >= 1 else f"real@{f:g}", "classic" if f >= 1 else f"classic@{f:g}")
     for a in sweep:
         if a["kind"] == "replace":
             row("replace", round(1.0 - a["real_fraction"], 6), a["synthetic"], BASELINE, a["name"])
     return {"rows": rows}
+
+
+def summarize_validation(runs: list[dict[str, Any]], arms: Sequence[str]) -> dict[str, Any]:
+    """Validation curves and convergence per arm (from the ``train`` bookkeeping of each run).
+
+    Runs written without validation (``val_every`` = 0, or before validation existed) count as *not
+    recorded*. A run's ``converged`` follows :func:`rsaug.segmentation.config.converged` (``None``: the curve
+    is too short to tell).
+
+    Args:
+        runs: Run results.
+        arms: Arm names in display order (arms without runs are left out).
+
+    Returns:
+        ``rule`` (the convergence rule in words), ``arms``: per arm ``runs``, ``recorded`` (runs with a
+        validation curve), ``converged`` (runs that converged), ``all_converged`` (``None`` when nothing was
+        recorded), ``best_step`` and ``best_val_miou`` (mean / std over the recorded runs); ``curves``: arm ->
+        seed -> ``[[step, mIoU], ...]``.
+    """
+    by_arm = _runs_by_arm(runs, arms)
+    out: dict[str, Any] = {
+        "rule": (
+            f"converged = the best validation mIoU in the last {CONVERGENCE_TAIL:.0%} of the steps is less than "
+            f"{CONVERGENCE_GAIN * 100:g} points above the best validation mIoU before them"
+        ),
+        "arms": {},
+        "curves": {},
+    }
+    for arm in arms:
+        rs = by_arm[arm]
+        if not rs:
+            continue
+        rec = {s: r["train"] for s, r in sorted(rs.items()) if "val_curve" in r.get("train", {})}
+        best_steps = [float(t["best_step"]) for t in rec.values()]
+        best_mious = [float(t["best_val_miou"]) for t in rec.values()]
+        out["arms"][arm] = {
+            "runs": len(rs),
+            "recorded": len(rec),
+            "converged": sum(t.get("converged") is True for t in rec.values()),
+            "all_converged": (all(t.get("converged") is True for t in rec.values()) if rec else None),
+            "best_step": dict(zip(("mean", "std"), mean_std(best_steps))),
+            "best_val_miou": dict(zip(("mean", "std"), mean_std(best_mious))),
+            "seeds": {
+                s: {k: t.get(k) for k in ("best_step", "best_val_miou", "converged", "selected_step")}
+                for s, t in rec.items()
+            },
+        }
+        out["curves"][arm] = {s: t["val_curve"] for s, t in rec.items()}
+    return out
 
 
 def class_shares(counts: dict[str, Sequence[int]]) -> dict[str, list[float]]:
@@ -298,7 +352,7 @@ def protocol_reductions(cfg: dict[str, Any]) -> list[str]:
         return []
     seg = cfg.get("segmenter", {})
     out = []
-    default_seeds = BenchmarkConfig.__dataclass_fields__["seeds"].default
+    default_seeds = int(preset_defaults(str(name))["seeds"])
     if int(cfg.get("seeds", default_seeds)) < default_seeds:
         out.append(f"{cfg.get('seeds')} seeds instead of {default_seeds}")
     if int(seg.get("iterations", ref.iterations)) < ref.iterations:
