@@ -67,7 +67,7 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     default="cpu-small",
     show_default=True,
     help="Training protocol: cpu-small (resnet18, 64-px crops, 500 steps; all arms x 3 seeds in about "
-    "45 min on 2 CPU cores), cpu-converge (mobilenet_v2 U-Net, narrow decoder, 96-px crops, 1200 steps, with "
+    "45 min on 2 CPU cores), cpu-converge (mobilenet_v2 U-Net, narrow decoder, 64-px crops, 800 steps, with "
     "validation and best-val selection; defaults to 5 seeds, arms real,real+synthetic,classic and "
     "--real-fractions 0.25: 40 runs in about 150 min on 2 CPU cores) or paper (resnet34, 224-px crops, "
     "10000 steps; for a GPU).",
@@ -109,7 +109,7 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     default=None,
     show_default="from preset: none; cpu-converge: 0.25",
     metavar="F1,F2,...",
-    help="Training-set-size sweep (Table III): also train 'real' and every 'real+NAME' arm on these "
+    help="Training-set-size sweep (Table III): also train 'real', every 'real+NAME' and 'classic' arm on these "
     "shares (0..1) of the real training tiles (nested seeded subsets; synthetic tiles only from "
     "the kept tiles' masks).",
 )
@@ -126,7 +126,7 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     "--test-tiles",
     type=click.Path(path_type=Path, readable=False),
     default=None,
-    show_default="none (the --test-split of TILES)",
+    show_default="none: the --test-split of TILES",
     help="Evaluate on every tile of this separate tile set instead (same class scheme, band count and dtype; "
     "tiles from scenes that also feed training are refused).",
 )
@@ -140,7 +140,7 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     "--val-every",
     type=int,
     default=None,
-    show_default="from preset: 0 (off); cpu-converge: 150",
+    show_default="from preset: 0 (off); cpu-converge: 160",
     help="Steps between validation mIoU evaluations during training (0 = none).",
 )
 @click.option(

@@ -108,9 +108,9 @@ def preset(name: str) -> SegmenterConfig:
     * ``cpu-small``: a resnet18 U-Net on 64-px crops, batch 16, 500 AdamW steps (lr 2e-3, warm-up + cosine).
       Sized so that four arms x three seeds fit in about 45 minutes on two CPU cores.
     * ``cpu-converge``: trained towards convergence on two CPU cores: a U-Net with a ``mobilenet_v2`` encoder
-      (random init) and a narrow decoder (``decoder_channels`` ``[128, 64, 32, 16, 16]``) on 96-px crops,
-      batch 16, 1200 AdamW steps (lr 2e-3, warm-up + cosine; about 9 passes over 406 GID-15 tiles), the
-      validation mIoU every 150 steps and the best-val weights returned. Sized so that the standard acceptance
+      (random init) and a narrow decoder (``decoder_channels`` ``[128, 64, 32, 16, 16]``) on 64-px crops,
+      batch 16, 800 AdamW steps (lr 2e-3, warm-up + cosine), the validation mIoU every 160 steps and the
+      best-val weights returned. Sized so that the standard acceptance
       benchmark (4 arms x 2 training-set sizes x 5 seeds = 40 runs) fits in 150 minutes (docs/benchmark.md).
     * ``paper``: a resnet34 U-Net on 224-px crops (whole GID-15 tiles), batch 16, 10000 steps, lr 1e-3,
       warm-up + cosine; meant for a GPU. The paper does not publish its U-Net schedule: this is our choice.
@@ -123,13 +123,13 @@ def preset(name: str) -> SegmenterConfig:
     if name == "cpu-converge":
         return SegmenterConfig(
             backbone="mobilenet_v2",
-            iterations=1200,
+            iterations=800,
             batch_size=16,
-            crop=96,
+            crop=64,
             lr=2e-3,
             eval_batch_size=16,
             decoder_channels=[128, 64, 32, 16, 16],
-            val_every=150,
+            val_every=160,
             select="best-val",
         )
     if name == "paper":
