@@ -167,7 +167,8 @@ class RGB8:
     def __init__(self, dtype: str, rgb_bands: list[int], reference: list[np.ndarray]) -> None:
         self.bands = list(rgb_bands)
         self.uint8 = np.dtype(dtype) == np.uint8
-        self.low = self.high = None
+        self.low: np.ndarray | None = None
+        self.high: np.ndarray | None = None
         if not self.uint8:
             stack = np.concatenate([im[self.bands].reshape(len(self.bands), -1) for im in reference], axis=1)
             stack = stack.astype(np.float64)
@@ -180,6 +181,7 @@ class RGB8:
         x = images[:, self.bands]
         if self.uint8:
             return torch.from_numpy(np.ascontiguousarray(x))
+        assert self.low is not None and self.high is not None  # fitted in __init__ for non-uint8 data
         lo = self.low[None, :, None, None]
         hi = self.high[None, :, None, None]
         y = np.clip((x.astype(np.float64) - lo) / (hi - lo) * 255.0, 0, 255)
@@ -313,7 +315,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
     }
 
     # reference row: real test tiles
-    real_feats = None
+    real_feats: np.ndarray | None = None  # set iff cfg.fid
     n_div = min(cfg.diversity_masks, len(test))
     n_csd = min(cfg.csd_masks, len(test))
     per_ckpt = len(test) + n_div + n_csd
@@ -362,7 +364,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
                 "ema": gen.ema,
                 "has_noise": gen.has_noise,
             }
-            entry["fid"] = fid_from_features(real_feats, np.concatenate(feats)) if cfg.fid else None
+            entry["fid"] = fid_from_features(real_feats, np.concatenate(feats)) if real_feats is not None else None
             if seg is not None:
                 entry["segmentation"] = segmentation_scores(cm, names)
                 entry["confusion_matrix"] = cm.tolist()

@@ -189,6 +189,7 @@ def _conv(params: dict[str, np.ndarray], stride: int = 1, padding: int = 0) -> n
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
         if bias:
+            assert conv.bias is not None  # built with bias=True
             conv.bias.copy_(torch.from_numpy(np.asarray(params["bias"], dtype=np.float32)))
     return conv
 
@@ -249,6 +250,9 @@ class LPIPS(nn.Module):
     where ``f_l`` are the layer-l features unit-normalised along channels and ``w_l`` the linear head.
     """
 
+    shift: torch.Tensor  # input-scaling buffers registered in __init__
+    scale: torch.Tensor
+
     def __init__(self, net: str, params: dict[str, Any]) -> None:
         super().__init__()
         self.net_name = net
@@ -275,7 +279,9 @@ class LPIPS(nn.Module):
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """LPIPS distance per image pair, shape (N,)."""
-        return sum(m.mean(dim=(2, 3)) for m in self.layer_maps(x0, x1)).reshape(-1)
+        total = sum(m.mean(dim=(2, 3)) for m in self.layer_maps(x0, x1))
+        assert isinstance(total, torch.Tensor)  # five layer maps: never the empty sum's 0
+        return total.reshape(-1)
 
     def spatial(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """Per-pixel LPIPS map (N, 1, H, W): every layer map upsampled bilinearly to the input size, summed.
@@ -283,7 +289,9 @@ class LPIPS(nn.Module):
         Its mean over all pixels approximates :meth:`forward` (exactly equal for maps already at full size).
         """
         size = x0.shape[-2:]
-        return sum(F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in self.layer_maps(x0, x1))
+        total = sum(F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in self.layer_maps(x0, x1))
+        assert isinstance(total, torch.Tensor)  # five layer maps: never the empty sum's 0
+        return total
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from rsaug.core.errors import InputError, option
 from rsaug.core.files import write_json
@@ -276,7 +276,10 @@ class LossConfig:
         return _from_dict(cls, data, path)
 
 
-def _from_dict(cls: type, data: Any, path: str | os.PathLike[str] | None) -> Any:
+_ConfigT = TypeVar("_ConfigT", "ModelConfig", "LossConfig")
+
+
+def _from_dict(cls: type[_ConfigT], data: Any, path: str | os.PathLike[str] | None) -> _ConfigT:
     _check(isinstance(data, dict), path, f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -289,7 +292,9 @@ def _from_dict(cls: type, data: Any, path: str | os.PathLike[str] | None) -> Any
             elif f.default is not dataclasses.MISSING:
                 setattr(obj, f.name, f.default)
             else:  # pragma: no cover - every field has a default
-                setattr(obj, f.name, f.default_factory())  # type: ignore[misc]
+                if f.default_factory is dataclasses.MISSING:
+                    raise TypeError(f"field {f.name!r} has no default")
+                setattr(obj, f.name, f.default_factory())
     except TypeError as exc:  # pragma: no cover
         raise InputError(path, f"{cls.__name__}: {exc}") from None
     obj.validate(path)
@@ -318,7 +323,10 @@ def load_model_config(path: str | os.PathLike[str]) -> ModelConfig:
 
 
 CONDUCTOR_MODES = ("joint", "none", "frozen", "no-real")
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16")
+Precision = Literal["32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16"]
+"""The precisions a training run accepts (a subset of Lightning Fabric's)."""
+
+PRECISIONS: tuple[Precision, ...] = ("32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16")
 
 
 @dataclass
@@ -371,7 +379,7 @@ class TrainConfig:
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Precision = "32-true"
     workers: int = 0
     lr_g: float = 1e-4
     lr_d: float = 4e-4
@@ -568,6 +576,7 @@ __all__ = [
     "PRESETS",
     "LossConfig",
     "ModelConfig",
+    "Precision",
     "Preset",
     "TrainConfig",
     "get_preset",

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from rsaug.core.classes import IGNORE, ClassScheme
 from rsaug.core.errors import InputError
@@ -39,7 +38,7 @@ from rsaug.core.runtime import select_device
 from rsaug.gan.checkpoint import find_checkpoint, load_checkpoint
 from rsaug.gan.config import ModelConfig
 from rsaug.gan.models import Models, build_models
-from rsaug.gan.networks.generator import build_generator, to_model_labels
+from rsaug.gan.networks.generator import _Generator, build_generator, to_model_labels
 from rsaug.io.normalization import Normalization
 
 
@@ -79,7 +78,7 @@ class Generator:
 
     def __init__(
         self,
-        net: nn.Module,
+        net: _Generator,
         config: ModelConfig,
         scheme: ClassScheme,
         normalization: Normalization,

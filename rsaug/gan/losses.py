@@ -86,7 +86,12 @@ class PerceptualLoss(nn.Module):
 
 
 def diversity_sensitive_loss(
-    fake1: Tensor, fake2: Tensor, noise1: Tensor, noise2: Tensor, tau: float = 1.0, eps: float = 1e-5
+    fake1: Tensor,
+    fake2: Tensor,
+    noise1: Tensor | None,
+    noise2: Tensor | None,
+    tau: float = 1.0,
+    eps: float = 1e-5,
 ) -> Tensor:
     """Diversity-sensitive loss of Yang et al. 2019 (to *minimise*; multiply by ``lambda_ds``).
 

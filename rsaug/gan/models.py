@@ -12,7 +12,7 @@ from torch import nn
 from rsaug.gan.config import ModelConfig
 from rsaug.gan.networks.conductor import build_conductor
 from rsaug.gan.networks.discriminator import build_discriminator
-from rsaug.gan.networks.generator import build_generator
+from rsaug.gan.networks.generator import _Generator, build_generator
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Models:
         C: Segmentation conductor, or ``None`` (no-conductor ablation).
     """
 
-    G: nn.Module
+    G: _Generator
     D: nn.Module | None
     C: nn.Module | None
 

@@ -239,6 +239,7 @@ class Trainer:
         import lightning as L
 
         dev = self.cfg.device
+        devices: list[int] | int | str
         if dev == "auto":
             accelerator, devices = ("cuda" if torch.cuda.is_available() else "cpu"), self.cfg.devices
         else:
@@ -280,12 +281,16 @@ class Trainer:
             torch.optim.Adam(self.D.parameters(), lr=self.cfg.lr_d, betas=betas) if self.D is not None else None
         )
         self.c_trainable = self.C is not None and self.cfg.conductor in ("joint", "no-real")
-        self.opt_C = torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr_c, betas=betas) if self.c_trainable else None
+        self.opt_C = (
+            torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr_c, betas=betas)
+            if self.C is not None and self.c_trainable
+            else None
+        )
         lam = lambda s: lr_factor(s, self.total_steps, self.cfg.decay_start)
         self.scheds = {"G": torch.optim.lr_scheduler.LambdaLR(self.opt_G, lam)}
         if self.opt_D is not None:
             self.scheds["D"] = torch.optim.lr_scheduler.LambdaLR(self.opt_D, lam)
-        if self.c_trainable:
+        if self.opt_C is not None:  # set iff c_trainable
             self.scheds["C"] = torch.optim.lr_scheduler.LambdaLR(self.opt_C, lam)
         self.vgg = None
         if self.loss_cfg.lambda_vgg > 0:
@@ -343,7 +348,7 @@ class Trainer:
         self.opt_G.load_state_dict(state["opt_G"])
         if self.opt_D is not None:
             self.opt_D.load_state_dict(state["opt_D"])
-        if self.c_trainable:
+        if self.opt_C is not None:  # set iff c_trainable
             self.opt_C.load_state_dict(state["opt_C"])
         for k, s in self.scheds.items():
             s.load_state_dict(state["schedulers"][k])
@@ -369,7 +374,8 @@ class Trainer:
                 raise InputError(p, "frozen conductor file not found") from None
             except Exception as exc:
                 raise InputError(p, f"cannot read frozen conductor: {exc}") from None
-            sd = obj.get("C") if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT else obj
+            # whatever the file holds; load_state_dict checks it (a non-mapping fails there, with its message)
+            sd: Any = obj.get("C") if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT else obj
             try:
                 self.C.load_state_dict(sd)
             except Exception as exc:
@@ -487,6 +493,7 @@ class Trainer:
                 set_requires_grad(self.D, True)
             d_total, d = discriminator_objective(self.Dw, batch, fake)
             self._check(d, step)
+            assert self.opt_Dw is not None  # set up together with Dw
             self.opt_Dw.zero_grad(set_to_none=True)
             fabric.backward(d_total)
             self.opt_Dw.step()
@@ -496,6 +503,7 @@ class Trainer:
         if self.c_trainable:
             if single:
                 set_requires_grad(self.C, True)
+            assert self.Cw is not None and self.opt_Cw is not None  # set up when c_trainable
             c_loss, c = conductor_objective(self.Cw, batch, fake, self.loss_cfg, use_real=cfg.conductor == "joint")
             self._check(c, step)
             self.opt_Cw.zero_grad(set_to_none=True)
@@ -603,6 +611,7 @@ class Trainer:
         if self.D is not None:
             self.D.train()
         if self.c_trainable:
+            assert self.C is not None  # c_trainable implies a conductor
             self.C.train()
 
         if fabric.global_rank == 0:
@@ -663,7 +672,7 @@ class Trainer:
                 lrs = {"lr_g": self.opt_G.param_groups[0]["lr"]}
                 if self.opt_D is not None:
                     lrs["lr_d"] = self.opt_D.param_groups[0]["lr"]
-                if self.c_trainable:
+                if self.opt_C is not None:  # set iff c_trainable
                     lrs["lr_c"] = self.opt_C.param_groups[0]["lr"]
                 vals = self._step(fabric, step, batch)
                 step += 1
@@ -692,7 +701,9 @@ class Trainer:
                             tb.add_scalar(k, v, step)
                 if step % self.cfg.checkpoint_every == 0 or step == self.total_steps:
                     last_ckpt = self._save_checkpoint(fabric, step)
-                post = {k: f"{vals[k]:.3f}" for k in ("g_total", "d_total", "c_total", "g_cond") if k in vals}
+                post: dict[str, str] = {
+                    k: f"{vals[k]:.3f}" for k in ("g_total", "d_total", "c_total", "g_cond") if k in vals
+                }
                 post["img/s"] = f"{ips:.1f}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
@@ -703,7 +714,7 @@ class Trainer:
             if tb is not None:
                 tb.close()
         seconds = time.perf_counter() - t0
-        k = max(1, len(history) // 10)
+        tenth = max(1, len(history) // 10)
         mean = lambda rows: {c: float(np.mean([r[c] for r in rows])) for c in rows[0]} if rows else {}
         result = TrainResult(
             run_dir=self.run_dir,
@@ -711,8 +722,8 @@ class Trainer:
             steps=step,
             seconds=seconds,
             images_per_second=len(history) * images_per_rank_step / max(seconds, 1e-9),
-            first_losses=mean(history[:k]),
-            last_losses=mean(history[-k:]),
+            first_losses=mean(history[:tenth]),
+            last_losses=mean(history[-tenth:]),
             samples=samples,
         )
         if fabric.global_rank == 0:

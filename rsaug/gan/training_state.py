@@ -8,7 +8,7 @@ Exact resume rests on :func:`seed_for`: every random draw of step ``s`` comes fr
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 import torch
@@ -56,14 +56,24 @@ def lr_factor(step: int, total: int, decay_start: float) -> float:
     return max(0.0, (total - step) / (total - start))
 
 
-def _running_stat_modules(module: nn.Module) -> list[nn.Module]:
-    return [
-        m
-        for m in module.modules()
-        if isinstance(getattr(m, "running_mean", None), torch.Tensor)
+class _RunningStats(Protocol):
+    """A module with BatchNorm-style running statistics (``nn.BatchNorm*`` or a fused class-modulated norm)."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    momentum: float | None
+
+
+def _has_running_stats(m: nn.Module) -> TypeGuard[_RunningStats]:
+    return (
+        isinstance(getattr(m, "running_mean", None), torch.Tensor)
         and isinstance(getattr(m, "running_var", None), torch.Tensor)
         and hasattr(m, "momentum")
-    ]
+    )
+
+
+def _running_stat_modules(module: nn.Module) -> list[_RunningStats]:
+    return [m for m in module.modules() if _has_running_stats(m)]
 
 
 @torch.no_grad()
@@ -86,8 +96,9 @@ def refresh_batchnorm(G: nn.Module, batches: list[tuple[torch.Tensor, Any]]) -> 
     for m in mods:
         m.running_mean.zero_()
         m.running_var.fill_(1.0)
-        if isinstance(getattr(m, "num_batches_tracked", None), torch.Tensor):
-            m.num_batches_tracked.zero_()
+        tracked = getattr(m, "num_batches_tracked", None)
+        if isinstance(tracked, torch.Tensor):
+            tracked.zero_()
     G.train()
     for i, (labels, noise) in enumerate(batches):
         for m in mods:

@@ -109,6 +109,8 @@ class VGG19Features(nn.Module):
         layers: Convolution names whose post-ReLU outputs are returned; the network stops after the last one.
     """
 
+    mean: Tensor  # buffer registered in __init__
+
     def __init__(self, layers: tuple[str, ...] = PERCEPTUAL_LAYERS) -> None:
         super().__init__()
         state = load_vgg19_state()
@@ -123,6 +125,7 @@ class VGG19Features(nn.Module):
             name, cin, cout = item
             conv = nn.Conv2d(cin, cout, 3, padding=1)
             w, b = state[name]
+            assert conv.bias is not None  # nn.Conv2d has a bias by default
             with torch.no_grad():
                 conv.weight.copy_(w)
                 conv.bias.copy_(b)

@@ -765,7 +765,9 @@ def _lightning_base() -> type:
     try:
         from lightning.pytorch import LightningDataModule
     except ImportError:  # pragma: no cover
-        from pytorch_lightning import LightningDataModule  # type: ignore[no-redef]
+        from pytorch_lightning import LightningDataModule as LegacyLightningDataModule
+
+        return LegacyLightningDataModule
     return LightningDataModule
 
 
@@ -880,6 +882,7 @@ class RealSyntheticDataModule(_lightning_base()):  # type: ignore[misc]
         """Mixed real + synthetic training batches."""
         if self.train_dataset is None:
             self.setup("fit")
+        assert self.train_dataset is not None  # built by setup()
         return DataLoader(
             self.train_dataset,
             batch_size=self.batch_size,

@@ -103,8 +103,8 @@ def tile_scenes(
     if opts.vector_fill is not None:
         class_index(scheme, opts.vector_fill)  # an unknown class is an error even when no mask is a vector
     out = Path(out)
-    pairs = [(Path(os.path.abspath(s)), Path(os.path.abspath(m))) for s, m in pairs]
-    if not pairs:
+    abs_pairs = [(Path(os.path.abspath(s)), Path(os.path.abspath(m))) for s, m in pairs]
+    if not abs_pairs:
         raise InputError(None, "no scene/mask pairs given")
     mode = prepare_output_dir(
         out,
@@ -120,7 +120,7 @@ def tile_scenes(
     masks: list[MaskSpec] = []
     stems: dict[str, Path] = {}
     notes: list[str] = []
-    for s, m in pairs:
+    for s, m in abs_pairs:
         sc = open_scene(s)
         if sc.stem in stems:
             raise InputError(s, f"two scenes share the stem {sc.stem!r} ({stems[sc.stem]}); tile ids would clash")
@@ -208,7 +208,7 @@ def tile_scenes(
             stats = runner.map(stats_unit, all_units, bar, while_waiting=_import_index_libraries)
 
         index, dropped_unknown, dropped_buffer = _build_index(
-            all_units, stats, scenes, masks, scheme, opts, ratios, index_crs, pairs
+            all_units, stats, scenes, masks, scheme, opts, ratios, index_crs, abs_pairs
         )
 
         # ---- pass 2: write

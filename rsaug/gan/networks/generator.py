@@ -106,6 +106,9 @@ class SNConv2d(nn.Conv2d):
     back to a slow kernel for them).
     """
 
+    u: Tensor  # power-iteration buffers registered in __init__
+    v: Tensor
+
     def __init__(self, *args, eps: float = 1e-12, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.eps = eps
@@ -131,6 +134,7 @@ class SNConv2d(nn.Conv2d):
         with torch.no_grad():
             sn.weight.copy_(conv.weight)
             if conv.bias is not None:
+                assert sn.bias is not None  # built with bias=True just above
                 sn.bias.copy_(conv.bias)
         sn.reset_power_iteration()
         return sn
@@ -275,16 +279,16 @@ class ModResBlock(nn.Module):
         super().__init__()
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
-        self.conv_0 = nn.Conv2d(fin, fmid, 3, padding=1)
-        self.conv_1 = nn.Conv2d(fmid, fout, 3, padding=1)
-        self.conv_s = nn.Conv2d(fin, fout, 1, bias=False) if self.learned_shortcut else None
-        for conv in (self.conv_0, self.conv_1, self.conv_s):
+        conv_0 = nn.Conv2d(fin, fmid, 3, padding=1)
+        conv_1 = nn.Conv2d(fmid, fout, 3, padding=1)
+        conv_s = nn.Conv2d(fin, fout, 1, bias=False) if self.learned_shortcut else None
+        for conv in (conv_0, conv_1, conv_s):
             if conv is not None:
                 init_weights(conv, cfg.init, cfg.init_gain)
-        self.conv_0 = _sn(self.conv_0, cfg.spectral_norm_g)
-        self.conv_1 = _sn(self.conv_1, cfg.spectral_norm_g)
-        if self.conv_s is not None:
-            self.conv_s = _sn(self.conv_s, cfg.spectral_norm_g)
+        # registered in this order, before the norms: the parameter and state_dict order depend on it
+        self.conv_0 = _sn(conv_0, cfg.spectral_norm_g)
+        self.conv_1 = _sn(conv_1, cfg.spectral_norm_g)
+        self.conv_s = _sn(conv_s, cfg.spectral_norm_g) if conv_s is not None else None
         self.norm_0 = _Norm(kind, fin, cfg, next_layer())
         self.norm_1 = _Norm(kind, fmid, cfg, next_layer())
         self.norm_s = _Norm(kind, fin, cfg, next_layer()) if self.learned_shortcut else None
@@ -322,7 +326,7 @@ class _Generator(nn.Module):
 
     def resample_class(
         self, noise: Tensor | None, class_index: int, generator: torch.Generator | None = None
-    ) -> Tensor | None:
+    ) -> Tensor:
         """Copy of ``noise`` in which only label ``class_index``'s noise is redrawn.
 
         Raises:
@@ -358,7 +362,7 @@ class SPADELayoutGenerator(_Generator):
         top = 16 * nf
         if cfg.model == "vspade":
             self.s0 = cfg.crop_size // 2**cfg.num_upsampling
-            self.fc = nn.Linear(cfg.z_dim, top * self.s0 * self.s0)
+            self.fc: nn.Module = nn.Linear(cfg.z_dim, top * self.s0 * self.s0)
             self.encoder: nn.Module | None = ConvEncoder(cfg)
         elif cfg.model == "spade":
             self.fc = nn.Conv2d(L, top, 3, padding=1)
@@ -396,7 +400,7 @@ class SPADELayoutGenerator(_Generator):
 
     def resample_class(
         self, noise: Tensor | None, class_index: int, generator: torch.Generator | None = None
-    ) -> Tensor | None:
+    ) -> Tensor:
         """See :meth:`_Generator.resample_class`; supported by CSEBGAN and CLADE with instance noise."""
         if noise is None:
             raise ValueError("no noise given to resample")
@@ -550,7 +554,7 @@ class _P2PResBlock(nn.Module):
         return x + self.body(x)
 
 
-def build_generator(cfg: ModelConfig) -> nn.Module:
+def build_generator(cfg: ModelConfig) -> _Generator:
     """The generator of ``cfg.model`` (``csebgan``, ``spade``, ``vspade``, ``pix2pixhd`` or ``clade``)."""
     cfg.validate()
     if cfg.model == "pix2pixhd":

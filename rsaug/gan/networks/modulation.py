@@ -83,7 +83,7 @@ class _ClassAffine(torch.autograd.Function):
     """``out[b, c, p] = x[b, c, p] * scale[b, c, label[b, p]] + shift[b, c, label[b, p]]``."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, labels: Tensor, scale: Tensor, shift: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, labels: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
         lk = _Lookup(x, labels, scale.shape[2])
         scale = scale.to(x.dtype)
         out = lk.lookup(shift.to(x.dtype))
@@ -92,7 +92,7 @@ class _ClassAffine(torch.autograd.Function):
         return lk.unview(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         x, labels, scale = ctx.saved_tensors
         lk = _Lookup(x, labels, scale.shape[2])
         g = lk.view(grad)
@@ -128,7 +128,7 @@ class _FusedNormAffine(torch.autograd.Function):
         labels: Tensor,
         gamma: Tensor,
         beta: Tensor,
-        mean: Tensor,  # type: ignore[override]
+        mean: Tensor,
         var: Tensor,
         eps: float,
         batch_stats: bool,
@@ -145,7 +145,7 @@ class _FusedNormAffine(torch.autograd.Function):
         return lk.unview(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         x, labels, gamma, scale, mean, rstd = ctx.saved_tensors
         lk = _Lookup(x, labels, gamma.shape[2])
         g = lk.view(grad)
@@ -230,6 +230,11 @@ class ClassModulatedNorm(nn.Module):
         eps: BatchNorm epsilon.
         momentum: Running-statistics momentum.
     """
+
+    # buffers registered in __init__ when ``fused`` (the unfused layer keeps them in ``self.bn``)
+    running_mean: Tensor
+    running_var: Tensor
+    num_batches_tracked: Tensor
 
     def __init__(self, channels: int, fused: bool = True, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
