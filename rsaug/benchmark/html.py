@@ -100,7 +100,14 @@ def render_html(report: dict[str, Any], plots: dict[str, bytes | None], gallery_
             " schedule, identical for every arm. Seed <i>s</i> = the same initialisation and the same "
             "real-tile draw sequence in every arm; comparisons are paired by seed. Evaluation: every pixel "
             "of every tile of the real test split, unknown pixels ignored. "
-            f"Preset: {e(str(cfg.get('preset')))}. Real tiles: <code>{e(str(cfg.get('real')))}</code>; "
+            + (
+                f"Validation mIoU on the real {e(str(cfg.get('val_split')))} split every "
+                f"{_fmt(seg.get('val_every'))} steps; weights evaluated: {e(str(seg.get('select')))}. "
+                if seg.get("val_every")
+                else ""
+            )
+            + (f"Test tiles: <code>{e(str(cfg.get('test_set')))}</code>. " if cfg.get("test_set") else "")
+            + f"Preset: {e(str(cfg.get('preset')))}. Real tiles: <code>{e(str(cfg.get('real')))}</code>; "
             f"synthetic sets: {e(', '.join(f'{k} = {v}' for k, v in cfg.get('synthetic', {}).items()) or 'none')}.</p>"
         )
         reduced = protocol_reductions(cfg)

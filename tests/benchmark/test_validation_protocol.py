@@ -101,6 +101,8 @@ def test_report_has_val_curves_and_convergence_table(val_run: dict) -> None:
     page = (out / "report.html").read_text()
     assert "Validation curves and convergence" in page and "converged?" in page
     assert "alt='Validation curves'" in page
+    assert "Validation mIoU on the real val split every 2 steps; weights evaluated: best-val" in page
+    assert "Test tiles: <code>" in page
     assert saved["config"]["test_set"] is not None and saved["config"]["val_tiles"] > 0
 
 
