@@ -72,7 +72,7 @@ def build_report(
     order = list(arms) + [a["name"] for a in sweep or [] if a["name"] not in arms]
     order += sorted({r["arm"] for r in runs} - set(order))
     validation = summarize_validation(runs, order)
-    report = {
+    report: dict[str, Any] = {
         "title": title,
         "config": config or {},
         "class_names": list(class_names),
@@ -124,7 +124,7 @@ def _write_csvs(
     shares: dict[str, list[float]],
 ) -> None:
     """``runs.csv``, ``arms.csv``, ``comparisons.csv``, ``per_class_iou.csv`` and ``class_shares.csv``."""
-    rows = [["arm", "seed", "miou", "fwiou", "acc", "steps", "samples", "train_seconds"]]
+    rows: list[list[Any]] = [["arm", "seed", "miou", "fwiou", "acc", "steps", "samples", "train_seconds"]]
     for r in sorted(runs, key=lambda r: (list(arms).index(r["arm"]) if r["arm"] in arms else 99, r["seed"])):
         info = r.get("train", {})
         rows.append(

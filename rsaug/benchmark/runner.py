@@ -332,13 +332,19 @@ def _training_tiles(
 ) -> tuple[TileArrays, TileArrays | None, float | None]:
     """What one arm trains on: ``(base tiles, extra tiles or None, share of draws from extra or None)``."""
     if arm.kind == "synthetic-only":
+        assert arm.synthetic is not None  # synthetic-only arms always name their set (resolve_arms)
         return sources.synthetic[arm.synthetic], None, None
     train = sources.train
-    base = train if arm.real_fraction >= 1 else train.select(real_subset(len(train), arm.real_fraction, cfg.first_seed))
-    extra = sources.synthetic[arm.synthetic] if arm.kind in ("real+synthetic", "replace") else None
+    base = train
+    if arm.real_fraction < 1:
+        base = train.select(real_subset(len(train), arm.real_fraction, cfg.first_seed).tolist())
+    if arm.kind not in ("real+synthetic", "replace"):
+        return base, None, cfg.synthetic_fraction
+    assert arm.synthetic is not None  # real+synthetic and replace arms always name their set (resolve_arms)
+    extra = sources.synthetic[arm.synthetic]
     if arm.kind == "replace":  # the synthetic tiles of the removed tiles' masks
         extra = from_sources(extra, set(train.tile_ids) - set(base.tile_ids), arm.synthetic)
-    elif extra is not None and arm.real_fraction < 1:  # only the masks of the kept tiles
+    elif arm.real_fraction < 1:  # only the masks of the kept tiles
         extra = from_sources(extra, set(base.tile_ids), arm.synthetic)
     return base, extra, cfg.synthetic_fraction
 

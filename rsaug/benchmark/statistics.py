@@ -247,7 +247,7 @@ def summarize_sweep(
     by_arm = _runs_by_arm(runs, sorted({r["arm"] for r in runs}))
     rows = []
 
-    def row(curve: str, fraction: float, syn: str, ref: str, arm: str) -> None:
+    def row(curve: str, fraction: float, syn: str | None, ref: str, arm: str) -> None:
         if ref not in by_arm or arm not in by_arm:
             return
         pick = lambda st: {m: {k: st[m][k] for k in ("mean", "std")} | {"n": st["n"]} for m in METRICS}
@@ -330,8 +330,8 @@ def summarize_validation(runs: list[dict[str, Any]], arms: Sequence[str]) -> dic
 def class_shares(counts: dict[str, Sequence[int]]) -> dict[str, list[float]]:
     """Pixel share of every class (fractions summing to 1) for each named count vector."""
     out = {}
-    for name, c in counts.items():
-        c = np.asarray(c, dtype=np.float64)
+    for name, counts_k in counts.items():
+        c = np.asarray(counts_k, dtype=np.float64)
         out[name] = (c / c.sum()).tolist() if c.sum() > 0 else [0.0] * len(c)
     return out
 

@@ -240,7 +240,8 @@ class PlanDataset(torch.utils.data.Dataset):
         img = img[:, y : y + self.crop, x : x + self.crop]
         msk = msk[y : y + self.crop, x : x + self.crop]
         if self.augment is not None:
-            self.augment.set_random_seed(int(self.plan.aug_seed[i]))  # albumentations 2: per-draw determinism
+            # albumentations 2: per-draw determinism (a Compose, typed here as the callable it also is)
+            self.augment.set_random_seed(int(self.plan.aug_seed[i]))  # type: ignore[attr-defined]
             out = self.augment(image=np.ascontiguousarray(np.moveaxis(img, 0, -1)), mask=np.ascontiguousarray(msk))
             img = np.moveaxis(out["image"], -1, 0)
             msk = out["mask"]

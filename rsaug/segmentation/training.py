@@ -333,7 +333,7 @@ def train_segmenter(
     task = build_task(num_classes, bands, cfg)
     validate = (
         functools.partial(validation_miou, norm=norm, num_classes=num_classes, val=val, batch_size=cfg.eval_batch_size)
-        if cfg.val_every > 0
+        if cfg.val_every > 0 and val is not None
         else None
     )
     counter = _StepCounter(
