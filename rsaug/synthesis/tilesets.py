@@ -47,11 +47,12 @@ from rsaug.io.tileset import (
     write_tile,
 )
 from rsaug.synthesis.planner import PlanConfig, SynthesisPlan, plan_synthesis, sample_seed, save_plan
+from rsaug.synthesis.radiometry import RADIOMETRY_FILE, RadiometricAlignment
 
 JOB_FILE = "synthesis.json"
 PLAN_FILE = "plan.json"
 TAG_PREFIX = "RSAUG_"
-_OWN_OUTPUTS = ("images", "masks", INDEX_FILE, DESCRIPTION_FILE, PLAN_FILE, JOB_FILE)
+_OWN_OUTPUTS = ("images", "masks", INDEX_FILE, DESCRIPTION_FILE, PLAN_FILE, JOB_FILE, RADIOMETRY_FILE)
 
 #: One planned sample: (source tile id, sample number, generation seed, synthetic tile id).
 Item = tuple[str, int, int, str]
@@ -72,6 +73,8 @@ class SynthesisConfig:
         writers: Threads writing GeoTIFFs while the generator computes the next batch.
         device: Torch device used.
         model: Generator model name (from the checkpoint config).
+        radiometry: Radiometric alignment applied to every image (:meth:`RadiometricAlignment.summary`), or
+            ``None``; the full statistics are in ``radiometry.json``.
     """
 
     tiles: str
@@ -82,10 +85,16 @@ class SynthesisConfig:
     writers: int = 2
     device: str = "cpu"
     model: str = ""
+    radiometry: dict[str, Any] | None = None
 
     def job_key(self) -> dict[str, Any]:
         """The fields that must match for ``resume`` to continue a run."""
-        return {"tiles": self.tiles, "checkpoint_sha256": self.checkpoint_sha256, "plan": asdict(self.plan)}
+        return {
+            "tiles": self.tiles,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "plan": asdict(self.plan),
+            "radiometry": self.radiometry,
+        }
 
 
 @dataclass
@@ -172,6 +181,7 @@ class _Run:
         job: The run's configuration (``synthesis.json``).
         vary_index: Internal index of the varied class (``vary`` mode), else ``None``.
         base_noise: ``vary`` mode: the noise every sample of a source tile starts from, by tile id.
+        alignment: Radiometric alignment applied to every image before it is written, or ``None``.
     """
 
     ts: TileSet
@@ -181,6 +191,7 @@ class _Run:
     job: SynthesisConfig
     vary_index: int | None
     base_noise: dict[str, Any] = field(default_factory=dict)
+    alignment: RadiometricAlignment | None = None
 
     @property
     def vary_name(self) -> str | None:
@@ -220,6 +231,10 @@ class _Run:
             f"{TAG_PREFIX}VARY_CLASS": self.vary_name or "",
             f"{TAG_PREFIX}MODEL": job.model,
         }
+        if self.alignment is not None:
+            arr = self.alignment.apply(arr, mask[0] if mask.ndim == 3 else mask)
+            tags[f"{TAG_PREFIX}ALIGN"] = self.alignment.config.method
+            tags[f"{TAG_PREFIX}ALIGN_PER_CLASS"] = str(self.alignment.config.per_class).lower()
         crs_w = crs if self.ts.georeferenced else None
         write_tile(
             self.out / "masks" / f"{sid}.tif",
@@ -242,6 +257,7 @@ def _check_run(
     checkpoint: str | os.PathLike[str] | None,
     batch_size: int,
     writers: int,
+    alignment: RadiometricAlignment | None = None,
 ) -> _Run:
     """Step 1: validate the options, the generator against the tile set, and the plan's source masks.
 
@@ -263,6 +279,8 @@ def _check_run(
     missing = [ts.mask_path(rows.loc[t]) for t, _ in plan.tiles if not ts.mask_path(rows.loc[t]).is_file()]
     if missing:
         raise InputError(missing[0], f"source mask tile not found ({len(missing)} missing)")
+    if alignment is not None and (alignment.bands != ts.bands or alignment.class_names != ts.scheme.names):
+        raise InputError(ts.root, "radiometric alignment was fitted on a tile set with other bands or classes")
     if vary_index is not None and plan.tiles:  # fail early for models without per-class noise
         _vary_noise(generator, sample_noise(generator, 0), vary_index, 1)
     job = SynthesisConfig(
@@ -274,8 +292,9 @@ def _check_run(
         writers=writers,
         device=str(getattr(generator, "device", "cpu")),
         model=str(getattr(getattr(generator, "config", None), "model", "")),
+        radiometry=None if alignment is None else alignment.summary(),
     )
-    return _Run(ts=ts, rows=rows, out=out, plan=plan, job=job, vary_index=vary_index)
+    return _Run(ts=ts, rows=rows, out=out, plan=plan, job=job, vary_index=vary_index, alignment=alignment)
 
 
 def _prepare_output(out: Path, overwrite: bool, resume: bool, job: SynthesisConfig) -> str:
@@ -305,6 +324,7 @@ def _prepare_output(out: Path, overwrite: bool, resume: bool, job: SynthesisConf
             "tiles": old.get("tiles"),
             "checkpoint_sha256": old.get("checkpoint_sha256"),
             "plan": old.get("plan"),
+            "radiometry": old.get("radiometry"),
         }
         if old_key != key:
             diff = [k for k in key if key[k] != old_key[k]]
@@ -331,6 +351,8 @@ def _start_output(run: _Run, overwrite: bool, resume: bool) -> None:
     remove_temporaries(run.out)
     write_json(run.out / JOB_FILE, asdict(run.job))
     save_plan(run.plan, run.out / PLAN_FILE)
+    if run.alignment is not None:
+        write_json(run.out / RADIOMETRY_FILE, run.alignment.to_dict())
 
 
 def _job_list(run: _Run) -> tuple[list[Item], list[Item], set[str]]:
@@ -431,6 +453,8 @@ def _finish(run: _Run, items: list[Item]) -> None:
         r["seed"] = int(sd)
         r["checkpoint_sha256"] = run.job.checkpoint_sha256
         r["vary_class"] = run.vary_name or ""
+        if run.alignment is not None:
+            r["align"] = run.alignment.config.method
         out_rows.append(r)
     index = gpd.GeoDataFrame(out_rows, geometry="geometry", crs=ts.index.crs).reset_index(drop=True)
     with quiet(UserWarning):  # pyogrio: no CRS for non-georeferenced sets
@@ -449,6 +473,7 @@ def _finish(run: _Run, items: list[Item]) -> None:
             "split_counts": split_counts,
             "source_tileset": str(ts.root.resolve()),
             "synthesis": {**asdict(run.job), "total_samples": plan.total_samples, "plan_file": PLAN_FILE},
+            "radiometric_alignment": run.job.radiometry,
             "summary": {
                 "tiles": len(index),
                 "class_pixel_shares_after": dict(zip(plan.class_names, plan.shares_after)),
@@ -470,6 +495,7 @@ def synthesize_tileset(
     writers: int = 2,
     overwrite: bool = False,
     resume: bool = False,
+    alignment: RadiometricAlignment | None = None,
     reporter: Reporter | None = None,
 ) -> SynthesisResult:
     """Generate a synthetic tile set for a plan, in exactly the tiler's format.
@@ -493,6 +519,9 @@ def synthesize_tileset(
         writers: GeoTIFF writer threads.
         overwrite: Replace an earlier rsaug output in ``out``.
         resume: Continue an interrupted run with the same tile set, checkpoint and plan.
+        alignment: Radiometric alignment (:func:`rsaug.synthesis.radiometry.fit_alignment`) applied to every
+            generated image before it is written (tags ``RSAUG_ALIGN``, ``RSAUG_ALIGN_PER_CLASS``; index column
+            ``align``; ``radiometry.json``); ``None``: images as generated.
         reporter: Progress bar (``None``: silent).
 
     Returns:
@@ -506,7 +535,7 @@ def synthesize_tileset(
     ts = tiles if isinstance(tiles, TileSet) else TileSet.open(tiles)
     if plan is None:
         plan = plan_synthesis(ts, PlanConfig())
-    run = _check_run(ts, generator, Path(out), plan, checkpoint, batch_size, writers)
+    run = _check_run(ts, generator, Path(out), plan, checkpoint, batch_size, writers, alignment)
     _start_output(run, overwrite, resume)
     items, todo, done = _job_list(run)
     t0 = time.perf_counter()
