@@ -24,7 +24,9 @@ from rsaug.core.errors import InputError, option
 from rsaug.core.files import read_json, write_json
 from rsaug.io.tileset import TileSet, count_column
 
-PLAN_MODES = ("plain", "rare", "vary")
+PLAN_MODES = ("plain", "rare", "vary", "hard")
+#: Default ``max_samples_per_mask`` of ``hard`` mode.
+HARD_MAX_SAMPLES = 4
 
 
 @dataclass
@@ -34,7 +36,9 @@ class PlanConfig:
     Attributes:
         mode: ``plain`` (every training mask, as in the paper: one sample each doubles the training set),
             ``rare`` (``--double-rare-classes``: choose masks so every rare class grows by ``factor``) or
-            ``vary`` (``--vary-class``: masks containing ``vary_class``, ``samples_per_mask`` samples each).
+            ``vary`` (``--vary-class``: masks containing ``vary_class``, ``samples_per_mask`` samples each) or
+            ``hard`` (``--hard-classes-from``: every mask, 1 to ``max_samples_per_mask`` samples growing with its
+            hardness score, from the real-only segmenter's per-class IoU ``class_iou``).
         factor: Target growth factor. ``rare``: every rare class's pixel count is multiplied by at least
             ``factor``. ``plain`` without ``samples_per_mask``: the training set grows by ``factor``
             (``(factor - 1) * n`` samples spread evenly over the masks).
@@ -42,13 +46,17 @@ class PlanConfig:
             means below the median class share.
         samples_per_mask: ``plain``/``vary``: samples per mask (``plain`` default: from ``factor``; ``vary``
             default 4). Not allowed in ``rare`` mode (the planner chooses).
-        max_samples_per_mask: ``rare``: most samples of one mask (default ``2 * ceil(factor - 1)``).
+        max_samples_per_mask: ``rare``: most samples of one mask (default ``2 * ceil(factor - 1)``); ``hard``:
+            samples of the hardest mask (default :data:`HARD_MAX_SAMPLES`).
         split: Split whose masks are used (and whose class statistics define rarity).
         seed: Seed for tie-breaking / remainder distribution and for the per-sample generation seeds.
         allow_absent: ``rare``: classes with no pixel in the split are reported but not planned for
             (otherwise such a class makes the plan impossible).
         vary_class: Class name for ``vary`` mode.
         tile_ids: Restrict the plan to these source tiles (``None``: all tiles of the split).
+        class_iou: ``hard``: per-class IoU of a segmenter trained on real data only (``None`` entries: unknown,
+            e.g. a class absent from its evaluation split).
+        hardness_source: ``hard``: where ``class_iou`` was measured (a segmenter file or a benchmark report).
     """
 
     mode: str = "plain"
@@ -61,6 +69,8 @@ class PlanConfig:
     allow_absent: bool = False
     vary_class: str | None = None
     tile_ids: list[str] | None = None
+    class_iou: list[float | None] | None = None
+    hardness_source: str | None = None
 
 
 @dataclass
@@ -109,6 +119,12 @@ class SynthesisPlan:
             out.append(a / b if b else (1.0 if a == 0 else math.inf))
         return out
 
+    def hardness(self) -> list[float] | None:
+        """``hard`` mode: per-class hardness ``1 - IoU`` (classes of unknown IoU: the mean of the known ones)."""
+        if self.config.mode != "hard" or self.config.class_iou is None:
+            return None
+        return class_hardness_weights(self.config.class_iou).tolist()
+
     def samples(self) -> list[tuple[str, int, int]]:
         """Every planned sample as ``(source tile id, sample number, generation seed)``."""
         return [(tid, s, sample_seed(self.config.seed, tid, s)) for tid, n in self.tiles for s in range(n)]
@@ -117,6 +133,7 @@ class SynthesisPlan:
         """JSON-serialisable form (what ``plan.json`` holds)."""
         classes = []
         growth = self.growth()
+        hardness = self.hardness()
         for i, name in enumerate(self.class_names):
             classes.append(
                 {
@@ -130,6 +147,9 @@ class SynthesisPlan:
                     "absent": name in self.absent,
                 }
             )
+            if hardness is not None:
+                iou = self.config.class_iou[i]  # type: ignore[index]
+                classes[-1].update({"iou": None if iou is None else float(iou), "hardness": hardness[i]})
         return {
             "config": asdict(self.config),
             "threshold": self.threshold,
@@ -162,6 +182,7 @@ class SynthesisPlan:
             "plain": "plain (whole training split)",
             "rare": "double rare classes",
             "vary": f"vary class {c.vary_class!r}",
+            "hard": f"hardness-aware (IoU from {c.hardness_source})",
         }[c.mode]
         lines = [f"Synthesis plan: {head}, factor {c.factor:g}, split {c.split!r}, seed {c.seed}"]
         if c.mode == "rare":
@@ -175,8 +196,11 @@ class SynthesisPlan:
             f"{'share':>7}  {'growth':>7}"
         )
         g = self.growth()
+        hard = self.hardness()
         for i, n in enumerate(self.class_names):
             tag = " rare" if n in self.rare else (" absent" if n in self.absent else "")
+            if hard is not None:
+                tag += f" hardness {hard[i]:.2f}"
             gs = "-" if self.counts_before[i] == 0 else f"x{g[i]:.2f}"
             lines.append(
                 f"{n:<{width}}  {self.counts_before[i]:>13,}  {self.shares_before[i]:>7.2%}  "
@@ -280,6 +304,10 @@ def plan_synthesis(
         n = cfg.samples_per_mask or 4
         samples = np.where(P[:, k] > 0, n, 0)
         plan.rare = [cfg.vary_class]
+    elif cfg.mode == "hard":
+        if len(cfg.class_iou or []) != len(names):
+            raise InputError(where, f"hard mode needs one IoU per class ({len(names)}), got {len(cfg.class_iou or [])}")
+        samples = _hard_samples(P, cfg, rng)
     else:
         samples, rare, threshold = _rare_samples(P, names, cfg, priority, where)
         plan.rare, plan.threshold = rare, threshold
@@ -305,6 +333,14 @@ def _check_config(cfg: PlanConfig) -> None:
             f"{option('double_rare_classes')} (the planner chooses the samples per mask; cap "
             f"them with {option('max_samples_per_mask')})",
         )
+    if cfg.mode == "hard" and cfg.samples_per_mask is not None:
+        raise InputError(
+            None,
+            f"{option('samples_per_mask')} cannot be combined with {option('hard_classes_from')} (the planner "
+            f"chooses 1 to {option('max_samples_per_mask')} samples per mask from its hardness)",
+        )
+    if cfg.mode == "hard" and cfg.class_iou is None:
+        raise InputError(None, "hard mode needs the per-class IoU of a real-only segmenter")
     if cfg.mode == "vary" and not cfg.vary_class:
         raise InputError(None, "vary mode needs a class name")
     if cfg.max_samples_per_mask is not None and cfg.max_samples_per_mask < 1:
@@ -320,6 +356,36 @@ def _plain_samples(n: int, cfg: PlanConfig, priority: np.ndarray) -> np.ndarray:
     samples = np.full(n, base, dtype=np.int64)
     samples[np.argsort(priority, kind="stable")[:rem]] += 1  # seeded choice of the masks that get one more
     return samples
+
+
+def class_hardness_weights(class_iou: list[float | None]) -> np.ndarray:
+    """Per-class hardness ``1 - IoU`` clipped to ``[0, 1]``; unknown IoUs (``None``/NaN) get the mean hardness of
+    the known classes (1 if none is known)."""
+    iou = np.array([np.nan if v is None else float(v) for v in class_iou], dtype=np.float64)
+    hard = np.clip(1.0 - iou, 0.0, 1.0)
+    known = np.isfinite(hard)
+    hard[~known] = float(hard[known].mean()) if known.any() else 1.0
+    return hard
+
+
+def mask_hardness(P: np.ndarray, class_iou: list[float | None]) -> np.ndarray:
+    """Hardness score of every mask: ``sum_k share_mk * (1 - IoU_k)`` over its labelled pixels (FreeMask's
+    class-wise loss weighting applied to whole masks); masks without labelled pixels score 0."""
+    tot = P.sum(axis=1, keepdims=True).astype(np.float64)
+    shares = np.divide(P, tot, out=np.zeros(P.shape, np.float64), where=tot > 0)
+    return shares @ class_hardness_weights(class_iou)
+
+
+def _hard_samples(P: np.ndarray, cfg: PlanConfig, rng: np.random.Generator) -> np.ndarray:
+    """Samples per mask in ``hard`` mode: ``1 + (max - 1) * score / max score``, seeded stochastic rounding."""
+    cap = cfg.max_samples_per_mask or HARD_MAX_SAMPLES
+    score = mask_hardness(P, cfg.class_iou or [])
+    top = float(score.max()) if score.size else 0.0
+    rel = score / top if top > 0 else np.zeros_like(score)
+    extra = (cap - 1) * rel
+    base = np.floor(extra)
+    frac = extra - base
+    return (1 + base + (rng.random(len(score)) < frac)).astype(np.int64)
 
 
 def _rare_samples(
