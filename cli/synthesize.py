@@ -12,8 +12,11 @@ from rsaug.core.errors import InputError
 from rsaug.gan.inference import load_generator
 from rsaug.io.tileset import TileSet
 from rsaug.synthesis import (
+    ALIGN_METHODS,
     PlanConfig,
+    alignment_or_none,
     check_compatible,
+    class_iou_from,
     plan_synthesis,
     save_plan,
     synthesize_scene,
@@ -73,8 +76,34 @@ from rsaug.synthesis import (
     "--max-samples-per-mask",
     type=int,
     default=None,
-    show_default="2 x ceil(factor - 1)",
-    help="--double-rare-classes: most samples the planner may take of one mask.",
+    show_default="2 x ceil(factor - 1); 4 with --hard-classes-from",
+    help="--double-rare-classes: most samples the planner may take of one mask; --hard-classes-from: samples "
+    "of the hardest mask.",
+)
+@click.option(
+    "--hard-classes-from",
+    "hard_from",
+    type=click.Path(path_type=Path, readable=False),
+    default=None,
+    show_default="off",
+    help="Hardness-aware sampling (instead of --double-rare-classes): per-class IoU of a real-only segmenter "
+    "(a segmenter.pt, measured on TILES' val split, or a benchmark report.json, its 'real' arm); every mask gets "
+    "1..--max-samples-per-mask (default 4) samples, more the larger its pixel share of low-IoU classes.",
+)
+@click.option(
+    "--align-radiometry",
+    type=click.Choice(list(ALIGN_METHODS)),
+    default="none",
+    show_default=True,
+    help="Radiometric alignment of every generated image to the real train split's statistics, per band: "
+    "mean-std (match mean and standard deviation) or histogram (quantile mapping).",
+)
+@click.option(
+    "--align-per-class",
+    is_flag=True,
+    default=False,
+    help="With --align-radiometry: match each class region to the real pixels of that class (classes with "
+    "fewer than 1000 real pixels use the band statistics).",
 )
 @click.option(
     "--vary-class",
@@ -162,6 +191,9 @@ def command(
     rare_share: float | None,
     samples_per_mask: int | None,
     max_samples_per_mask: int | None,
+    hard_from: Path | None,
+    align_radiometry: str,
+    align_per_class: bool,
     vary_class: str | None,
     allow_absent: bool,
     split: str,
@@ -187,6 +219,8 @@ def command(
     rsaug synthesize -c RUN TILES -o SYN --double-rare-classes   # rebalance rare classes
     rsaug synthesize -c RUN TILES --double-rare-classes --dry-run
     rsaug synthesize -c RUN TILES -o SYN --vary-class river --samples-per-mask 4
+    rsaug synthesize -c RUN TILES -o SYN --hard-classes-from EVAL/segmenter.pt   # hardness-aware sampling
+    rsaug synthesize -c RUN TILES -o SYN --align-radiometry histogram --align-per-class
     rsaug synthesize -c RUN --scene-mask MASK.tif -o SCENE.tif   # one seamless synthetic scene
 
     The output tile set has the same format as `rsaug tile` output (images/, masks/, index.gpkg, tileset.json
@@ -224,12 +258,15 @@ def command(
         return
     if tiles is None:
         raise InputError(None, "give TILES (a tile set from `rsaug tile`) or --scene-mask")
-    if double_rare_classes and vary_class:
-        raise InputError(None, "give either --double-rare-classes or --vary-class, not both")
+    if sum(bool(x) for x in (double_rare_classes, vary_class, hard_from)) > 1:
+        raise InputError(None, "give only one of --double-rare-classes, --vary-class and --hard-classes-from")
     if not dry_run and (checkpoint is None or out is None):
         raise InputError(None, "--checkpoint and -o OUT are required (except with --dry-run)")
-    mode = "rare" if double_rare_classes else ("vary" if vary_class else "plain")
+    mode = "rare" if double_rare_classes else ("vary" if vary_class else ("hard" if hard_from else "plain"))
     ts = TileSet.open(tiles)
+    class_iou = None
+    if hard_from is not None:
+        class_iou = class_iou_from(hard_from, ts, split="val", device=device, reporter=reporter(quiet))
     cfg = PlanConfig(
         mode=mode,
         factor=factor,
@@ -241,6 +278,8 @@ def command(
         allow_absent=allow_absent,
         vary_class=vary_class,
         tile_ids=list(tile_ids) or None,
+        class_iou=None if class_iou is None else class_iou.iou,
+        hardness_source=None if class_iou is None else f"{class_iou.kind} {class_iou.source}",
     )
     plan = plan_synthesis(ts, cfg)
     gen = None
@@ -252,8 +291,11 @@ def command(
     if plan_json is not None:
         save_plan(plan, plan_json)
     if dry_run:
+        if align_per_class and align_radiometry == "none":
+            raise InputError(None, "--align-per-class needs --align-radiometry mean-std or histogram")
         return
     assert gen is not None and out is not None
+    alignment = alignment_or_none(ts, align_radiometry, align_per_class, reporter=reporter(quiet))
     res = synthesize_tileset(
         ts,
         gen,
@@ -264,6 +306,7 @@ def command(
         writers=writers,
         overwrite=overwrite,
         resume=resume,
+        alignment=alignment,
         reporter=reporter(quiet),
     )
     if not quiet:
@@ -274,3 +317,9 @@ def command(
             f"{res.generator_seconds:.1f} s) on {gen.device}"
         )
         click.echo(f"  checkpoint sha256 {gen.checkpoint_sha256[:16]}..., seed {seed}; plan in {res.out / 'plan.json'}")
+        if alignment is not None:
+            click.echo(
+                f"  images aligned to the real train split ({align_radiometry}"
+                + (", per class" if align_per_class else "")
+                + f"); statistics in {res.out / 'radiometry.json'}"
+            )
