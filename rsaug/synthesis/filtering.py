@@ -344,10 +344,10 @@ def filter_tileset(
         batch_size=batch_size,
         radiometry=None if alignment is None else alignment.summary(),
     )
-    if seg is not None and train_preset is not None:
+    if seg is not None and train_preset is not None and seg_cfg is not None:
         save_segmenter(seg, out / SEGMENTER_FILE, syn.scheme, seg_cfg, {"tileset": str(real_ts.root), "seed": seed})
         cfg.segmenter, cfg.segmenter_preset = str(out / SEGMENTER_FILE), train_preset
-        cfg.segmenter_iterations = seg_cfg.iterations  # type: ignore[union-attr]
+        cfg.segmenter_iterations = seg_cfg.iterations
     elif segmenter is not None:
         cfg.segmenter = str(segmenter)
     if cfg.segmenter is not None:
@@ -399,8 +399,8 @@ def _process(
         if seg is not None:
             shapes = {x[2].shape for x in loaded}
             if len(shapes) == 1:
-                ce = pixel_losses(seg, np.stack([x[2] for x in loaded]), np.stack([x[4] for x in loaded]))
-                losses = list(ce)
+                batch_ce = pixel_losses(seg, np.stack([x[2] for x in loaded]), np.stack([x[4] for x in loaded]))
+                losses = list(batch_ce)
             else:
                 losses = [pixel_losses(seg, x[2], x[4]) for x in loaded]
         for (pos, row, img, itags, msk2, mtags, crs, transform), ce in zip(loaded, losses):

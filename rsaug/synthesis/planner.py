@@ -207,8 +207,8 @@ class SynthesisPlan:
                 f"{self.counts_after[i]:>13,}  {self.shares_after[i]:>7.2%}  {gs:>7}{tag}"
             )
         hist: dict[int, int] = {}
-        for _, n in self.tiles:
-            hist[n] = hist.get(n, 0) + 1
+        for _, samples in self.tiles:
+            hist[samples] = hist.get(samples, 0) + 1
         dist = ", ".join(f"{v} mask(s) x {k} sample(s)" for k, v in sorted(hist.items()))
         lines.append(
             f"masks chosen: {len(self.tiles)}; synthetic tiles: {self.total_samples}" + (f" ({dist})" if dist else "")
@@ -298,6 +298,7 @@ def plan_synthesis(
     if cfg.mode == "plain":
         samples = _plain_samples(len(rows), cfg, priority)
     elif cfg.mode == "vary":
+        assert cfg.vary_class is not None  # _check_config: vary mode names its class
         k = scheme.index_of(cfg.vary_class)  # InputError for unknown names
         if before[k] == 0:
             raise InputError(where, f"class {cfg.vary_class!r} has no pixels in split {cfg.split!r}: nothing to vary")

@@ -230,8 +230,8 @@ def synthesize_scene(
                     for b0 in range(0, len(xs), batch_size):
                         bx = xs[b0 : b0 + batch_size]
                         labels = torch.from_numpy(np.stack([strip[:, x : x + ww] for x in bx]).astype(np.int64))
-                        img = generator.generate(labels, noise=_repeat_noise(noise, len(bx)))
-                        img = img.detach().float().cpu().numpy()
+                        fake = generator.generate(labels, noise=_repeat_noise(noise, len(bx)))
+                        img = fake.detach().float().cpu().numpy()
                         for k, x in enumerate(bx):
                             wgt = np.outer(wy[j], wx[b0 + k]).astype(np.float32)
                             acc[:, y0 - acc0 : y1 - acc0, x : x + ww] += img[k] * wgt

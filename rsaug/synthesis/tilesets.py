@@ -155,6 +155,8 @@ def sample_noise(gen: Generator, seed: int) -> torch.Tensor | None:
 
 def _vary_noise(gen: Generator, base: torch.Tensor | None, class_index: int, seed: int) -> torch.Tensor:
     """``base`` with the noise of class ``class_index`` redrawn with ``seed`` (``vary`` mode)."""
+    if base is None:
+        raise InputError(None, f"{option('vary_class')} needs a generator with per-class noise (this one has none)")
     try:
         return gen.resample_class(base, class_index, seed=int(seed))
     except ValueError as exc:
@@ -163,9 +165,10 @@ def _vary_noise(gen: Generator, base: torch.Tensor | None, class_index: int, see
 
 def _cat_noise(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     """The per-sample noises of a batch as one tensor (``None`` for noise-free models)."""
-    if not parts or parts[0] is None:
+    present = [p for p in parts if p is not None]
+    if not parts or len(present) < len(parts):
         return None
-    return torch.cat(parts, dim=0)
+    return torch.cat(present, dim=0)
 
 
 # ---------------------------------------------------------------------------- the run's shared state
@@ -271,7 +274,7 @@ def _check_run(
     if plan.total_samples == 0:
         raise InputError(ts.root, "the plan is empty: nothing to synthesize (no rare class, or no mask selected)")
     cfg = plan.config
-    vary_index = ts.scheme.index_of(cfg.vary_class) if cfg.mode == "vary" else None
+    vary_index = ts.scheme.index_of(cfg.vary_class) if cfg.mode == "vary" and cfg.vary_class is not None else None
     rows = ts.index.set_index(ts.index["tile_id"].astype(str), drop=False)
     unknown = [t for t, _ in plan.tiles if t not in rows.index]
     if unknown:
@@ -418,6 +421,7 @@ def _generate_all(
     with ThreadPoolExecutor(max_workers=max(1, writers)) as pool, torch.inference_mode():
         reading = pool.submit(run.load_batch, batches[0]) if batches else None
         for bi, batch in enumerate(batches):
+            assert reading is not None  # submitted before the loop and for every following batch
             loaded = reading.result()
             if bi + 1 < len(batches):  # read the next masks while this batch is generated
                 reading = pool.submit(run.load_batch, batches[bi + 1])
