@@ -149,7 +149,11 @@ def test_deprecated_paths_still_import() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "warned: rsaug.generation moved to rsaug.gan" in res.stdout, res.stdout + res.stderr
-    code = "from rsaug.generation import load_generator; from rsaug.datasets import TileSetImages; print('ok')"
+    code = (
+        "from rsaug.generation import load_generator; from rsaug.datasets import TileSetImages\n"
+        "from rsaug.benchmark import SegmenterConfig, preset, train_segmenter; import rsaug.segmentation as s\n"
+        "assert SegmenterConfig is s.SegmenterConfig and train_segmenter is s.train_segmenter; print('ok')"
+    )
     res = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
     )

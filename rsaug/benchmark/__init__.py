@@ -10,6 +10,9 @@ May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`, :mod:`rsaug.sy
 
 from __future__ import annotations
 
+import warnings
+
+from rsaug import segmentation
 from rsaug.benchmark.arms import Arm, resolve_arms, sweep_arms
 from rsaug.benchmark.config import ARM_KINDS, PRESET_DEFAULTS, BenchmarkConfig, preset_defaults
 from rsaug.benchmark.report import build_report, load_report
@@ -35,3 +38,28 @@ __all__ = [
     "summarize_validation",
     "sweep_arms",
 ]
+
+#: Names that earlier releases exported from ``rsaug.benchmark`` and that now live in :mod:`rsaug.segmentation`
+#: (the U-Net shared by evaluate and benchmark); kept importable for one release, with a DeprecationWarning.
+_MOVED_TO_SEGMENTATION = (
+    "SegmenterConfig",
+    "TileArrays",
+    "TrainedSegmenter",
+    "confusion_matrix",
+    "load_tiles",
+    "preset",
+    "scores",
+    "train_segmenter",
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED_TO_SEGMENTATION:
+        warnings.warn(
+            f"rsaug.benchmark.{name} moved to rsaug.segmentation.{name}; this alias will be removed in the next "
+            "release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(segmentation, name)
+    raise AttributeError(f"module 'rsaug.benchmark' has no attribute {name!r}")

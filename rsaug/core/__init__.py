@@ -5,36 +5,40 @@ May import: nothing else from rsaug (the bottom layer).
 
 from __future__ import annotations
 
-from rsaug.core.classes import (
-    ClassInfo,
-    ClassScheme,
-    get_scheme,
-)
-from rsaug.core.errors import (
-    InputError,
-)
+from rsaug.core.classes import IGNORE, ClassInfo, ClassScheme, get_scheme
+from rsaug.core.errors import InputError, RsaugError, RunStopped, option
 from rsaug.core.files import (
     TMP_PREFIX,
     atomic_path,
+    json_roundtrip,
+    prepare_output_dir,
     read_json,
     remove_temporaries,
     strict_json,
     write_json,
 )
-from rsaug.core.runtime import (
-    seed_everything,
-    select_device,
-)
+from rsaug.core.progress import SILENT, Reporter, reporter_or_silent
+from rsaug.core.runtime import quiet, seed_everything, select_device
 
 __all__ = [
+    "IGNORE",
+    "SILENT",
     "TMP_PREFIX",
     "ClassInfo",
     "ClassScheme",
     "InputError",
+    "Reporter",
+    "RsaugError",
+    "RunStopped",
     "atomic_path",
     "get_scheme",
+    "json_roundtrip",
+    "option",
+    "prepare_output_dir",
+    "quiet",
     "read_json",
     "remove_temporaries",
+    "reporter_or_silent",
     "seed_everything",
     "select_device",
     "strict_json",
