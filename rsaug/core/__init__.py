@@ -10,6 +10,7 @@ from rsaug.core.errors import InputError, RsaugError, RunStopped, option
 from rsaug.core.files import (
     TMP_PREFIX,
     atomic_path,
+    clear_outputs,
     json_roundtrip,
     prepare_output_dir,
     read_json,
@@ -31,6 +32,7 @@ __all__ = [
     "RsaugError",
     "RunStopped",
     "atomic_path",
+    "clear_outputs",
     "get_scheme",
     "json_roundtrip",
     "option",

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -96,6 +97,17 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def clear_outputs(out: str | os.PathLike[str], names: Sequence[str]) -> None:
+    """Delete the files and folders ``names`` (relative to ``out``) that an earlier run wrote, and nothing else
+    (for ``overwrite``, after :func:`prepare_output_dir` has checked that ``out`` is an rsaug output)."""
+    for name in names:
+        p = Path(out) / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def json_roundtrip(obj: Any) -> Any:

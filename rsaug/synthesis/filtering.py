@@ -34,7 +34,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from rsaug.core.classes import IGNORE
 from rsaug.core.errors import InputError, option
-from rsaug.core.files import atomic_path, prepare_output_dir, remove_temporaries, write_json
+from rsaug.core.files import atomic_path, clear_outputs, prepare_output_dir, remove_temporaries, write_json
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.core.runtime import quiet, select_device
 from rsaug.gan.inference import file_sha256
@@ -326,13 +326,8 @@ def filter_tileset(
         thresholds = float(margin) * real_mean  # type: ignore[arg-type]
 
     # ---- output (everything above only read)
-    if any(out.iterdir()) if out.is_dir() else False:
-        for name in _OWN_OUTPUTS:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+    if out.is_dir():
+        clear_outputs(out, _OWN_OUTPUTS)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     remove_temporaries(out)

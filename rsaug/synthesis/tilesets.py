@@ -18,7 +18,6 @@ A run is a sequence of named steps (each a function of this module):
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,7 +32,14 @@ import torch
 from rasterio.errors import NotGeoreferencedWarning
 
 from rsaug.core.errors import InputError, option
-from rsaug.core.files import json_roundtrip, prepare_output_dir, read_json, remove_temporaries, write_json
+from rsaug.core.files import (
+    clear_outputs,
+    json_roundtrip,
+    prepare_output_dir,
+    read_json,
+    remove_temporaries,
+    write_json,
+)
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.core.runtime import quiet
 from rsaug.gan.inference import Generator
@@ -335,21 +341,11 @@ def _prepare_output(out: Path, overwrite: bool, resume: bool, job: SynthesisConf
     return mode
 
 
-def _clear_output(out: Path) -> None:
-    """Delete what an earlier synthesis run wrote in ``out`` (and nothing else)."""
-    for name in _OWN_OUTPUTS:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-
-
 def _start_output(run: _Run, overwrite: bool, resume: bool) -> None:
     """Step 2: prepare (or resume) the output directory, then record the job and the plan in it."""
     state = _prepare_output(run.out, overwrite, resume, run.job)
     if state == "overwrite":
-        _clear_output(run.out)
+        clear_outputs(run.out, _OWN_OUTPUTS)
     run.out.mkdir(parents=True, exist_ok=True)
     remove_temporaries(run.out)
     write_json(run.out / JOB_FILE, asdict(run.job))
