@@ -442,23 +442,33 @@ def _finish_report(out: Path, cfg: BenchmarkConfig, inputs: _Inputs, sources: _S
     )
 
 
+def _check_matches_real(real: TileSet, other: TileSet, what: str) -> None:
+    """``other`` (a synthetic or test tile set, named ``what`` in messages) must have the real set's classes,
+    band count and dtype.
+
+    Raises:
+        InputError: Naming ``other`` and the mismatch.
+    """
+    if not other.scheme.same_classes(real.scheme):
+        raise InputError(
+            other.root,
+            f"{what} has class scheme {other.scheme.name!r} "
+            f"({other.scheme.num_classes} classes), the real tile set {real.root} has "
+            f"{real.scheme.name!r} ({real.scheme.num_classes} classes)",
+        )
+    if other.bands != real.bands:
+        raise InputError(other.root, f"{what} has {other.bands} bands, the real tile set has {real.bands}")
+    if np.dtype(other.dtype) != np.dtype(real.dtype):
+        raise InputError(other.root, f"{what} holds {other.dtype} images, the real tile set {real.dtype}")
+
+
 def check_synthetic(real: TileSet, syn: TileSet, name: str) -> None:
     """A synthetic tile set must have the real set's classes, band count and dtype.
 
     Raises:
         InputError: Naming the synthetic set and the mismatch.
     """
-    if not syn.scheme.same_classes(real.scheme):
-        raise InputError(
-            syn.root,
-            f"synthetic set {name!r} has class scheme {syn.scheme.name!r} "
-            f"({syn.scheme.num_classes} classes), the real tile set {real.root} has "
-            f"{real.scheme.name!r} ({real.scheme.num_classes} classes)",
-        )
-    if syn.bands != real.bands:
-        raise InputError(syn.root, f"synthetic set {name!r} has {syn.bands} bands, the real tile set has {real.bands}")
-    if np.dtype(syn.dtype) != np.dtype(real.dtype):
-        raise InputError(syn.root, f"synthetic set {name!r} holds {syn.dtype} images, the real tile set {real.dtype}")
+    _check_matches_real(real, syn, f"synthetic set {name!r}")
 
 
 def check_test_tiles(real: TileSet, test: TileSet, syn_sets: dict[str, TileSet]) -> None:
@@ -475,16 +485,7 @@ def check_test_tiles(real: TileSet, test: TileSet, syn_sets: dict[str, TileSet])
     """
     if test.synthetic:
         raise InputError(test.root, "the test tile set is marked synthetic; evaluate on real tiles")
-    if not test.scheme.same_classes(real.scheme):
-        raise InputError(
-            test.root,
-            f"test tile set has class scheme {test.scheme.name!r} ({test.scheme.num_classes} classes), the real "
-            f"tile set {real.root} has {real.scheme.name!r} ({real.scheme.num_classes} classes)",
-        )
-    if test.bands != real.bands:
-        raise InputError(test.root, f"test tile set has {test.bands} bands, the real tile set has {real.bands}")
-    if np.dtype(test.dtype) != np.dtype(real.dtype):
-        raise InputError(test.root, f"test tile set holds {test.dtype} images, the real tile set {real.dtype}")
+    _check_matches_real(real, test, "test tile set")
     if len(test.index) == 0:
         raise InputError(test.root, "test tile set has no tiles")
     train_rows = real.index[real.index["split"] == "train"]
