@@ -11,6 +11,7 @@ import click
 from rsaug.benchmark import ARM_KINDS, BenchmarkConfig, preset_defaults, resolve_arms, run_benchmark
 from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
+from rsaug.core.locks import output_lock
 from rsaug.core.runtime import select_device
 from rsaug.segmentation import PRESETS, SELECT_MODES
 from rsaug.segmentation import preset as get_preset
@@ -78,7 +79,10 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     show_default="from preset: real,real+synthetic,classic,synthetic-only; cpu-converge: real,real+synthetic,classic",
     help="Comma-separated arms: real, real+synthetic (one arm per synthetic set), classic (flips, "
     "rotations, colour jitter), synthetic-only; or explicit names like real+csebgan, csebgan-only. "
-    "Arms needing synthetic data are dropped when none is given.",
+    "Arms needing synthetic data are dropped when none is given. Mixing recipes are suffixes of real+ arms, "
+    "joined by '~': ~pretrain[F] = synthetic pre-training, the last F (default 0.25) of the steps on real tiles "
+    "only; ~anneal = the synthetic share decays linearly to 0; ~wW = synthetic crops' loss weighted by W in "
+    "(0, 1]; e.g. real+csebgan~pretrain~w0.5.",
 )
 @click.option(
     "--seeds",
@@ -266,7 +270,8 @@ def command(
         val_split=val_split,
         test_tiles=None if test_tiles is None else str(test_tiles),
     )
-    report = run_benchmark(cfg, out, device=device, checkpoints=ckp, reporter=reporter(quiet), max_runs=max_runs)
+    with output_lock(out, "benchmark"):
+        report = run_benchmark(cfg, out, device=device, checkpoints=ckp, reporter=reporter(quiet), max_runs=max_runs)
     if quiet:
         return
     s = report["summary"]

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from rsaug.core.errors import RsaugError, cli_flag
+from rsaug.core.files import WRITE_ERRORS
 from rsaug.core.progress import Reporter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,8 +36,10 @@ def flag_namer(renames: dict[str, str] | None = None) -> Callable[[str], str]:
 
 
 def guarded(func: F | None = None, *, renames: dict[str, str] | None = None) -> Any:
-    """Turn :class:`rsaug.core.errors.RsaugError` (and missing or unreadable files) raised by the library into
-    :class:`BadInput` (one line, the error's exit code), with option names written as this command's flags
+    """Turn :class:`rsaug.core.errors.RsaugError` (and missing or unreadable files, and files that cannot be
+    written for lack of space, quota or permission or on a read-only file system: the :class:`OSError` of
+    :data:`rsaug.core.files.WRITE_ERRORS`) raised by the library into :class:`BadInput` (one line
+    ``<path>: <reason>``, the error's exit code, 2 for file errors), with option names written as this command's flags
     (``renames`` maps library names whose flag differs, e.g. ``{"crop": "--crop-size"}``). Path arguments are
     declared ``readable=False`` so that click's own multi-line usage error does not pre-empt this one-line error.
     Use as ``@guarded`` or ``@guarded(renames={...})``."""
@@ -52,8 +55,13 @@ def guarded(func: F | None = None, *, renames: dict[str, str] | None = None) -> 
             raise BadInput(exc.render(namer), exit_code=exc.exit_code) from None
         except FileNotFoundError as exc:
             raise BadInput(f"{exc.filename}: file not found") from None
-        except PermissionError as exc:
-            raise BadInput(f"{exc.filename}: permission denied") from None
+        except OSError as exc:
+            reason = WRITE_ERRORS.get(exc.errno or 0) or (
+                "permission denied" if isinstance(exc, PermissionError) else None
+            )
+            if reason is None:
+                raise
+            raise BadInput(f"{exc.filename}: {reason}" if exc.filename is not None else reason) from None
 
     return wrapper  # type: ignore[return-value]
 

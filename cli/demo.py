@@ -7,15 +7,16 @@ and re-run on its own; re-running the demo resumes (finished stages are kept).
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import click
 
+from rsaug.core.files import clear_directory
+from rsaug.core.locks import output_lock
 from rsaug.io.sample import gid15_sample, sample_root
 
-from .common import BadInput, device_option, seed_option
+from .common import BadInput, device_option, guarded, seed_option
 
 # Sized so the demo finishes in about 15 minutes on 2 quiet CPU cores (plus the one-off set-up); measured
 # 2026-11-21: see the README.
@@ -71,15 +72,21 @@ def _run(command: click.Command, args: list[str], title: str) -> float:
 )
 @seed_option
 @device_option
+@guarded
 def command(
     out: Path, steps: int, bench_seeds: int, bench_iterations: int, overwrite: bool, seed: int, device: str
 ) -> None:
     """Run the whole pipeline on the bundled real sample (45 GID-15 tiles) and print where the report is."""
+    # the demo holds OUT's lock; every stage locks its own subdirectory (OUT/tiles, OUT/run, ...), never OUT
+    with output_lock(out, "demo"):
+        if overwrite:
+            clear_directory(out)  # not rmtree: OUT's lock file must stay while the lock is held
+        _stages(out, steps, bench_seeds, bench_iterations, seed, device)
+
+
+def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed: int, device: str) -> None:
     from . import benchmark, evaluate, synthesize, tile, train
 
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     images, labels = gid15_sample()
     click.echo(f"Sample: {sample_root()} (licences and citations in its README.md)")
     tiles, run, syn = out / "tiles", out / "run", out / "synthetic"
@@ -117,7 +124,7 @@ def command(
         device,
         *common,
     ]
-    if run.exists():
+    if (run / "checkpoints" / "last.ckpt").is_file():  # (a run killed early may hold only its lock file)
         train_args.append("--resume")
     times["train"] = _run(train.command, train_args, "2/5 train CSEBGAN")
     ckpt = run / "checkpoints" / "last.ckpt"

@@ -1,4 +1,4 @@
-"""``rsaug evaluate``: generator quality (FID, segmentation fidelity, LPIPS diversity, mCSD / mOCD)."""
+"""``rsaug evaluate``: generator quality (FID, segmentation fidelity, LPIPS diversity, mCSD / mOCD, radiometry)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
+from rsaug.core.locks import output_lock
 from rsaug.evaluation.evaluate import HTML_FILE, MARKDOWN_FILE, RESULTS_FILE, EvaluateConfig, evaluate
 from rsaug.evaluation.tables import summary_line
 
@@ -128,8 +129,9 @@ def command(
     rsaug evaluate RUN/checkpoints/last.ckpt --tiles TILES -o EVAL --segmenter EVAL_OLD/segmenter.pt
 
     For the masks of the test split: FID against the real test tiles, mIoU / FWIoU / accuracy of a U-Net trained
-    on real data applied to the generated images, LPIPS diversity and mCSD / mOCD. Writes evaluation.json,
-    evaluation.md and evaluation.html into OUT.
+    on real data applied to the generated images, LPIPS diversity and mCSD / mOCD, and the radiometry of the
+    generated images (per-band mean / std in DN against the real test tiles, overall and per class, within
+    3 DN and 10 % or not). Writes evaluation.json, evaluation.md and evaluation.html into OUT.
     """
     try:
         bands = [int(b) for b in rgb_bands.split(",")]
@@ -158,7 +160,8 @@ def command(
         fid=not no_fid,
         segmentation=not no_segmentation,
     )
-    results = evaluate(cfg, out, reporter=reporter(quiet))
+    with output_lock(out, "evaluation"):
+        results = evaluate(cfg, out, reporter=reporter(quiet))
     if quiet:
         return
     click.echo(

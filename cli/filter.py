@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
+from rsaug.core.locks import output_lock
 from rsaug.segmentation import PRESETS
 from rsaug.synthesis import ALIGN_METHODS, DEFAULT_MARGIN, FILTER_REPORT, filter_tileset
 
@@ -106,22 +107,23 @@ def command(
     ids; masks lose the pixels the real-only segmenter finds too hard; filter_report.json gives the share of
     pixels removed per class. Unknown pixels always stay unknown.
     """
-    res = filter_tileset(
-        synthetic,
-        out,
-        real=real,
-        segmenter=segmenter,
-        train_preset=train_segmenter,
-        segmenter_iterations=segmenter_iterations,
-        margin=margin,
-        align=align,
-        align_per_class=align_per_class,
-        seed=seed,
-        device=device,
-        batch_size=batch_size,
-        overwrite=overwrite,
-        reporter=reporter(quiet),
-    )
+    with output_lock(out, "filtered tile set"):
+        res = filter_tileset(
+            synthetic,
+            out,
+            real=real,
+            segmenter=segmenter,
+            train_preset=train_segmenter,
+            segmenter_iterations=segmenter_iterations,
+            margin=margin,
+            align=align,
+            align_per_class=align_per_class,
+            seed=seed,
+            device=device,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            reporter=reporter(quiet),
+        )
     if quiet:
         return
     rep = res.report

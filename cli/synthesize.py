@@ -9,6 +9,7 @@ import rasterio
 
 from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
+from rsaug.core.locks import output_lock
 from rsaug.gan.inference import load_generator
 from rsaug.io.tileset import TileSet
 from rsaug.synthesis import (
@@ -33,6 +34,14 @@ from rsaug.synthesis import (
     default=None,
     show_default="required",
     help="Generator checkpoint (or a training run directory); optional with --dry-run.",
+)
+@click.option(
+    "--expect-sha256",
+    default=None,
+    show_default="any",
+    metavar="HEX",
+    help="Refuse the checkpoint unless its SHA-256 is this (e.g. the checkpoint_sha256 recorded in earlier "
+    "synthetic tiles, or published with a shared generator); checked before the file is read.",
 )
 @click.option(
     "-o",
@@ -185,6 +194,7 @@ from rsaug.synthesis import (
 def command(
     tiles: Path | None,
     checkpoint: Path | None,
+    expect_sha256: str | None,
     out: Path | None,
     double_rare_classes: bool,
     factor: float,
@@ -228,6 +238,8 @@ def command(
     """
     if overwrite and resume:
         raise InputError(out, "give either --overwrite or --resume, not both")
+    if expect_sha256 is not None and checkpoint is None:
+        raise InputError(None, "--expect-sha256 needs --checkpoint")
     if batch_size < 1 or writers < 1:
         raise InputError(None, "--batch-size and --writers must be at least 1")
     if scene_mask is not None:
@@ -235,7 +247,7 @@ def command(
             raise InputError(tiles, "give either TILES or --scene-mask, not both")
         if checkpoint is None or out is None:
             raise InputError(None, "--scene-mask needs --checkpoint and -o OUT.tif")
-        gen = load_generator(checkpoint, device=device)
+        gen = load_generator(checkpoint, device=device, expect_sha256=expect_sha256)
         path = synthesize_scene(
             scene_mask,
             gen,
@@ -284,7 +296,7 @@ def command(
     plan = plan_synthesis(ts, cfg)
     gen = None
     if checkpoint is not None:
-        gen = load_generator(checkpoint, device=device)
+        gen = load_generator(checkpoint, device=device, expect_sha256=expect_sha256)
         check_compatible(gen, ts, checkpoint)
     if not quiet:
         click.echo(plan.format_table())
@@ -296,19 +308,20 @@ def command(
         return
     assert gen is not None and out is not None
     alignment = alignment_or_none(ts, align_radiometry, align_per_class, reporter=reporter(quiet))
-    res = synthesize_tileset(
-        ts,
-        gen,
-        out,
-        plan,
-        checkpoint=checkpoint,
-        batch_size=batch_size,
-        writers=writers,
-        overwrite=overwrite,
-        resume=resume,
-        alignment=alignment,
-        reporter=reporter(quiet),
-    )
+    with output_lock(out, "synthesis run"):  # (whole-scene mode writes one file atomically: no lock)
+        res = synthesize_tileset(
+            ts,
+            gen,
+            out,
+            plan,
+            checkpoint=checkpoint,
+            batch_size=batch_size,
+            writers=writers,
+            overwrite=overwrite,
+            resume=resume,
+            alignment=alignment,
+            reporter=reporter(quiet),
+        )
     if not quiet:
         click.echo(
             f"Synthetic tile set written to {res.out}: {plan.total_samples} tiles from {len(plan.tiles)} "

@@ -9,6 +9,7 @@ import click
 
 from rsaug.cli.common import BadInput, device_option, guarded, quiet_option, reporter
 from rsaug.core.errors import InputError
+from rsaug.core.locks import output_lock
 
 PRESET = "preset value"
 
@@ -222,10 +223,11 @@ def command(
         if v is not None
     }
     loss_cfg = LossConfig(**losses, lambda_ds=ds_loss, ds_tau=ds_tau)
-    trainer = Trainer(
-        tiles, run_dir, cfg, ModelConfig.from_dict(over), loss_cfg, resume=resume, reporter=reporter(quiet)
-    )
-    result = trainer.fit()  # a diverged run (TrainingDiverged) is a one-line error with exit status 1
+    with output_lock(run_dir, "training run", distributed=True):  # rank 0 holds it for every rank
+        trainer = Trainer(
+            tiles, run_dir, cfg, ModelConfig.from_dict(over), loss_cfg, resume=resume, reporter=reporter(quiet)
+        )
+        result = trainer.fit()  # a diverged run (TrainingDiverged) is a one-line error with exit status 1
     if quiet or getattr(trainer, "global_rank", 0) != 0:
         return
     keys = [

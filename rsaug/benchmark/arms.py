@@ -9,7 +9,42 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsaug.core.errors import InputError, option
-from rsaug.segmentation import TileArrays
+from rsaug.segmentation import MixRecipe, TileArrays
+
+#: Separator of a mixing recipe in an arm name: ``real+csebgan~pretrain~w0.5`` (see :func:`parse_recipe`).
+RECIPE_SEP = "~"
+
+
+def parse_recipe(text: str) -> MixRecipe:
+    """The :class:`~rsaug.segmentation.MixRecipe` of an arm-name suffix: ``~``-separated parts ``anneal``
+    (synthetic share decays linearly to 0), ``pretrain`` / ``pretrainF`` (synthetic pre-training, the last F of
+    the steps - default 0.25 - on real tiles only) and ``wW`` (synthetic loss weight W in (0, 1]).
+
+    Raises:
+        InputError: For an unknown part, a second schedule, or a value outside its range.
+    """
+    recipe = MixRecipe()
+    schedules = 0
+    for part in (p.strip() for p in text.split(RECIPE_SEP)):
+        try:
+            if part == "anneal":
+                recipe.schedule, schedules = "anneal", schedules + 1
+            elif part.startswith("pretrain"):
+                recipe.schedule, schedules = "pretrain", schedules + 1
+                if part != "pretrain":
+                    recipe.finetune = float(part[len("pretrain") :])
+            elif part.startswith("w") and len(part) > 1:
+                recipe.weight = float(part[1:])
+            else:
+                raise ValueError(part)
+        except ValueError:
+            raise InputError(
+                None, f"unknown recipe {part!r} in an arm name; use anneal, pretrain[F] or wW, joined by {RECIPE_SEP}"
+            ) from None
+    if schedules > 1:
+        raise InputError(None, f"recipe {text!r}: choose one schedule (anneal or pretrain)")
+    recipe.validate()
+    return recipe
 
 
 @dataclass
@@ -22,17 +57,24 @@ class Arm:
         kind: One of :data:`~rsaug.benchmark.config.ARM_KINDS`, or ``replace``.
         synthetic: Name of the synthetic set it uses, if any.
         real_fraction: Share of the real training tiles used (see :func:`real_subset`).
+        recipe: How the synthetic tiles are mixed in (an arm-name suffix, :func:`parse_recipe`; empty: a
+            constant share with weight 1).
     """
 
     name: str
     kind: str
     synthetic: str | None = None
     real_fraction: float = 1.0
+    recipe: str = ""
 
     @property
     def augment(self) -> bool:
         """Whether classic augmentation is applied."""
         return self.kind == "classic"
+
+    def mix_recipe(self) -> MixRecipe | None:
+        """The parsed :attr:`recipe` (``None`` without one)."""
+        return parse_recipe(self.recipe) if self.recipe else None
 
 
 def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Arm]:
@@ -48,8 +90,26 @@ def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Ar
             out.append(a)
 
     for spec in arms:
-        spec = spec.strip()
+        spec, _, recipe = spec.strip().partition(RECIPE_SEP)
         if not spec:
+            continue
+        if recipe:
+            parse_recipe(recipe)  # checked before anything runs
+            if not spec.startswith("real+"):
+                raise InputError(
+                    None, f"arm {spec + RECIPE_SEP + recipe!r}: mixing recipes apply to real+<synthetic> arms"
+                )
+            if spec == "real+synthetic" and not synthetic_names:
+                raise InputError(
+                    None,
+                    f"arm {spec!r} needs synthetic data: give {option('synthetic')} DIR or "
+                    f"{option('checkpoints')} CKPT",
+                )
+            names = synthetic_names if spec == "real+synthetic" else [spec[5:]] if spec[5:] in synthetic_names else []
+            if not names:
+                raise InputError(None, f"unknown arm {spec + RECIPE_SEP + recipe!r}: no synthetic set {spec[5:]!r}")
+            for n in names:
+                add(Arm(f"real+{n}{RECIPE_SEP}{recipe}", "real+synthetic", n, recipe=recipe))
             continue
         if spec == "real":
             add(Arm("real", "real"))
@@ -91,7 +151,8 @@ def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float], replace_fra
     Raises:
         InputError: For a fraction outside (0, 1), or a replace curve without a ``real+<name>`` arm.
     """
-    syn = [a.synthetic for a in arms if a.kind == "real+synthetic"]
+    syn_arms = [a for a in arms if a.kind == "real+synthetic"]
+    syn = list(dict.fromkeys(a.synthetic for a in syn_arms))
     for what, fr in (("real_fractions", real_fractions), ("replace_fractions", replace_fractions)):
         bad = [f for f in fr if not 0 < f < 1]
         if bad:
@@ -102,7 +163,7 @@ def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float], replace_fra
     classic = any(a.kind == "classic" for a in arms)
     for f in sorted(set(real_fractions)):
         out.append(Arm(f"real@{f:g}", "real", None, f))
-        out += [Arm(f"real+{n}@{f:g}", "real+synthetic", n, f) for n in syn]
+        out += [Arm(f"{a.name}@{f:g}", "real+synthetic", a.synthetic, f, a.recipe) for a in syn_arms]
         if classic:
             out.append(Arm(f"classic@{f:g}", "classic", None, f))
     for r in sorted(set(replace_fractions)):

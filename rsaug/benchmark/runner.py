@@ -52,9 +52,10 @@ import numpy as np
 from rsaug.benchmark.arms import Arm, from_sources, real_subset, resolve_arms, sweep_arms
 from rsaug.benchmark.config import CONFIG_FILE, BenchmarkConfig
 from rsaug.benchmark.report import build_report
-from rsaug.core.errors import InputError, option
-from rsaug.core.files import read_json, write_json
+from rsaug.core.errors import InputError, RunStopped, option
+from rsaug.core.files import holds_outputs, read_json, write_json
 from rsaug.core.progress import Reporter, reporter_or_silent
+from rsaug.core.runtime import StopRequest, stop_on_signals
 from rsaug.gan.inference import load_generator
 from rsaug.io.tileset import TileSet
 from rsaug.segmentation import (
@@ -302,15 +303,25 @@ def _run_pending(
     todo = [(s, a) for s in seeds for a in inputs.arms] + [(s, a) for s in seeds for a in inputs.sweep]
     done_before = sum(run_path(out, a.name, s).is_file() for s, a in todo)
     trained = 0
-    with reporter.bar(total=len(todo), initial=done_before, desc="benchmark", unit="run") as outer:
+    with (
+        stop_on_signals() as stop,
+        reporter.bar(total=len(todo), initial=done_before, desc="benchmark", unit="run") as outer,
+    ):
         for seed, arm in todo:
             path = run_path(out, arm.name, seed)
             if path.is_file():
                 continue
             if max_runs is not None and trained >= max_runs:
                 break
+            if stop.requested:
+                _stopped(out, stop, done_before + trained, len(todo), "")
             outer.set_postfix_str(f"{arm.name} seed {seed}")
-            result = _run_one(arm, seed, cfg, inputs.real, sources, key, device=device, reporter=reporter)
+            try:
+                result = _run_one(arm, seed, cfg, inputs.real, sources, key, device=device, reporter=reporter)
+            except RunStopped as exc:
+                if not stop.requested:
+                    raise
+                _stopped(out, stop, done_before + trained, len(todo), f" ({arm.name} seed {seed}: {exc.problem})")
             write_json(path, result)
             trained += 1
             outer.update(1)
@@ -325,6 +336,20 @@ def _run_pending(
                 f"{arm.name} seed {seed}: mIoU {sc['miou']:.4f} FWIoU {sc['fwiou']:.4f} acc {sc['acc']:.4f} "
                 f"({t['seconds']:.0f} s{val})"
             )
+
+
+def _stopped(out: Path, stop: StopRequest, done: int, total: int, detail: str) -> None:
+    """Raise the :class:`RunStopped` of a benchmark interrupted by a signal (finished runs stay recorded).
+
+    Raises:
+        RunStopped: Always, with exit code 128 + the signal number.
+    """
+    raise RunStopped(
+        out,
+        f"stopped by {stop.name} with {done} of {total} runs finished{detail}; their results are kept in runs/, "
+        "run the same command again to continue",
+        exit_code=stop.exit_code,
+    )
 
 
 def _training_tiles(
@@ -373,6 +398,7 @@ def _run_one(
         device=device,
         extra=extra,
         extra_fraction=frac,
+        recipe=arm.mix_recipe(),
         augment=arm.augment,
         norm=sources.norm,
         num_classes=real.scheme.num_classes,
@@ -599,9 +625,7 @@ def generate_synthetic(
     gen = load_generator(checkpoint, device=device)
     check_compatible(gen, real, checkpoint)
     plan = plan_synthesis(real, PlanConfig(mode=mode, seed=seed))
-    synthesize_tileset(
-        real, gen, out, plan, checkpoint=checkpoint, resume=out.exists() and any(out.iterdir()), reporter=reporter
-    )
+    synthesize_tileset(real, gen, out, plan, checkpoint=checkpoint, resume=holds_outputs(out), reporter=reporter)
     return out
 
 

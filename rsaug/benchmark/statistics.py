@@ -264,12 +264,13 @@ def summarize_sweep(
             }
         )
 
-    syns = sorted({a["synthetic"] for a in sweep if a.get("synthetic")})
+    # real+<name> arms (with their mixing recipes, if any) by name without the "@f" of the sweep
+    syn_arms = {a["name"].rsplit("@", 1)[0]: a["synthetic"] for a in sweep if a["kind"] == "real+synthetic"}
     fractions = sorted({a["real_fraction"] for a in sweep if a["kind"] != "replace"})
     classic = any(a["kind"] == "classic" for a in sweep)
     for f in [*fractions, 1.0]:
-        for n in syns:
-            row("size", f, n, BASELINE if f >= 1 else f"real@{f:g}", f"real+{n}" if f >= 1 else f"real+{n}@{f:g}")
+        for name, n in sorted(syn_arms.items()):
+            row("size", f, n, BASELINE if f >= 1 else f"real@{f:g}", name if f >= 1 else f"{name}@{f:g}")
         if classic:
             row("size", f, None, BASELINE if f >= 1 else f"real@{f:g}", "classic" if f >= 1 else f"classic@{f:g}")
     for a in sweep:

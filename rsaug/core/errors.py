@@ -70,4 +70,14 @@ class InputError(RsaugError):
 
 
 class RunStopped(RsaugError):
-    """A long run stopped before it finished (e.g. on SIGTERM); nothing partial was recorded as complete."""
+    """A long run stopped before it finished (e.g. on SIGTERM); nothing partial was recorded as complete.
+
+    Args:
+        path: The run's directory (or ``None``).
+        problem: What stopped and how to continue.
+        exit_code: Exit status of the CLI (default 1; 128 + the signal number when a signal stopped the run).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str, exit_code: int = 1) -> None:
+        super().__init__(path, problem)
+        self.exit_code = exit_code

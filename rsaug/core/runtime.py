@@ -1,12 +1,15 @@
-"""Device selection and seeding."""
+"""Device selection, seeding, quiet blocks and graceful stops on SIGINT / SIGTERM."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import random
+import signal
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from types import FrameType
 
 import numpy as np
 import torch
@@ -66,3 +69,74 @@ def quiet(
     finally:
         for lg, lv in zip(logs, levels):
             lg.setLevel(lv)
+
+
+class StopRequest:
+    """Set when SIGINT or SIGTERM arrived inside :func:`stop_on_signals`; long loops poll it between steps.
+
+    Attributes:
+        signum: The signal that asked to stop (``None`` while none did).
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was asked for."""
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        """``SIGINT`` / ``SIGTERM`` (empty while no stop was asked for)."""
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by the signal: 128 + its number (130, 143)."""
+        return 128 + (self.signum or 0)
+
+
+_ACTIVE: list[StopRequest] = []
+
+
+def current_stop() -> StopRequest | None:
+    """The :class:`StopRequest` of the innermost active :func:`stop_on_signals` block, if any."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Turn SIGINT and SIGTERM into a polite request to stop for the duration of a block.
+
+    The first signal only sets :attr:`StopRequest.signum`; the loop that owns the block saves a resumable state
+    at its next step boundary and stops. A second SIGINT raises ``KeyboardInterrupt`` at once (for a user who
+    does not want to wait). Nested blocks share the outer request. The previous handlers are restored on exit.
+    Outside the main thread (where Python cannot install handlers) the request is never set.
+
+    Yields:
+        The :class:`StopRequest` to poll.
+    """
+    if _ACTIVE:
+        yield _ACTIVE[-1]
+        return
+    req = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield req
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if req.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        req.signum = signum
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, handler)
+    _ACTIVE.append(req)
+    try:
+        yield req
+    finally:
+        _ACTIVE.remove(req)
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)

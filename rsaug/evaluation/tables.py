@@ -1,6 +1,9 @@
 """The paper's Table I layout of ``rsaug evaluate`` results: the Markdown table, the HTML page, one-line summaries.
 
-Input: the results dictionary written as ``evaluation.json`` by :func:`rsaug.evaluation.evaluate.evaluate`.
+Input: the results dictionary written as ``evaluation.json`` by :func:`rsaug.evaluation.evaluate.evaluate`. Under
+Table I, both render the radiometric figures (:mod:`rsaug.evaluation.radiometry`): per checkpoint and band the real
+and generated mean / std in DN, the mean error, the std error and whether the band is within target, plus the
+per-class target count; the HTML page also has the per-class figures.
 """
 
 from __future__ import annotations
@@ -42,8 +45,55 @@ def _row_values(entry: dict[str, Any]) -> list[str]:
 
 
 def summary_line(entry: dict[str, Any]) -> str:
-    """One-line summary of a checkpoint's numbers."""
-    return ", ".join(f"{name} {val}" for (name, _), val in zip(COLUMNS, _row_values(entry)))
+    """One-line summary of a checkpoint's numbers (and its radiometry target counts, when measured)."""
+    line = ", ".join(f"{name} {val}" for (name, _), val in zip(COLUMNS, _row_values(entry)))
+    rad = entry.get("radiometry")
+    if rad:
+        line += f"; radiometry {rad['summary_line']}"
+    return line
+
+
+#: Columns of the radiometry table (after method and band).
+RADIOMETRY_COLUMNS = [
+    "real mean",
+    "real std",
+    "gen. mean",
+    "gen. std",
+    "Δ mean (DN)",
+    "std error (%)",
+    "within target",
+]
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def _band_cells(b: dict[str, Any]) -> list[str]:
+    """Formatted cells of one band of a radiometry comparison."""
+    return [
+        _num(b["real_mean"], ".2f"),
+        _num(b["real_std"], ".2f"),
+        _num(b["generated_mean"], ".2f"),
+        _num(b["generated_std"], ".2f"),
+        _num(b["mean_error_dn"], "+.2f"),
+        _num(b["std_error_pct"], "+.1f"),
+        "yes" if b["within_target"] else "no",
+    ]
+
+
+def _radiometry_rows(results: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """``(method, band, cells)`` of every checkpoint's overall radiometry, band by band."""
+    rows = []
+    for e in results["checkpoints"]:
+        for b in (e.get("radiometry") or {}).get("overall") or []:
+            rows.append((e["label"], str(b["band"]), _band_cells(b)))
+    return rows
+
+
+def _radiometry_lines(results: dict[str, Any]) -> list[str]:
+    """Per checkpoint: its radiometry summary line."""
+    return [f"{e['label']}: {e['radiometry']['summary_line']}" for e in results["checkpoints"] if e.get("radiometry")]
 
 
 def _table_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
@@ -86,6 +136,17 @@ def _notes(results: dict[str, Any]) -> list[str]:
         f"({cfg['region']}) to the class region / the rest; mean over masks per class, then over classes; "
         f"{min(cfg['csd_masks'], results['tiles'])} masks, classes with >= {cfg['csd_min_pixels']} px."
     )
+    rad = next((e["radiometry"] for e in results["checkpoints"] if e.get("radiometry")), None)
+    if rad:
+        tgt = rad["target"]
+        lines.append(
+            f"Radiometry, in {rad['units']}: per-band mean and std (ddof 0) of the generated images (after "
+            "Generator.to_raster, as synthesis writes them) against the real test tiles, over all pixels (unknown "
+            "ones included) and per class (pixels where the mask is class k; the unknown pixels are a row of their "
+            "own, outside the per-class count). Δ mean = generated - real; std error = 100 (std_gen / std_real - 1). "
+            f"Target: |Δ mean| <= {tgt['mean_dn']:g} DN and |std error| <= {tgt['std_pct']:g} % per band, overall "
+            "and per class (classes present in the test tiles)."
+        )
     for e in results["checkpoints"]:
         for n in e.get("notes", []):
             lines.append(f"{e['label']}: {n}")
@@ -98,7 +159,16 @@ def markdown_table(results: dict[str, Any]) -> str:
     sep = "|---|" + "---:|" * len(COLUMNS)
     body = [f"| {name} | " + " | ".join(vals) + " |" for name, vals in _table_rows(results)]
     notes = "\n".join(f"- {n}" for n in _notes(results))
-    return f"# rsaug evaluate\n\n{head}\n{sep}\n" + "\n".join(body) + f"\n\n{notes}\n"
+    rad = ""
+    rad_rows = _radiometry_rows(results)
+    if rad_rows:
+        units = next(e["radiometry"]["units"] for e in results["checkpoints"] if e.get("radiometry"))
+        rhead = "| Method | Band | " + " | ".join(RADIOMETRY_COLUMNS) + " |"
+        rsep = "|---|---:|" + "---:|" * len(RADIOMETRY_COLUMNS)
+        rbody = "\n".join(f"| {m} | {b} | " + " | ".join(c) + " |" for m, b, c in rad_rows)
+        counts = "\n".join(f"- {line}" for line in _radiometry_lines(results))
+        rad = f"\n## Radiometry, {units}, test tiles\n\n{rhead}\n{rsep}\n{rbody}\n\n{counts}\n"
+    return f"# rsaug evaluate\n\n{head}\n{sep}\n" + "\n".join(body) + f"\n{rad}\n{notes}\n"
 
 
 def html_report(results: dict[str, Any]) -> str:
@@ -128,6 +198,7 @@ def html_report(results: dict[str, Any]) -> str:
     else:
         seg_table = ""
     notes = "".join(f"<li>{esc(n)}</li>" for n in _notes(results))
+    rad_table = _radiometry_html(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>rsaug evaluate</title>
 <style>
@@ -140,7 +211,49 @@ th {{ background: #eee; }}
 <h1>Generator quality (Table I layout)</h1>
 <table><tr><th>Method</th>{head}</tr>{rows}</table>
 {seg_table}
+{rad_table}
 <h2>How these numbers were measured</h2><ul>{notes}</ul>
 <p>rsaug {esc(str(results.get("rsaug_version")))}; {results.get("seconds")} s.</p>
 </body></html>
 """
+
+
+def _radiometry_html(results: dict[str, Any]) -> str:
+    """The radiometry sections of the HTML page: overall per band, then each checkpoint's per-class figures."""
+    esc = html.escape
+    rows = _radiometry_rows(results)
+    if not rows:
+        return ""
+    units = next(e["radiometry"]["units"] for e in results["checkpoints"] if e.get("radiometry"))
+    head = "".join(f"<th>{esc(c)}</th>" for c in ["Method", "Band", *RADIOMETRY_COLUMNS])
+    body = "".join(
+        f"<tr><td>{esc(m)}</td><td>{esc(b)}</td>" + "".join(f"<td>{esc(v)}</td>" for v in c) + "</tr>"
+        for m, b, c in rows
+    )
+    counts = "".join(f"<li>{esc(line)}</li>" for line in _radiometry_lines(results))
+    parts = [
+        f"<h2>Radiometry in {esc(units)}, generated vs real test tiles</h2><table><tr>{head}</tr>{body}</table>"
+        f"<ul>{counts}</ul>"
+    ]
+    for e in results["checkpoints"]:
+        rad = e.get("radiometry")
+        if not rad:
+            continue
+        nb = len(rad["overall"] or [])
+        bhead = "".join(f"<th>band {b}: Δ mean (DN) / std error (%)</th>" for b in range(nb))
+        trs = ""
+        for c in [*rad["classes"], rad["unknown"]]:
+            if c["bands"] is None:
+                cells = "".join("<td>–</td>" for _ in range(nb))
+            else:
+                cells = "".join(
+                    f"<td>{_num(b['mean_error_dn'], '+.2f')} / {_num(b['std_error_pct'], '+.1f')}"
+                    f"{' ✓' if b['within_target'] else ' ✗'}</td>"
+                    for b in c["bands"]
+                )
+            trs += f"<tr><td>{esc(c['class'])}</td><td>{c['real_pixels']}</td>{cells}</tr>"
+        parts.append(
+            f"<h3>{esc(e['label'])}: radiometry per class (✓ within target; unknown pixels not counted)</h3>"
+            f"<table><tr><th>class</th><th>pixels</th>{bhead}</tr>{trs}</table>"
+        )
+    return "\n".join(parts)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from rsaug.core.classes import IGNORE, ClassScheme
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, option
 from rsaug.core.runtime import select_device
 from rsaug.gan.checkpoint import find_checkpoint, load_checkpoint
 from rsaug.gan.config import ModelConfig
@@ -273,21 +273,40 @@ def upgrade_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch
     return out
 
 
-def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "auto", ema: bool = True) -> Generator:
+def load_generator(
+    ckpt: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    ema: bool = True,
+    expect_sha256: str | None = None,
+) -> Generator:
     """Load a generator from an rsaug checkpoint (or a run directory: its ``checkpoints/last.ckpt``).
+
+    The file is read without executing anything from it (:func:`rsaug.gan.checkpoint.load_checkpoint`).
 
     Args:
         ckpt: Checkpoint file or run directory.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or a torch device.
         ema: Load the EMA weights (recommended) instead of the raw generator weights.
+        expect_sha256: Refuse the file unless its SHA-256 (hex, as recorded in synthetic tiles' provenance) is
+            this one; checked before anything in the file is read.
 
     Returns:
         A :class:`Generator` in eval mode.
 
     Raises:
-        InputError: If the file is missing, not an rsaug checkpoint, or its config is invalid.
+        InputError: If the file is missing, not the expected one, not an rsaug checkpoint, or its config is
+            invalid.
     """
     path = find_checkpoint(ckpt) if Path(ckpt).is_dir() else Path(ckpt)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    digest = file_sha256(path)
+    if expect_sha256 is not None:
+        want = expect_sha256.strip().lower()
+        if len(want) != 64 or any(c not in "0123456789abcdef" for c in want):
+            raise InputError(None, f"{option('expect_sha256')} must be 64 hex digits, got {expect_sha256!r}")
+        if digest != want:
+            raise InputError(path, f"SHA-256 is {digest}, not the expected {want}; refusing this generator")
     state = load_checkpoint(path)
     dev = device if isinstance(device, torch.device) else select_device(str(device))
     cfg = ModelConfig.from_dict(state["model_config"], path)
@@ -305,7 +324,7 @@ def load_generator(ckpt: str | os.PathLike[str], device: str | torch.device = "a
         scheme,
         Normalization.from_dict(state["normalization"]),
         checkpoint_path=path,
-        checkpoint_sha256=file_sha256(path),
+        checkpoint_sha256=digest,
         step=int(state.get("step", 0)),
         ema=key == "G_ema",
         train_config=state.get("train_config"),

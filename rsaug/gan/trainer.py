@@ -32,6 +32,7 @@ are in :mod:`rsaug.gan.config`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -48,11 +49,17 @@ from torch import nn
 
 from rsaug import __version__
 from rsaug.core.classes import IGNORE, ClassScheme
-from rsaug.core.errors import InputError, RsaugError, option
+from rsaug.core.errors import InputError, RsaugError, RunStopped, option
 from rsaug.core.files import remove_temporaries, write_json
 from rsaug.core.progress import SILENT, Reporter, reporter_or_silent
-from rsaug.core.runtime import select_device
-from rsaug.gan.checkpoint import CHECKPOINT_FORMAT, checkpoint_state, find_checkpoint, load_checkpoint, save_checkpoint
+from rsaug.core.runtime import select_device, stop_on_signals
+from rsaug.gan.checkpoint import (
+    checkpoint_state,
+    find_checkpoint,
+    load_checkpoint,
+    load_state_dict_file,
+    save_checkpoint,
+)
 from rsaug.gan.config import LossConfig, ModelConfig, TrainConfig
 from rsaug.gan.data import StepSampler, TileCrops
 from rsaug.gan.log import CsvLog
@@ -155,6 +162,7 @@ class Trainer:
         self.tiles = TileSet.open(tiles)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.resume_state: dict[str, Any] | None = None
+        self._bn_refreshed_at: int | None = None  # step whose G_ema BatchNorm statistics are current
         if resume:
             ckpt_path = find_checkpoint(self.run_dir)
             state = load_checkpoint(ckpt_path)
@@ -341,6 +349,10 @@ class Trainer:
     def _load_state(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
         self.G_ema.load_state_dict(state["G_ema"])
+        if state.get("G_ema_resume_buffers") is not None:  # stopped between scheduled checkpoints
+            with torch.no_grad():
+                for k, b in self.G_ema.named_buffers():
+                    b.copy_(state["G_ema_resume_buffers"][k])
         if self.D is not None:
             self.D.load_state_dict(state["D"])
         if self.C is not None:
@@ -354,12 +366,35 @@ class Trainer:
             s.load_state_dict(state["schedulers"][k])
         set_rng_state(state["rng"])
 
-    def _save_checkpoint(self, fabric: Any, step: int) -> Path:
+    @staticmethod
+    def _close_outputs(bar: Any, log: CsvLog | None, tb: Any) -> None:
+        bar.close()
+        if log is not None:
+            log.close()
+        if tb is not None:
+            tb.close()
+
+    def _save_checkpoint(self, fabric: Any, step: int, off_schedule: bool = False) -> Path:
+        """Write the checkpoint of ``step``; its ``G_ema`` has freshly re-estimated BatchNorm statistics.
+
+        ``off_schedule`` (a stop between scheduled checkpoints): the re-estimation also moves ``G_ema``'s
+        spectral-norm vectors, which an uninterrupted run would not do at this step, so the live buffers are
+        stored as well (``G_ema_resume_buffers``), restored on resume, and the run continues bit-identically.
+        """
+        live = {k: b.detach().clone() for k, b in self.G_ema.named_buffers()} if off_schedule else None
         self._refresh_ema_bn(fabric, step)
         last = self.ckpt_dir / "last.ckpt"
         if fabric.global_rank == 0:
-            save_checkpoint(self._state(step), self.ckpt_dir, step, self.cfg.keep_checkpoints)
+            state = self._state(step)
+            if live is not None:
+                state["G_ema_resume_buffers"] = live
+            save_checkpoint(state, self.ckpt_dir, step, self.cfg.keep_checkpoints)
         fabric.barrier()
+        if live is not None:
+            with torch.no_grad():
+                for k, b in self.G_ema.named_buffers():
+                    b.copy_(live[k])
+            self._bn_refreshed_at = None
         return last
 
     # ------------------------------------------------------------------ conductor pre-training
@@ -368,14 +403,8 @@ class Trainer:
         assert self.C is not None
         if src != "pretrain":
             p = Path(str(src))
-            try:
-                obj = torch.load(p, map_location="cpu", weights_only=False)
-            except FileNotFoundError:
-                raise InputError(p, "frozen conductor file not found") from None
-            except Exception as exc:
-                raise InputError(p, f"cannot read frozen conductor: {exc}") from None
-            # whatever the file holds; load_state_dict checks it (a non-mapping fails there, with its message)
-            sd: Any = obj.get("C") if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT else obj
+            # an rsaug checkpoint's conductor, or a plain state dict; read without executing anything
+            sd: Any = load_state_dict_file(p, "C")
             try:
                 self.C.load_state_dict(sd)
             except Exception as exc:
@@ -531,7 +560,7 @@ class Trainer:
         return out
 
     def _refresh_ema_bn(self, fabric: Any, step: int) -> None:
-        if getattr(self, "_bn_refreshed_at", None) == step:
+        if self._bn_refreshed_at == step:
             return
         refresh_batchnorm(self.G_ema, self._bn_batches(fabric, step))
         self._bn_refreshed_at = step
@@ -667,7 +696,10 @@ class Trainer:
         step = start
         images_per_rank_step = self.cfg.batch_size * fabric.world_size
         last_ckpt = self.ckpt_dir / "last.ckpt"
-        try:
+        saved_step = start
+        with contextlib.ExitStack() as stack:
+            stop = stack.enter_context(stop_on_signals())
+            stack.callback(self._close_outputs, bar, log, tb)
             for batch in loader:
                 lrs = {"lr_g": self.opt_G.param_groups[0]["lr"]}
                 if self.opt_D is not None:
@@ -701,18 +733,22 @@ class Trainer:
                             tb.add_scalar(k, v, step)
                 if step % self.cfg.checkpoint_every == 0 or step == self.total_steps:
                     last_ckpt = self._save_checkpoint(fabric, step)
+                    saved_step = step
                 post: dict[str, str] = {
                     k: f"{vals[k]:.3f}" for k in ("g_total", "d_total", "c_total", "g_cond") if k in vals
                 }
                 post["img/s"] = f"{ips:.1f}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
-        finally:
-            bar.close()
-            if log is not None:
-                log.close()
-            if tb is not None:
-                tb.close()
+                if stop.requested and step < end:
+                    if saved_step != step:
+                        last_ckpt = self._save_checkpoint(fabric, step, off_schedule=True)
+                    raise RunStopped(
+                        self.run_dir,
+                        f"stopped by {stop.name} at step {step} of {self.total_steps}; the checkpoint of this "
+                        f"step is saved, continue with {option('resume')}",
+                        exit_code=stop.exit_code,
+                    )
         seconds = time.perf_counter() - t0
         tenth = max(1, len(history) // 10)
         mean = lambda rows: {c: float(np.mean([r[c] for r in rows])) for c in rows[0]} if rows else {}

@@ -21,7 +21,8 @@ def seed_for(*parts: int) -> int:
 
 
 def rng_state() -> dict[str, Any]:
-    """Snapshot of the torch, NumPy, Python (and CUDA, when available) global RNG states."""
+    """Snapshot of the torch, NumPy, Python (and CUDA, when available) global RNG states, as plain values and
+    tensors only (:func:`plain_rng_state`), so checkpoints holding it load with ``weights_only=True``."""
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
@@ -29,13 +30,25 @@ def rng_state() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    return plain_rng_state(state)
+
+
+def plain_rng_state(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with the NumPy RNG state's key array as a list of Python ints (the only non-plain part of
+    :func:`rng_state`'s snapshot; idempotent)."""
+    out = dict(state)
+    np_state = state.get("numpy")
+    if isinstance(np_state, (tuple, list)) and len(np_state) == 5:
+        name, key, pos, has_gauss, cached = np_state
+        out["numpy"] = (str(name), [int(k) for k in np.asarray(key).tolist()], int(pos), int(has_gauss), float(cached))
+    return out
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a snapshot of :func:`rng_state` (the CUDA part only where CUDA is available)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -118,6 +131,7 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 __all__ = [
     "lr_factor",
+    "plain_rng_state",
     "refresh_batchnorm",
     "rng_state",
     "seed_for",

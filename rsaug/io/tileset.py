@@ -22,6 +22,7 @@ synthesizer write the same format.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,8 +225,9 @@ def write_tile(
                 write_fast(tmp, arr, layout, transform, int(compress_level))  # type: ignore[arg-type]
             return
     profile = _tile_profile(arr, crs, transform, is_mask, compress, compress_level)
+    data = _gdal_bytes(arr, profile, cmap_scheme, tags)
     with atomic_path(path) as tmp:
-        _write_gdal(tmp, arr, profile, cmap_scheme, tags)
+        tmp.write_bytes(data)
 
 
 def _tile_profile(
@@ -267,16 +269,23 @@ def _tile_profile(
     return profile
 
 
-def _write_gdal(
-    path: Any, arr: np.ndarray, profile: dict[str, Any], scheme: ClassScheme | None, tags: dict[str, str] | None
-) -> None:
-    """Write a tile with GDAL (``path`` may be a ``/vsimem/`` name)."""
-    with quiet(NotGeoreferencedWarning), rasterio.open(path, "w", **profile) as dst:
-        dst.write(arr)
-        if scheme is not None:
-            dst.write_colormap(1, scheme.colormap())
-        if tags:
-            dst.update_tags(**tags)
+def _gdal_bytes(
+    arr: np.ndarray, profile: dict[str, Any], scheme: ClassScheme | None, tags: dict[str, str] | None
+) -> bytes:
+    """The GeoTIFF GDAL writes for a tile, written in memory.
+
+    Tiles are never written by GDAL onto the disk: rasterio does not report a write that fails when the dataset
+    is closed (GDAL flushes the last strips and the directory then), so on a full disk GDAL would leave a
+    truncated file without an error. Python writes these bytes and raises the disk's :class:`OSError`.
+    """
+    with rasterio.MemoryFile() as mem:
+        with quiet(NotGeoreferencedWarning), mem.open(**profile) as dst:
+            dst.write(arr)
+            if scheme is not None:
+                dst.write_colormap(1, scheme.colormap())
+            if tags:
+                dst.update_tags(**tags)
+        return bytes(mem.read())
 
 
 _LAYOUTS: dict[tuple[Any, ...], Layout | None] = {}
@@ -313,11 +322,9 @@ def _cached_layout(
             scheme,
         )
         if key not in _LAYOUTS:
-            from rasterio.io import MemoryFile
-
-            with MemoryFile() as mem:
-                _write_gdal(mem.name, arr, profile, scheme, None)
-                _LAYOUTS[key] = layout_from_template(mem.read(), transform, arr.shape, arr.dtype)
+            _LAYOUTS[key] = layout_from_template(
+                _gdal_bytes(arr, profile, scheme, None), transform, arr.shape, arr.dtype
+            )
         layout = _LAYOUTS[key]
     if len(_BY_ID) >= 1024:  # callers passing a new CRS object per tile: stay bounded
         _BY_ID.clear()
@@ -326,10 +333,16 @@ def _cached_layout(
 
 
 def write_index(root: str | os.PathLike[str], index: gpd.GeoDataFrame) -> Path:
-    """Write the tile index (GeoPackage, layer ``tiles``) atomically; returns its path."""
+    """Write the tile index (GeoPackage, layer ``tiles``) atomically; returns its path.
+
+    The GeoPackage is built in memory and written by Python: SQLite's failures on a full disk reach Python as
+    misleading OGR errors (``no such table: gpkg_contents``), Python's write raises the disk's :class:`OSError`.
+    """
     path = Path(root) / INDEX_FILE
+    buf = io.BytesIO()
+    index.to_file(buf, layer=INDEX_LAYER, driver="GPKG")
     with atomic_path(path) as tmp:
-        index.to_file(tmp, layer=INDEX_LAYER, driver="GPKG")
+        tmp.write_bytes(buf.getbuffer())
     return path
 
 

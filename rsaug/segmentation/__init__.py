@@ -17,8 +17,10 @@ from __future__ import annotations
 from rsaug.segmentation.config import (
     CONVERGENCE_GAIN,
     CONVERGENCE_TAIL,
+    MIX_SCHEDULES,
     PRESETS,
     SELECT_MODES,
+    MixRecipe,
     SegmenterConfig,
     converged,
     preset,
@@ -54,10 +56,12 @@ from rsaug.segmentation.training import (
 __all__ = [
     "CONVERGENCE_GAIN",
     "CONVERGENCE_TAIL",
+    "MIX_SCHEDULES",
     "PRESETS",
     "SEGMENTER_FORMAT",
     "SELECT_MODES",
     "DrawPlan",
+    "MixRecipe",
     "Normalization",
     "PlanDataset",
     "SegmenterConfig",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from rsaug.core.errors import InputError, option
 
 #: Named segmenter protocols (see :func:`preset`).
@@ -81,6 +83,56 @@ class SegmenterConfig:
             raise InputError(
                 None, f"{option('select')} best-val needs validation during training ({option('val_every')} > 0)"
             )
+
+
+#: How the share of extra (synthetic) draws evolves over a run (see :class:`MixRecipe`).
+MIX_SCHEDULES = ("constant", "anneal", "pretrain")
+
+
+@dataclass
+class MixRecipe:
+    """How extra (synthetic) tiles are mixed into the training of a U-Net: the recipes of "synthetic data that
+    helps" besides filtering, alignment and sampling (which act on the synthetic tile set itself).
+
+    Attributes:
+        schedule: ``constant`` (every step draws the same share of synthetic crops), ``anneal`` (the share decays
+            linearly from its starting value to 0 at the last step: half the synthetic draws of ``constant``) or
+            ``pretrain`` (synthetic pre-training, real fine-tuning: the share holds for the first
+            ``1 - finetune`` of the steps, the rest are real only; with a share of 1 the pre-training is on
+            synthetic crops alone).
+        finetune: Share of the steps at the end trained on real crops only (``pretrain``), in (0, 1).
+        weight: Loss weight of synthetic crops in (0, 1] (1 = the same as real crops; the per-pixel
+            cross-entropy of a synthetic crop is multiplied by it, the mean still divides by all valid pixels).
+    """
+
+    schedule: str = "constant"
+    finetune: float = 0.25
+    weight: float = 1.0
+
+    @property
+    def plain(self) -> bool:
+        """The default mixing (constant share, weight 1), which keeps the draws of earlier rsaug versions."""
+        return self.schedule == "constant" and self.weight == 1.0
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for a schedule or value outside its range."""
+        if self.schedule not in MIX_SCHEDULES:
+            raise InputError(
+                None, f"synthetic schedule must be one of {', '.join(MIX_SCHEDULES)}, got {self.schedule!r}"
+            )
+        if not 0 < self.finetune < 1:
+            raise InputError(None, f"real fine-tuning share must lie strictly between 0 and 1, got {self.finetune}")
+        if not 0 < self.weight <= 1:
+            raise InputError(None, f"synthetic loss weight must be in (0, 1], got {self.weight}")
+
+    def share(self, start: float, n: int) -> np.ndarray:
+        """Share of extra draws at each of ``n`` draws for a starting share ``start``."""
+        t = np.arange(n) / max(n, 1)
+        if self.schedule == "anneal":
+            return start * (1.0 - t)
+        if self.schedule == "pretrain":
+            return np.where(t < 1.0 - self.finetune, start, 0.0)
+        return np.full(n, float(start))
 
 
 def converged(curve: list[list[float]] | list[tuple[int, float]], iterations: int) -> bool | None:

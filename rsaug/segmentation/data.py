@@ -15,6 +15,7 @@ from rsaug.core.classes import IGNORE
 from rsaug.core.errors import InputError
 from rsaug.io.normalization import percentile_range
 from rsaug.io.tileset import TileSet
+from rsaug.segmentation.config import MixRecipe
 
 
 @dataclass
@@ -164,7 +165,9 @@ class DrawPlan:
         return np.bincount(self.source, minlength=n_sources).tolist()
 
 
-def make_plan(sizes: Sequence[int], fractions: Sequence[float], n_draws: int, seed: int) -> DrawPlan:
+def make_plan(
+    sizes: Sequence[int], fractions: Sequence[float], n_draws: int, seed: int, recipe: MixRecipe | None = None
+) -> DrawPlan:
     """Draw sequence: which source and tile each sample comes from, where it is cropped, its augmentation.
 
     The real source (index 0) is drawn with its own random stream seeded by ``seed`` alone, so for a given seed
@@ -176,13 +179,18 @@ def make_plan(sizes: Sequence[int], fractions: Sequence[float], n_draws: int, se
         fractions: Share of draws from each source (sums to 1).
         n_draws: Total number of draws.
         seed: Run seed.
+        recipe: With two sources, how the share of the second (extra) source evolves over the draws
+            (:meth:`MixRecipe.share`; ``fractions[1]`` is its starting share). ``None`` or a ``constant``
+            schedule: the same share throughout (the draws of earlier versions).
     """
-    mix = np.random.default_rng([seed, 1])
-    source = (
-        mix.choice(len(sizes), size=n_draws, p=np.asarray(fractions) / np.sum(fractions))
-        if len(sizes) > 1
-        else np.zeros(n_draws, dtype=np.int64)
-    )
+    weights = np.asarray(fractions, dtype=float) / np.sum(fractions)
+    if len(sizes) == 2 and recipe is not None and recipe.schedule != "constant":
+        share = recipe.share(float(weights[1]), n_draws)
+        source = (np.random.default_rng([seed, 1, 2]).random(n_draws) < share).astype(np.int64)
+    elif len(sizes) > 1:
+        source = np.random.default_rng([seed, 1]).choice(len(sizes), size=n_draws, p=weights)
+    else:
+        source = np.zeros(n_draws, dtype=np.int64)
     tile = np.zeros(n_draws, dtype=np.int64)
     y0 = np.zeros(n_draws)
     x0 = np.zeros(n_draws)
@@ -211,6 +219,8 @@ class PlanDataset(torch.utils.data.Dataset):
         crop: Crop side in pixels.
         norm: Input normalisation.
         augment: Optional albumentations pipeline applied to each crop.
+        loss_weights: Loss weight of each source's crops; when given, every sample also holds ``weight``
+            (float32 scalar) for a weighted loss.
     """
 
     def __init__(
@@ -220,12 +230,14 @@ class PlanDataset(torch.utils.data.Dataset):
         crop: int,
         norm: SegmenterNormalization,
         augment: Callable[..., dict[str, np.ndarray]] | None = None,
+        loss_weights: Sequence[float] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.plan = plan
         self.crop = crop
         self.norm = norm
         self.augment = augment
+        self.loss_weights = None if loss_weights is None else [float(w) for w in loss_weights]
 
     def __len__(self) -> int:
         return len(self.plan.source)
@@ -246,7 +258,10 @@ class PlanDataset(torch.utils.data.Dataset):
             img = np.moveaxis(out["image"], -1, 0)
             msk = out["mask"]
         x_t = self.norm.apply(torch.from_numpy(np.ascontiguousarray(img))[None])[0]
-        return {"image": x_t, "mask": torch.from_numpy(np.ascontiguousarray(msk).astype(np.int64))}
+        sample = {"image": x_t, "mask": torch.from_numpy(np.ascontiguousarray(msk).astype(np.int64))}
+        if self.loss_weights is not None:
+            sample["weight"] = torch.tensor(self.loss_weights[int(self.plan.source[i])], dtype=torch.float32)
+        return sample
 
 
 def _pad_to(img: np.ndarray, msk: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -17,9 +18,9 @@ from torch import nn
 from rsaug.core.classes import IGNORE
 from rsaug.core.errors import InputError, RunStopped, option
 from rsaug.core.progress import Reporter, reporter_or_silent
-from rsaug.core.runtime import quiet, seed_everything, select_device
+from rsaug.core.runtime import current_stop, quiet, seed_everything, select_device
 from rsaug.io.tileset import TileSet
-from rsaug.segmentation.config import SegmenterConfig, converged
+from rsaug.segmentation.config import MixRecipe, SegmenterConfig, converged
 from rsaug.segmentation.data import (
     PlanDataset,
     SegmenterNormalization,
@@ -55,6 +56,19 @@ def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
                 classes=num_classes,
                 decoder_channels=tuple(int(c) for c in cfg.decoder_channels),
             )
+
+        def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+            weight = batch.get("weight") if isinstance(batch, dict) else None
+            if weight is None:  # TorchGeo's own step (cross-entropy, ignore_index, its metrics)
+                return super().training_step(batch, batch_idx, dataloader_idx)
+            # per-crop loss weights (MixRecipe.weight): mean over all valid pixels of the weighted pixel losses
+            x, y = batch["image"], batch["mask"]
+            logits = self(x)
+            pixel = nn.functional.cross_entropy(logits, y, ignore_index=IGNORE, reduction="none")
+            valid = (y != IGNORE).sum().clamp(min=1)
+            loss = (pixel * weight.to(pixel.dtype)[:, None, None]).sum() / valid
+            self.log("train_loss", loss, batch_size=x.shape[0])
+            return loss
 
         def configure_optimizers(self) -> Any:
             opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -208,6 +222,9 @@ class _StepCounter:
                     self.bar.set_postfix(loss=f"{np.mean(self.losses[-10:]):.3f}")
                 if self.validate is not None and (self.steps % self.val_every == 0 or self.steps == self.total):
                     self._evaluate(module.model)
+                stop = current_stop()
+                if stop is not None and stop.requested:  # SIGINT / SIGTERM: end after this step
+                    trainer.should_stop = True
 
             def _evaluate(self, model: nn.Module) -> None:
                 t0 = time.perf_counter()
@@ -235,6 +252,7 @@ def train_segmenter(
     split: str = "train",
     extra: TileArrays | None = None,
     extra_fraction: float | None = None,
+    recipe: MixRecipe | None = None,
     augment: bool = False,
     norm: SegmenterNormalization | None = None,
     num_classes: int | None = None,
@@ -259,7 +277,10 @@ def train_segmenter(
         device: ``auto``, ``cpu``, ``cuda``...
         split: Split of ``real`` to train on when it is a tile set.
         extra: Extra training tiles (e.g. synthetic), drawn alongside the real ones.
-        extra_fraction: Share of draws taken from ``extra``; ``None`` = proportional to tile counts.
+        extra_fraction: Share of draws taken from ``extra``; ``None`` = proportional to tile counts. With a
+            ``recipe`` schedule other than ``constant`` it is the starting share.
+        recipe: How ``extra`` is mixed in (:class:`rsaug.segmentation.config.MixRecipe`: share schedule,
+            fine-tuning on real tiles, loss weight); ``None``: constant share, weight 1.
         augment: Apply :func:`classic_augmentation` to every training crop.
         norm: Input normalisation; default: fitted on the real tiles.
         num_classes: K; required when ``real`` is a :class:`TileArrays`.
@@ -307,19 +328,25 @@ def train_segmenter(
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
     norm = norm or SegmenterNormalization.fit(tiles, dtype)
 
+    if recipe is not None:
+        recipe.validate()
+    mixing = recipe is not None and not recipe.plain
     sources = [tiles]
     fractions = [1.0]
     if extra is not None and len(extra) > 0:
-        if len(tiles) == 0 or (extra_fraction is not None and extra_fraction >= 1):
+        if not mixing and (extra_fraction is not None and extra_fraction >= 1):
             sources, fractions = [extra], [1.0]
         else:
             f = extra_fraction if extra_fraction is not None else len(extra) / (len(extra) + len(tiles))
             sources = [tiles, extra]
             fractions = [1 - f, f]
     n_draws = cfg.iterations * cfg.batch_size
-    plan = make_plan([len(s) for s in sources], fractions, n_draws, seed)
+    plan = make_plan([len(s) for s in sources], fractions, n_draws, seed, recipe if len(sources) == 2 else None)
     bands = tiles.images[0].shape[0]
-    ds = PlanDataset(sources, plan, cfg.crop, norm, classic_augmentation(bands) if augment else None)
+    loss_weights = [1.0, recipe.weight] if recipe is not None and recipe.weight != 1 and len(sources) == 2 else None
+    ds = PlanDataset(
+        sources, plan, cfg.crop, norm, classic_augmentation(bands) if augment else None, loss_weights=loss_weights
+    )
     loader = torch.utils.data.DataLoader(
         ds,
         batch_size=cfg.batch_size,
@@ -370,12 +397,21 @@ def train_segmenter(
             deterministic=False,
         )
         t0 = time.perf_counter()
-        trainer.fit(task, train_dataloaders=loader)
+        try:
+            trainer.fit(task, train_dataloaders=loader)
+        except SystemExit:  # Lightning's SIGTERMException after a SIGTERM caught by stop_on_signals
+            stop = current_stop()
+            if stop is None or not stop.requested:
+                raise
         seconds = time.perf_counter() - t0
     counter.close()
-    if int(trainer.global_step) != cfg.iterations:  # e.g. Lightning stopped gracefully on SIGTERM
+    if int(trainer.global_step) != cfg.iterations:  # stopped by SIGINT / SIGTERM
+        stop = current_stop()
+        how = f" by {stop.name}" if stop is not None and stop.requested else ""
         raise RunStopped(
-            None, f"training stopped after {trainer.global_step} of {cfg.iterations} steps; the run is not recorded"
+            None,
+            f"training stopped{how} after {trainer.global_step} of {cfg.iterations} steps; the run is not recorded",
+            exit_code=stop.exit_code if stop is not None and stop.requested else 1,
         )
     model = task.model
     if counter.best_state is not None:
@@ -391,6 +427,8 @@ def train_segmenter(
         "seconds": seconds,
         "device": str(dev),
     }
+    if mixing and recipe is not None:
+        info["recipe"] = dataclasses.asdict(recipe)
     if counter.best is not None:
         info.update(
             {

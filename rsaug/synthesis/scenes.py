@@ -215,7 +215,7 @@ def synthesize_scene(
         }
         C = int(generator.out_bands)
         bar = reporter_or_silent(reporter).bar(total=len(ys) * len(xs), desc="scene", unit="window")
-        with atomic_path(out) as tmp, quiet(NotGeoreferencedWarning):  # noqa: SIM117 - the file, then its writer
+        with atomic_path(out, check_space=True) as tmp, quiet(NotGeoreferencedWarning):  # noqa: SIM117 - the file, then its writer
             with rasterio.open(tmp, "w", **profile) as dst, torch.inference_mode():
                 acc0 = 0  # first scene row held in the accumulator
                 acc = np.zeros((C, 0, W), np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsaug.benchmark.arms import Arm, real_subset, resolve_arms, sweep_arms
+from rsaug.benchmark.arms import Arm, parse_recipe, real_subset, resolve_arms, sweep_arms
 from rsaug.cli.common import flag_namer
 from rsaug.core.errors import InputError
 
@@ -50,3 +50,42 @@ def test_errors_name_options_without_cli_flags() -> None:
     assert exc.value.render(flag_namer({"checkpoints": "--checkpoint"})) == (
         "arm 'real+synthetic' needs synthetic data: give --synthetic DIR or --checkpoint CKPT"
     )
+
+
+def test_recipe_arms_parse_expand_and_sweep() -> None:
+    arms = resolve_arms(["real", "real+a", "real+synthetic~pretrain0.3~w0.5", "real+b~anneal"], ["a", "b"])
+    assert [(a.name, a.synthetic, a.recipe) for a in arms] == [
+        ("real", None, ""),
+        ("real+a", "a", ""),
+        ("real+a~pretrain0.3~w0.5", "a", "pretrain0.3~w0.5"),
+        ("real+b~pretrain0.3~w0.5", "b", "pretrain0.3~w0.5"),
+        ("real+b~anneal", "b", "anneal"),
+    ]
+    r = arms[2].mix_recipe()
+    assert r is not None and (r.schedule, r.finetune, r.weight) == ("pretrain", 0.3, 0.5)
+    assert arms[1].mix_recipe() is None and parse_recipe("pretrain").finetune == 0.25
+    sweep = sweep_arms(arms, [0.25], [0.5])
+    assert [a.name for a in sweep] == [
+        "real@0.25",
+        "real+a@0.25",
+        "real+a~pretrain0.3~w0.5@0.25",
+        "real+b~pretrain0.3~w0.5@0.25",
+        "real+b~anneal@0.25",
+        "replace-a@0.5",
+        "replace-b@0.5",
+    ]
+    assert sweep[2].recipe == "pretrain0.3~w0.5" and sweep[2].real_fraction == 0.25
+
+
+def test_recipe_errors() -> None:
+    for spec, match in (
+        ("real+a~cyclic", "unknown recipe 'cyclic'"),
+        ("real+a~w0", r"weight must be in \(0, 1\]"),
+        ("real+a~w2", r"weight must be in \(0, 1\]"),
+        ("real+a~pretrain1.5", "fine-tuning share must lie strictly between 0 and 1"),
+        ("real+a~pretrain~anneal", "choose one schedule"),
+        ("classic~anneal", "mixing recipes apply to real"),
+        ("real+zz~anneal", "no synthetic set 'zz'"),
+    ):
+        with pytest.raises(InputError, match=match):
+            resolve_arms(["real", spec], ["a"])

@@ -210,3 +210,28 @@ def test_cli_band_mismatch(tmp_path: Path, gid15_tileset: Path) -> None:
     (syn / "tileset.json").write_text(json.dumps(desc))
     code, text = _cli(str(gid15_tileset), "-o", str(tmp_path / "out"), "-s", f"s={syn}")
     assert code == 2 and "4 bands" in text, text
+
+
+def test_recipe_arms_train_with_their_recipe(gid15_tileset: Path, synthetic_set: Path, tmp_path: Path) -> None:
+    """Recipe arms draw and weight as their names say; the report compares them with real like any arm."""
+    cfg = BenchmarkConfig(
+        real=str(gid15_tileset),
+        synthetic={"csebgan": str(synthetic_set)},
+        arms=["real", "real+csebgan", "real+csebgan~pretrain0.5~w0.5", "real+csebgan~anneal"],
+        seeds=1,
+        segmenter=SegmenterConfig(iterations=4, batch_size=4, crop=64, eval_batch_size=8, threads=1),
+        synthetic_fraction=0.5,
+        real_fractions=[0.5],
+    )
+    report = run_benchmark(cfg, tmp_path / "out", device="cpu")
+    runs = {r["arm"]: r for r in collect_runs(tmp_path / "out")}
+    pre = runs["real+csebgan~pretrain0.5~w0.5"]["train"]
+    assert pre["recipe"] == {"schedule": "pretrain", "finetune": 0.5, "weight": 0.5}
+    assert pre["draws"]["real"] >= 8  # the last half of the 16 draws are real
+    assert "recipe" not in runs["real+csebgan"]["train"]
+    assert runs["real+csebgan~anneal"]["train"]["recipe"]["schedule"] == "anneal"
+    assert "real+csebgan~anneal@0.5" in runs and runs["real+csebgan~anneal@0.5"]["train"]["recipe"]
+    compared = {c["arm"] for c in report["summary"]["comparisons"] if c["reference"] == "real"}
+    assert {"real+csebgan~pretrain0.5~w0.5", "real+csebgan~anneal"} <= compared
+    sweep_arms_compared = {r["arm"] for r in report["sweep"]["rows"]}
+    assert {"real+csebgan~anneal@0.5", "real+csebgan@0.5"} <= sweep_arms_compared

@@ -117,8 +117,14 @@ def test_evaluate_end_to_end(gid15_tileset, checkpoints, tmp_path) -> None:
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
     for col in ("FID", "mIoU", "FWIoU", "Acc", "LPIPS", "mCSD", "mOCD"):
         assert col in header
-    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    table_i = md.split("\n\n")[1]  # the first table; the radiometry table follows it
+    rows = [line for line in table_i.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     assert [r.split("|")[1].strip().split(" ")[0] for r in rows] == ["CSEBGAN", "SPADE", "real"]
+    # the radiometry table under it: both checkpoints, three bands each, and their target counts
+    assert [ln.split("|")[1].strip() for ln in md.splitlines() if ln.startswith(("| CSEBGAN |", "| SPADE |"))] == [
+        "CSEBGAN"
+    ] * 3 + ["SPADE"] * 3
+    assert f"CSEBGAN: {cse['radiometry']['summary_line']}" in md
     assert f"{cse['fid']:.2f}" in rows[0]
     page = (out / "evaluation.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "CSEBGAN" in page and "arbor_woodland" in page

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from rsaug.core.errors import InputError
 from rsaug.io.normalization import percentile_range
 from rsaug.segmentation import (
+    MixRecipe,
     Normalization,
     PlanDataset,
+    SegmenterConfig,
     SegmenterNormalization,
     TileArrays,
+    build_task,
     classic_augmentation,
     make_plan,
 )
@@ -72,3 +77,59 @@ def test_normalization_uses_the_one_percentile_fit() -> None:
     x = torch.from_numpy(np.stack(wide).astype(np.float32))
     y = n16.apply(x)
     assert y.shape == x.shape and abs(float(y[:, :3].mean())) < 0.1
+
+
+def test_mixing_schedules_shape_the_synthetic_share() -> None:
+    """pretrain: synthetic draws only before the fine-tuning tail; anneal: the share decays; real draws stay paired."""
+    n = 4000
+    const = make_plan([40, 25], [0.5, 0.5], n, seed=3, recipe=MixRecipe())
+    assert np.array_equal(const.source, make_plan([40, 25], [0.5, 0.5], n, seed=3).source)  # the old draws
+    pre = make_plan([40, 25], [0.5, 0.5], n, seed=3, recipe=MixRecipe("pretrain", finetune=0.3))
+    tail = round(0.7 * n)
+    assert (pre.source[tail:] == 0).all() and 0.45 < pre.source[:tail].mean() < 0.55
+    only = make_plan([40, 25], [0.0, 1.0], n, seed=3, recipe=MixRecipe("pretrain", finetune=0.25))
+    assert (only.source[: round(0.75 * n)] == 1).all() and (only.source[round(0.75 * n) :] == 0).all()
+    ann = make_plan([40, 25], [0.6, 0.4], n, seed=3, recipe=MixRecipe("anneal"))
+    quarters = [ann.source[i * n // 4 : (i + 1) * n // 4].mean() for i in range(4)]
+    assert quarters == sorted(quarters, reverse=True) and quarters[0] > 0.3 and quarters[-1] < 0.1
+    assert 0.17 < ann.source.mean() < 0.23  # half of the constant share
+    alone = make_plan([40], [1.0], n, seed=3)
+    for plan in (pre, ann):
+        real = np.flatnonzero(plan.source == 0)
+        assert np.array_equal(plan.tile[real], alone.tile[: len(real)])
+
+
+def test_recipe_ranges_are_checked() -> None:
+    for bad, match in (
+        (MixRecipe("cyclic"), "schedule must be one of"),
+        (MixRecipe("pretrain", finetune=1.0), "fine-tuning share must lie strictly between 0 and 1"),
+        (MixRecipe(weight=0.0), r"weight must be in \(0, 1\]"),
+        (MixRecipe(weight=1.5), r"weight must be in \(0, 1\]"),
+    ):
+        with pytest.raises(InputError, match=match):
+            bad.validate()
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_loss_weights_reach_the_samples_and_the_loss() -> None:
+    """Synthetic crops carry their weight; the task's loss is the weighted mean over all valid pixels."""
+    tiles = gid15_tiles(["garden_plot_001", "river_001"])
+    norm = SegmenterNormalization.fit(tiles, "uint8")
+    plan = make_plan([2, 2], [0.5, 0.5], 8, seed=0)
+    ds = PlanDataset([tiles, tiles], plan, 64, norm, loss_weights=[1.0, 0.25])
+    batch = torch.utils.data.default_collate([ds[i] for i in range(8)])
+    expect_w = np.where(plan.source == 1, 0.25, 1.0)
+    assert np.allclose(batch["weight"].numpy(), expect_w)
+    assert "weight" not in PlanDataset([tiles, tiles], plan, 64, norm)[0]
+    task = build_task(15, 3, SegmenterConfig(backbone="resnet18"))
+    torch.manual_seed(0)
+    loss = task.training_step(batch, 0)
+    with torch.no_grad():
+        pixel = torch.nn.functional.cross_entropy(
+            task(batch["image"]), batch["mask"], ignore_index=255, reduction="none"
+        )
+    valid = (batch["mask"] != 255).sum()
+    manual = (pixel * torch.as_tensor(expect_w, dtype=torch.float32)[:, None, None]).sum() / valid
+    assert torch.allclose(loss.detach(), manual, rtol=1e-5)
+    plain = task.training_step({"image": batch["image"], "mask": batch["mask"]}, 0)
+    assert float(loss.detach()) < float(plain.detach())  # down-weighting lowers the loss of the same batch
