@@ -107,6 +107,20 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
     is_flag=True,
     help="Ablation (CSEBGAN): a separate embedding per modulation layer instead of one shared sample.",
 )
+@click.option(
+    "--diffaug",
+    metavar="POLICY",
+    default="",
+    show_default="off",
+    help="DiffAugment of what the discriminator sees (real, fake and label map alike): comma-separated "
+    "color, translation, cutout, e.g. color,translation,cutout.",
+)
+@click.option(
+    "--diffaug-p",
+    type=float,
+    default=1.0,
+    help="Probability that each --diffaug transform is applied to an image, in (0, 1] (1 = DiffAugment).",
+)
 @_opt("--ngf", type=int, help="Generator base width.")
 @_opt("--ndf", type=int, help="Discriminator base width.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from checkpoints/last.ckpt (exactly).")
@@ -148,6 +162,8 @@ def command(
     conductor_no_real: bool,
     no_discriminator: bool,
     no_shared_embeddings: bool,
+    diffaug: str,
+    diffaug_p: float,
     ngf: int | None,
     ndf: int | None,
     resume: bool,
@@ -204,7 +220,11 @@ def command(
         conductor=conductor,
         frozen_conductor=frozen_conductor,
         discriminator=not no_discriminator,
+        diffaug=diffaug,
+        diffaug_p=diffaug_p,
     )
+    if not resume:  # bad options fail before the run directory is touched (a resumed run keeps its stored ones)
+        cfg.validate()
     if no_shared_embeddings:
         over["share_embeddings"] = False
     if ngf is not None:

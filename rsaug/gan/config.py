@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from rsaug.core.errors import InputError, option
 from rsaug.core.files import write_json
+from rsaug.gan.augment import check_probability, parse_policy
 
 MODELS: tuple[str, ...] = ("csebgan", "spade", "vspade", "pix2pixhd", "clade")
 """Generator families understood by :func:`rsaug.gan.networks.generator.build_generator`."""
@@ -367,6 +368,10 @@ class TrainConfig:
         sample_fakes: Fakes per mask in a sample grid.
         val_tiles: Validation crops (spread over the val split) for the ``val_*`` monitoring columns.
         tensorboard: Also log to TensorBoard (``RUN/tb``) when ``torch.utils.tensorboard`` is available.
+        diffaug: DiffAugment policy of the discriminator's inputs (:mod:`rsaug.gan.augment`): a comma-separated
+            list of ``color``, ``translation``, ``cutout``; ``""`` (default) = off, the paper's training.
+        diffaug_p: Probability that each transform of ``diffaug`` is applied to an image, in ``(0, 1]``
+            (1 = DiffAugment; lower = ADA-style fixed probability).
     """
 
     preset: str | None = None
@@ -400,6 +405,8 @@ class TrainConfig:
     sample_fakes: int = 3
     val_tiles: int = 16
     tensorboard: bool = True
+    diffaug: str = ""
+    diffaug_p: float = 1.0
 
     def validate(self) -> None:
         """Check values that do not depend on the data.
@@ -428,6 +435,18 @@ class TrainConfig:
         need(self.sample_every >= 0, "sample interval must be >= 0")
         need(self.workers >= 0, "workers must be >= 0")
         need(self.lr_g > 0 and self.lr_d > 0 and self.lr_c > 0, "learning rates must be positive")
+        need(isinstance(self.diffaug, str), f"{option('diffaug')} must be a policy string, got {self.diffaug!r}")
+        policy = parse_policy(self.diffaug)
+        check_probability(self.diffaug_p)
+        need(
+            bool(policy) or self.diffaug_p == 1.0,
+            f"{option('diffaug_p')} {self.diffaug_p} has no effect without {option('diffaug')} POLICY",
+        )
+        need(
+            not policy or self.discriminator,
+            f"{option('diffaug')} augments what the discriminator sees; the run has no discriminator",
+        )
+        self.diffaug = ",".join(policy)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

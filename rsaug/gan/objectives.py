@@ -13,6 +13,12 @@ Fabric wrappers or plain modules.
 * :func:`conductor_objective`: ``L_c^real + L_c^fake`` on the real image and the detached fake (``L_c^real``
   dropped for the ``no-real`` ablation), back-propagated with weight ``lambda_cond``.
 
+Optionally (``TrainConfig.diffaug``, off by default) the pairs the discriminator sees, in both the generator's
+adversarial / feature-matching terms and the discriminator's loss, are transformed by one
+:class:`rsaug.gan.augment.AugmentDraw`: the same transform for the real image, the fake and the label map
+(DiffAugment). Without it (``augment=None``) the computation is exactly the unaugmented one. The conductor
+and the VGG term always see the untransformed images.
+
 The individual losses live in :mod:`rsaug.gan.losses` and are looked up there at call time.
 """
 
@@ -25,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from rsaug.gan import losses
+from rsaug.gan.augment import AugmentDraw
 from rsaug.gan.config import LossConfig, ModelConfig
 from rsaug.gan.networks.generator import label_onehot, to_model_labels
 
@@ -68,6 +75,14 @@ def conductor_ce(logits: Tensor, mask: Tensor, class_balanced: bool = False) -> 
     return losses.conductor_loss(logits.float(), mask, class_balanced=class_balanced)
 
 
+def _d_view(batch: TrainBatch, augment: AugmentDraw | None) -> tuple[Tensor, Tensor, Callable[[Tensor], Tensor]]:
+    """``(onehot, real, view)`` as the discriminator sees them: with ``augment`` the transformed label map and
+    real image, and the function that transforms a fake the same way; without it the batch's own tensors."""
+    if augment is None:
+        return batch.onehot, batch.image, lambda x: x
+    return augment.onehot(batch.labels, batch.onehot.shape[1]), augment.images(batch.image), augment.images
+
+
 def generator_objective(
     G: nn.Module,
     D: nn.Module | None,
@@ -78,6 +93,7 @@ def generator_objective(
     model_cfg: ModelConfig,
     loss_cfg: LossConfig,
     draw_noise: Callable[[], Tensor | None],
+    augment: AugmentDraw | None = None,
 ) -> tuple[Tensor, Terms, Tensor]:
     """The generator's loss on one batch (D, C and VGG are only evaluated; freezing them is the caller's job).
 
@@ -92,11 +108,13 @@ def generator_objective(
         loss_cfg: Loss weights.
         draw_noise: Draws a second noise batch, called only for the diversity-sensitive term
             (``lambda_ds > 0``), after every other term.
+        augment: DiffAugment draw applied to the fake, the real image and the label map before D sees them
+            (``g_adv`` on the transformed fake, ``g_fm`` between the transformed real and fake), or ``None``.
 
     Returns:
         ``(g_total, terms, fake)``: ``terms`` holds ``g_adv``, ``g_fm``, ``g_vgg``, ``g_cond``, ``g_kl``,
         ``g_ds`` (those that apply, unweighted) and ``g_total`` (the weighted sum); ``fake`` is the generated
-        batch (still attached to the graph).
+        batch (still attached to the graph, never augmented).
     """
     lc = loss_cfg
     out: Terms = {}
@@ -104,9 +122,10 @@ def generator_objective(
     fake, kl = G(batch.labels, noise, real_in)
     g_total = torch.zeros((), device=batch.image.device)
     if D is not None:
-        pred_fake = D(batch.onehot, fake)
+        onehot, real, view = _d_view(batch, augment)
+        pred_fake = D(onehot, view(fake))
         with torch.no_grad():
-            pred_real = D(batch.onehot, batch.image)
+            pred_real = D(onehot, real)
         out["g_adv"] = losses.hinge_g_loss(pred_fake)
         out["g_fm"] = losses.feature_matching_loss(pred_real, pred_fake, weight=1.0)
         g_total = g_total + lc.lambda_gan * out["g_adv"] + lc.lambda_fm * out["g_fm"]
@@ -128,19 +147,23 @@ def generator_objective(
     return g_total, out, fake
 
 
-def discriminator_objective(D: nn.Module, batch: TrainBatch, fake: Tensor) -> tuple[Tensor, Terms]:
+def discriminator_objective(
+    D: nn.Module, batch: TrainBatch, fake: Tensor, augment: AugmentDraw | None = None
+) -> tuple[Tensor, Terms]:
     """The discriminator's hinge loss on the real batch and a generated one.
 
     Args:
         D: Discriminator.
         batch: The batch (real images and their labels).
         fake: Generated images for ``batch`` (detached here: no gradient reaches the generator).
+        augment: DiffAugment draw applied to the real image, the fake and the label map, or ``None``.
 
     Returns:
         ``(d_total, {"d_real", "d_fake", "d_total"})`` with ``d_total = d_real + d_fake``.
     """
-    d_real = losses.hinge_d_real_loss(D(batch.onehot, batch.image))
-    d_fake = losses.hinge_d_fake_loss(D(batch.onehot, fake.detach()))
+    onehot, real, view = _d_view(batch, augment)
+    d_real = losses.hinge_d_real_loss(D(onehot, real))
+    d_fake = losses.hinge_d_fake_loss(D(onehot, view(fake.detach())))
     out = {"d_real": d_real, "d_fake": d_fake, "d_total": d_real + d_fake}
     return out["d_total"], out
 

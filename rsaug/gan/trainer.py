@@ -13,7 +13,9 @@ ablations. A step is:
    mode drops the real term; a frozen conductor is not updated).
 
 The three losses are computed by :mod:`rsaug.gan.objectives`; :meth:`Trainer._step` only orchestrates
-(zero_grad, loss, backward, optimiser step, EMA).
+(zero_grad, loss, backward, optimiser step, EMA). With ``TrainConfig.diffaug`` (off by default) the pairs the
+discriminator sees in steps 1 and 2 are transformed by DiffAugment (:mod:`rsaug.gan.augment`): one draw for
+step 1 and one for step 2, each applied alike to the real image, the fake and the label map.
 
 Adam with betas (0, 0.9) and learning rates 1e-4 (G), 4e-4 (D), 1e-4 (C), decayed linearly to zero over the
 second half of training. An exponential moving average of G (``G_ema``) is kept; its BatchNorm statistics are
@@ -53,6 +55,7 @@ from rsaug.core.errors import InputError, RsaugError, RunStopped, option
 from rsaug.core.files import remove_temporaries, write_json
 from rsaug.core.progress import SILENT, Reporter, reporter_or_silent
 from rsaug.core.runtime import select_device, stop_on_signals
+from rsaug.gan.augment import AugmentDraw, DiffAugment
 from rsaug.gan.checkpoint import (
     checkpoint_state,
     find_checkpoint,
@@ -210,6 +213,8 @@ class Trainer:
                 }
             )
             self.loss_cfg = loss_config or LossConfig()
+        # the discriminator's DiffAugment (None: off); also checks a stored config's policy on resume
+        self.diffaug = DiffAugment.from_options(self.cfg.diffaug, self.cfg.diffaug_p)
         if self.cfg.crop_size % self.model_cfg.size_multiple:
             raise InputError(
                 None,
@@ -483,7 +488,8 @@ class Trainer:
         """One optimisation step of G, then D, then C (the losses are in :mod:`rsaug.gan.objectives`).
 
         Every random draw of the step comes from generators seeded by ``(seed, step, rank)``: torch's global
-        one (re-seeded here) and the CPU generator of the noise.
+        one (re-seeded here), the CPU generator of the noise and, with DiffAugment, the CPU generator of the
+        augmentation draws.
         """
         cfg = self.cfg
         torch.manual_seed(seed_for(cfg.seed, 1, step, fabric.global_rank))
@@ -491,6 +497,7 @@ class Trainer:
         batch = TrainBatch.from_crops(crops, self.K, fabric.device)
         B = batch.image.shape[0]
         single = fabric.world_size == 1
+        aug_g, aug_d = self._augment_draws(step, fabric, batch)
 
         # ---- generator (D and C frozen: no gradients reach them)
         if single:
@@ -508,6 +515,7 @@ class Trainer:
             self.model_cfg,
             self.loss_cfg,
             draw_noise=lambda: self._noise(B, gen, fabric.device),
+            augment=aug_g,
         )
         self._check(out, step)
         self.opt_Gw.zero_grad(set_to_none=True)
@@ -520,7 +528,7 @@ class Trainer:
         if self.Dw is not None:
             if single:
                 set_requires_grad(self.D, True)
-            d_total, d = discriminator_objective(self.Dw, batch, fake)
+            d_total, d = discriminator_objective(self.Dw, batch, fake, augment=aug_d)
             self._check(d, step)
             assert self.opt_Dw is not None  # set up together with Dw
             self.opt_Dw.zero_grad(set_to_none=True)
@@ -543,6 +551,17 @@ class Trainer:
         for s in self.scheds.values():
             s.step()
         return {k: float(v.detach().float().item()) for k, v in out.items()}
+
+    def _augment_draws(
+        self, step: int, fabric: Any, batch: TrainBatch
+    ) -> tuple[AugmentDraw | None, AugmentDraw | None]:
+        """DiffAugment draws of the generator's and the discriminator's update of ``step`` (``None`` when off),
+        from a CPU generator seeded by ``(seed, 6, step, rank)``."""
+        if self.diffaug is None:
+            return None, None
+        gen = torch.Generator(device="cpu").manual_seed(seed_for(self.cfg.seed, 6, step, fabric.global_rank))
+        b, _, h, w = batch.image.shape
+        return self.diffaug.sample(b, h, w, gen, fabric.device), self.diffaug.sample(b, h, w, gen, fabric.device)
 
     def _noise(self, batch: int, gen: torch.Generator, device: torch.device) -> Any:
         noise = self.G.sample_noise(batch, generator=gen, device="cpu")
