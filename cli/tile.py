@@ -11,7 +11,16 @@ import click
 from rsaug.cli.common import guarded, quiet_option, reporter, seed_option
 from rsaug.core.errors import InputError
 from rsaug.core.files import write_json
-from rsaug.tiling import TileOptions, TilingWarning, find_pairs, read_pairs_csv, tile_scenes
+from rsaug.core.locks import output_lock
+from rsaug.tiling import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_TILES,
+    TileOptions,
+    TilingWarning,
+    find_pairs,
+    read_pairs_csv,
+    tile_scenes,
+)
 
 
 def _format_summary(s: dict[str, Any]) -> str:
@@ -154,6 +163,20 @@ def _format_summary(s: dict[str, Any]) -> str:
     "(never the pixels) can differ between runs; use 4 or more for byte-reproducible files.",
 )
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--max-pixels",
+    type=int,
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse scenes whose header declares more pixels (width x height) than this; 0 = no limit.",
+)
+@click.option(
+    "--max-tiles",
+    type=int,
+    default=DEFAULT_MAX_TILES,
+    show_default=True,
+    help="Refuse runs with more candidate tiles (all scenes) than this; each takes a few kB of memory. 0 = no limit.",
+)
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing tile set in OUT.")
 @click.option(
     "--resume", is_flag=True, default=False, help="Continue an interrupted run into OUT (same inputs and options)."
@@ -190,6 +213,8 @@ def command(
     compress: str,
     compress_level: int,
     workers: int,
+    max_pixels: int,
+    max_tiles: int,
     overwrite: bool,
     resume: bool,
     summary_json: Path | None,
@@ -234,10 +259,18 @@ def command(
         compress=compress,
         compress_level=compress_level,
     )
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, output_lock(out, "tile set"):
         warnings.simplefilter("always")
         index = tile_scenes(
-            pairs, out, opts, workers=workers, overwrite=overwrite, resume=resume, reporter=reporter(quiet)
+            pairs,
+            out,
+            opts,
+            workers=workers,
+            overwrite=overwrite,
+            resume=resume,
+            reporter=reporter(quiet),
+            max_pixels=max_pixels,
+            max_tiles=max_tiles,
         )
     if not quiet:
         seen = set()

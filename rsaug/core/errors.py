@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from typing import Any
 
 _MARK = "\x00"
 _OPTION = re.compile(_MARK + r"([A-Za-z0-9_]+)" + _MARK)
@@ -49,6 +50,11 @@ class RsaugError(Exception):
         self.problem = " ".join(str(problem).split())
         super().__init__(self.message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle rebuilds exceptions from ``args`` (the message) by default, which every subclass's constructor
+        # would reject; rebuild without calling it, so errors raised in worker processes reach the user as is
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
     def render(self, name: Callable[[str], str] | None = None) -> str:
         """The one-line message with every marked option written by ``name`` (default: the Python name)."""
         problem = _OPTION.sub(lambda m: (name or str)(m.group(1)), self.problem)
@@ -61,6 +67,13 @@ class RsaugError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def _rebuild(cls: type[RsaugError], args: tuple[Any, ...], state: dict[str, Any]) -> RsaugError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class InputError(RsaugError):

@@ -37,11 +37,16 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from rsaug.core.classes import IGNORE, ClassScheme
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, option
 from rsaug.core.runtime import quiet
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml")
 MASK_KINDS = ("auto", "index", "color", "vector")
+#: Default limit of a scene's declared size (width x height, 2**32 = 65536 x 65536 pixels): a header can declare
+#: any size in a tiny file, and tiling reads every pixel, so larger scenes must be allowed explicitly.
+DEFAULT_MAX_PIXELS = 2**32
+#: Largest internal block (one band) of a scene or mask: GDAL decodes a whole block to read any pixel of it.
+MAX_BLOCK_BYTES = 2**30
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class SceneInfo:
         dtype: NumPy dtype name of the bands.
         crs: CRS as WKT, or ``None`` when not georeferenced.
         transform: Affine transform (identity when not georeferenced).
-        nodata: Nodata value of the scene, if any (used to fill padded border tiles).
+        nodata: Nodata value of the scene, if any (NaN included; see :attr:`fill_value`).
         block_width: Width of the scene's internal blocks (the full width for striped files).
     """
 
@@ -74,6 +79,20 @@ class SceneInfo:
     def georeferenced(self) -> bool:
         """Whether the scene has a CRS."""
         return self.crs is not None
+
+    @property
+    def fill_value(self) -> float:
+        """Value of padded pixels: the nodata value where the dtype can hold it, else 0."""
+        nd = self.nodata
+        if nd is None:
+            return 0
+        dt = np.dtype(self.dtype)
+        if dt.kind == "f":
+            return nd if not math.isfinite(nd) or abs(nd) <= float(np.finfo(dt).max) else 0
+        if dt.kind in "iu" and math.isfinite(nd) and float(nd).is_integer():
+            info = np.iinfo(dt)
+            return int(nd) if info.min <= nd <= info.max else 0
+        return 0
 
     @property
     def affine(self) -> Affine:
@@ -118,14 +137,20 @@ def _crs_of(src: Any) -> str | None:
     return None if src.crs is None else src.crs.to_wkt()
 
 
-def open_scene(path: str | os.PathLike[str]) -> SceneInfo:
+def open_scene(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> SceneInfo:
     """Open a scene raster and describe its grid.
 
+    Args:
+        path: Scene file.
+        max_pixels: Largest declared size (width x height) accepted; ``None`` or 0 = no limit.
+
     Raises:
-        InputError: If the file is missing, unreadable or corrupt.
+        InputError: If the file is missing, unreadable or corrupt, declares more than ``max_pixels`` pixels,
+            stores them in blocks too large to read window by window, or holds complex numbers.
     """
     with _open(path, "scene") as src:
-        nodata = src.nodata
+        check_declared_size(src, path, "scene", max_pixels)
+        check_transform(src.transform, path, "scene")
         info = SceneInfo(
             path=str(Path(path)),
             width=src.width,
@@ -134,13 +159,53 @@ def open_scene(path: str | os.PathLike[str]) -> SceneInfo:
             dtype=str(src.dtypes[0]),
             crs=_crs_of(src),
             transform=tuple(src.transform)[:6],
-            nodata=None if nodata is None or (isinstance(nodata, float) and math.isnan(nodata)) else nodata,
+            nodata=src.nodata,
             block_width=int(src.block_shapes[0][1]),
         )
         if len(set(src.dtypes)) != 1:
             raise InputError(path, f"scene bands have mixed dtypes {sorted(set(src.dtypes))}")
+        if np.dtype(info.dtype).kind not in "biuf":
+            raise InputError(path, f"scene bands are {info.dtype}; only integer and floating-point bands can be tiled")
         check_readable(src, path, "scene")
     return info
+
+
+def check_transform(transform: Affine, path: str | os.PathLike[str], what: str) -> None:
+    """Refuse a geotransform that cannot place pixels: a coefficient NaN or infinite, or pixels of zero area.
+
+    Raises:
+        InputError: Naming the file and the transform.
+    """
+    coefs = tuple(transform)[:6]
+    if not all(math.isfinite(v) for v in coefs) or transform.determinant == 0:
+        raise InputError(
+            path,
+            f"{what} has a degenerate geotransform {tuple(float(v) for v in coefs)} (pixel size 0 or not finite)",
+        )
+
+
+def check_declared_size(src: Any, path: str | os.PathLike[str], what: str, max_pixels: int | None = None) -> None:
+    """Refuse a raster whose header declares more than ``max_pixels`` pixels or blocks of more than
+    :data:`MAX_BLOCK_BYTES` (before any pixel is read: a few bytes of header can declare terabytes).
+
+    Raises:
+        InputError: Naming the file and its declared size.
+    """
+    n = int(src.width) * int(src.height)
+    if max_pixels and n > max_pixels:
+        raise InputError(
+            path,
+            f"{what} declares {src.width}x{src.height} = {n:,} pixels, more than {option('max_pixels')} "
+            f"({max_pixels:,}); raise {option('max_pixels')} if it really is that large",
+        )
+    bh, bw = (int(v) for v in src.block_shapes[0])
+    block = bh * bw * np.dtype(src.dtypes[0]).itemsize
+    if block > MAX_BLOCK_BYTES:
+        raise InputError(
+            path,
+            f"{what} stores its pixels in {bw}x{bh} blocks ({block / 2**30:.3g} GiB per band), too large to read "
+            f"window by window; rewrite it tiled (e.g. gdal_translate -co TILED=YES)",
+        )
 
 
 def check_readable(src: Any, path: str | os.PathLike[str], what: str) -> None:
@@ -171,6 +236,8 @@ class MaskSpec:
         pixel_grid: Whether both are used on the bare pixel grid (non-georeferenced).
         notes: Remarks for the user (e.g. one of the pair is not georeferenced), shown as warnings.
         fill: Internal value of scene pixels no polygon covers (vector masks; default unknown).
+        nodata: The index mask's own nodata value where it is not added to the scheme's unknown values
+            (negative, fractional, NaN, infinite or above 255); pixels holding it are unknown.
     """
 
     path: str
@@ -182,27 +249,34 @@ class MaskSpec:
     pixel_grid: bool = False
     notes: tuple[str, ...] = field(default=())
     fill: int = IGNORE
+    nodata: float | None = None
 
 
-def _with_mask_nodata(scheme: ClassScheme, nodata: float | None, path: Path, notes: list[str]) -> ClassScheme:
-    """The scheme extended so that an index mask's own nodata value reads as unknown.
+def _with_mask_nodata(
+    scheme: ClassScheme, nodata: float | None, path: Path, notes: list[str]
+) -> tuple[ClassScheme, float | None]:
+    """How an index mask's own nodata value reads as unknown: ``(scheme, nodata for the reader)``.
 
-    A nodata value that is a class value of the scheme stays that class (with a note for the user); negative
-    or fractional nodata values are ignored.
+    A nodata value that is a class value of the scheme stays that class (with a note for the user). A value
+    0-255 is added to the scheme's unknown values (the lookup tables of uint8 masks then handle it); any other
+    (negative, fractional, NaN, infinite, large) is returned for :class:`MaskReader` (:attr:`MaskSpec.nodata`),
+    which compares pixels with it in the band's dtype, as GDAL does.
     """
-    if nodata is None or not math.isfinite(nodata) or nodata < 0 or not float(nodata).is_integer():
-        return scheme
-    v = int(nodata)
-    if v in scheme.unknown_values:
-        return scheme
-    same = [c.name for c in scheme.classes if c.value == v]
+    if nodata is None:
+        return scheme, None
+    integral = math.isfinite(nodata) and float(nodata).is_integer()
+    if integral and int(nodata) in scheme.unknown_values:
+        return scheme, None
+    same = [c.name for c in scheme.classes if integral and c.value == int(nodata)]
     if same:
         notes.append(
-            f"{path}: the mask's nodata value {v} is class {same[0]!r} of scheme {scheme.name!r}; "
+            f"{path}: the mask's nodata value {int(nodata)} is class {same[0]!r} of scheme {scheme.name!r}; "
             "those pixels are kept as that class"
         )
-        return scheme
-    return replace(scheme, unknown_values=(*scheme.unknown_values, v))
+        return scheme, None
+    if integral and 0 <= nodata <= 255:
+        return replace(scheme, unknown_values=(*scheme.unknown_values, int(nodata))), None
+    return scheme, float(nodata)
 
 
 def is_vector_path(path: str | os.PathLike[str]) -> bool:
@@ -254,10 +328,16 @@ def open_mask(
             raise InputError(p, f"colour-coded mask must have 3 or 4 bands, found {src.count}")
         if kind == "color" and src.dtypes[0] != "uint8":
             raise InputError(p, f"colour-coded mask must be uint8, found {src.dtypes[0]}")
+        if kind == "index" and np.dtype(src.dtypes[0]).kind not in "biuf":
+            raise InputError(p, f"index mask must hold integer class values, found {src.dtypes[0]}")
+        check_declared_size(src, p, "mask")
         check_readable(src, p, "mask")
+        nodata = None
         if kind == "index":
-            scheme = _with_mask_nodata(scheme, src.nodata, p, notes)
+            scheme, nodata = _with_mask_nodata(scheme, src.nodata, p, notes)
         mask_crs = _crs_of(src)
+        if mask_crs is not None and scene.georeferenced:
+            check_transform(src.transform, p, "mask")
         same_size = (src.width, src.height) == (scene.width, scene.height)
         if not scene.georeferenced or mask_crs is None:
             if scene.georeferenced != (mask_crs is not None):
@@ -270,30 +350,52 @@ def open_mask(
                         "cannot align them",
                     )
                 notes.append(f"{p}: {which} is not georeferenced; aligned on the pixel grid")
-                return MaskSpec(str(p), kind, scheme, scene, False, class_attribute, False, tuple(notes))
+                return MaskSpec(str(p), kind, scheme, scene, False, class_attribute, False, tuple(notes), nodata=nodata)
             if not same_size:
                 raise InputError(
                     p,
                     f"mask size {src.width}x{src.height} differs from scene size "
                     f"{scene.width}x{scene.height} and neither is georeferenced",
                 )
-            return MaskSpec(str(p), kind, scheme, scene, False, class_attribute, True, tuple(notes))
+            return MaskSpec(str(p), kind, scheme, scene, False, class_attribute, True, tuple(notes), nodata=nodata)
         same_grid = (
             same_size
             and CRS.from_wkt(mask_crs) == scene.rio_crs
             and src.transform.almost_equals(scene.affine, precision=1e-9 * max(1.0, abs(scene.affine.a)))
         )
         if not same_grid:
-            _check_overlap(p, scene, src.bounds, src.crs)
-        return MaskSpec(str(p), kind, scheme, scene, not same_grid, class_attribute, False, tuple(notes))
+            _check_overlap(
+                p,
+                scene,
+                grid_bounds(src.transform, src.width, src.height),
+                src.crs,
+                (src.transform, src.width, src.height),
+            )
+        return MaskSpec(str(p), kind, scheme, scene, not same_grid, class_attribute, False, tuple(notes), nodata=nodata)
 
 
 def scene_bounds(scene: SceneInfo) -> tuple[float, float, float, float]:
-    """(left, bottom, right, top) of a scene in its CRS."""
-    return rasterio.transform.array_bounds(scene.height, scene.width, scene.affine)[:4]
+    """(left, bottom, right, top) of a scene in its CRS (see :func:`grid_bounds`)."""
+    return grid_bounds(scene.affine, scene.width, scene.height)
 
 
-def _check_overlap(path: Path, scene: SceneInfo, bounds: Any, crs: Any) -> None:
+def grid_bounds(transform: Affine, width: int, height: int) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of a ``width`` x ``height`` grid, with left <= right and bottom <= top whatever
+    the orientation of its transform (south-up, mirrored and rotated grids included)."""
+    corners = [transform @ (c, r) for c, r in ((0, 0), (width, 0), (0, height), (width, height))]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _check_overlap(
+    path: Path, scene: SceneInfo, bounds: Any, crs: Any, grid: tuple[Affine, int, int] | None = None
+) -> None:
+    """Raise unless the mask (``bounds`` in ``crs``) overlaps the scene.
+
+    Bounding boxes are compared in the scene CRS; a raster mask's ``grid`` (transform, width, height) in the
+    scene's own CRS is also compared exactly when either grid is rotated or sheared (the bounding boxes of two
+    rotated rectangles that only touch overlap).
+    """
     from rasterio.warp import transform_bounds
 
     try:
@@ -303,7 +405,22 @@ def _check_overlap(path: Path, scene: SceneInfo, bounds: Any, crs: Any) -> None:
     sl, sb, sr, st = scene_bounds(scene)
     ox = min(right, sr) - max(left, sl)
     oy = min(top, st) - max(bottom, sb)
-    if not (ox > 0 and oy > 0) or not all(map(math.isfinite, (left, bottom, right, top))):
+    overlap = ox > 0 and oy > 0 and all(map(math.isfinite, (left, bottom, right, top)))
+    t = scene.affine
+    if (
+        overlap
+        and grid is not None
+        and (t.b or t.d or grid[0].b or grid[0].d)
+        and CRS.from_user_input(crs) == scene.rio_crs
+    ):
+        from shapely.geometry import Polygon
+
+        def quad(tr: Affine, w: int, h: int) -> Polygon:
+            return Polygon([tr @ (0, 0), tr @ (w, 0), tr @ (w, h), tr @ (0, h)])
+
+        shared = quad(t, scene.width, scene.height).intersection(quad(*grid)).area
+        overlap = shared > 1e-6 * abs(t.determinant)  # more than a millionth of a scene pixel
+    if not overlap:
         raise InputError(
             path,
             f"mask does not overlap scene {scene.path} "
@@ -445,6 +562,34 @@ def encode_fast(scheme: ClassScheme, raw: np.ndarray, path: str | os.PathLike[st
     return apply_lut(full, raw)
 
 
+def integral_values(scheme: ClassScheme, raw: np.ndarray, path: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """The values of a floating-point index mask as int64 (integer arrays are returned as they are).
+
+    Raises:
+        InputError: If a value is not an integer (NaN, infinite or fractional) or beyond any class value; the
+            message lists the values (up to 10) and their pixel counts.
+    """
+    if raw.dtype.kind != "f":
+        return raw
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(raw)
+        bad |= np.where(bad, False, raw != np.trunc(raw))
+    if bad.any():
+        listed = _value_counts(raw[bad])
+        raise InputError(path, f"mask has non-integer values (an index mask holds class values): {listed}")
+    far = np.abs(raw) > 2**31
+    if far.any():
+        raise InputError(path, f"mask values outside class scheme {scheme.name!r}: " + _value_counts(raw[far]))
+    return raw.astype(np.int64)
+
+
+def _value_counts(values: np.ndarray, top: int = 10) -> str:
+    """``"nan (3 px), 1.5 (1 px)"``: the distinct values of ``values`` (NaN counted once) and their counts."""
+    vals, counts = np.unique(values, return_counts=True, equal_nan=True)
+    text = ", ".join(f"{v:g} ({int(c)} px)" for v, c in zip(vals[:top].tolist(), counts[:top].tolist()))
+    return text + (f" and {len(vals) - top} more" if len(vals) > top else "")
+
+
 def apply_lut(lut: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """``lut[raw]`` for a 256-entry uint8 table and a uint8 array, with OpenCV's ``cv2.LUT`` (5x faster than
     numpy's indexing, which widens every index to 64 bits) where the array shape allows."""
@@ -564,10 +709,14 @@ class MaskReader:
             enc = decode_colors_fast(spec.scheme, data, spec.path)
         else:
             raw = data[0]
+            if spec.nodata is not None:
+                holes = np.isnan(raw) if math.isnan(spec.nodata) else raw == spec.nodata
+                valid = ~holes if valid is None else valid & ~holes
             if valid is not None and not valid.all():
-                # pixels outside the mask's extent get any valid raw value, then become unknown below
+                # pixels outside the mask's extent (or holding its nodata value) get any valid raw value, then
+                # become unknown below
                 raw = np.where(valid, raw, spec.scheme.classes[0].value)
-            enc = encode_fast(spec.scheme, raw, spec.path)
+            enc = encode_fast(spec.scheme, integral_values(spec.scheme, raw, spec.path), spec.path)
             if valid is not None:
                 enc[~valid] = IGNORE
         out[dr : dr + int(inner.height), dc : dc + int(inner.width)] = enc
@@ -583,12 +732,15 @@ class MaskReader:
             InputError: If raw values outside the scheme occur.
         """
         spec = self.spec
-        if spec.kind != "index" or self._vrt is not None or self._src.dtypes[0] != "uint8":
+        if spec.kind != "index" or self._vrt is not None or self._src.dtypes[0] != "uint8" or spec.nodata is not None:
             return None
         if clip_window(window, spec.scene.width, spec.scene.height) != (window, 0, 0):
             return None  # padded border windows take the general path
         full, ok = _lut(spec.scheme)
-        raw = self._src.read(1, window=window)
+        try:
+            raw = self._src.read(1, window=window)
+        except RasterioIOError as exc:
+            raise InputError(spec.path, f"cannot read mask raster (corrupt): {short_error(exc)}") from None
         out = []
         for c in col_offsets:
             h = np.bincount(raw[:, c - int(window.col_off) : c - int(window.col_off) + size].ravel(), minlength=256)

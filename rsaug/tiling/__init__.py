@@ -12,13 +12,16 @@ May import: :mod:`rsaug.core`, :mod:`rsaug.io`.
 
 from __future__ import annotations
 
+from rsaug.io.rasters import DEFAULT_MAX_PIXELS
 from rsaug.tiling.inputs import find_pairs, read_pairs_csv
-from rsaug.tiling.options import TileOptions, TilingWarning, parse_split
+from rsaug.tiling.options import DEFAULT_MAX_TILES, TileOptions, TilingWarning, parse_split
 from rsaug.tiling.run import tile_scenes
 from rsaug.tiling.splits import assign_blocked, assign_random, overlapping_pairs
 from rsaug.tiling.workers import tile_id, tile_windows
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_TILES",
     "TileOptions",
     "TilingWarning",
     "assign_blocked",

@@ -15,6 +15,9 @@ from rsaug.io.tileset import DEFAULT_COMPRESS_LEVEL
 CONFIG_FILE = "tile-config.json"
 #: Split names in the order of a ``train:val:test`` spec (the ``reserved`` split comes on top).
 SPLIT_NAMES = ("train", "val", "test")
+#: Default limit of the candidate tiles of a run (all scenes): pass 1 keeps a record of every candidate and the
+#: index one row per kept tile (a few kB each), so a tiny tile size or stride on a large scene would exhaust memory.
+DEFAULT_MAX_TILES = 1_000_000
 
 
 class TilingWarning(UserWarning):
@@ -80,6 +83,8 @@ class TileOptions:
             raise InputError(None, f"{option('max_unknown')} must be within 0..1, got {self.max_unknown}")
         if int(self.reserve) < 0:
             raise InputError(None, f"{option('reserve')} must be >= 0, got {self.reserve}")
+        if int(self.seed) < 0:
+            raise InputError(None, f"{option('seed')} must be >= 0, got {self.seed}")
         if self.split_mode not in ("random", "blocked"):
             raise InputError(None, f"split mode must be 'random' or 'blocked', got {self.split_mode!r}")
         if self.edge not in ("drop", "pad"):

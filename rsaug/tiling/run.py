@@ -35,10 +35,17 @@ from rasterio.windows import bounds as win_bounds
 
 from rsaug.core.classes import ClassScheme, get_scheme
 from rsaug.core.errors import InputError, option
-from rsaug.core.files import json_roundtrip, prepare_output_dir, read_json, remove_temporaries, write_json
+from rsaug.core.files import (
+    clear_directory,
+    json_roundtrip,
+    prepare_output_dir,
+    read_json,
+    remove_temporaries,
+    write_json,
+)
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.core.runtime import quiet
-from rsaug.io.rasters import MaskSpec, SceneInfo, class_index, open_mask, open_scene
+from rsaug.io.rasters import DEFAULT_MAX_PIXELS, MaskSpec, SceneInfo, class_index, open_mask, open_scene
 from rsaug.io.tileset import (
     DESCRIPTION_FILE,
     INDEX_COLUMNS,
@@ -46,12 +53,14 @@ from rsaug.io.tileset import (
     write_description,
     write_index,
 )
-from rsaug.tiling.options import CONFIG_FILE, SPLIT_NAMES, TileOptions, TilingWarning
+from rsaug.tiling.options import CONFIG_FILE, DEFAULT_MAX_TILES, SPLIT_NAMES, TileOptions, TilingWarning
 from rsaug.tiling.splits import assign_blocked, assign_random, block_keys, overlapping_pairs
 from rsaug.tiling.workers import (
+    TILE_MAX_BYTES,
     Runner,
     WorkUnit,
     count_partial,
+    count_windows,
     scene_units,
     stats_unit,
     tile_id,
@@ -72,6 +81,8 @@ def tile_scenes(
     overwrite: bool = False,
     resume: bool = False,
     reporter: Reporter | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_tiles: int | None = DEFAULT_MAX_TILES,
     **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Tile scene/mask pairs into a tile set at ``out`` and return its index.
@@ -85,6 +96,10 @@ def tile_scenes(
         overwrite: Replace an existing tile set at ``out``.
         resume: Continue an interrupted run with the same inputs and options (existing tiles are kept).
         reporter: Progress bars (``None``: silent).
+        max_pixels: Largest declared scene size (width x height) accepted (``None`` or 0: no limit). A file
+            header can declare any size; the check comes before any pixel is read.
+        max_tiles: Largest number of candidate tiles of the run, all scenes together (``None`` or 0: no limit);
+            checked before the tile grid is built, since every candidate is held in memory.
 
     Returns:
         The tile index (one row per written tile, footprints in the scene CRS); ``.attrs["summary"]`` holds the
@@ -98,6 +113,9 @@ def tile_scenes(
     if overrides:
         opts = TileOptions(**{**asdict(opts), **overrides})
     ratios = opts.validate()
+    for name, limit in (("max_pixels", max_pixels), ("max_tiles", max_tiles)):
+        if limit is not None and int(limit) < 0:
+            raise InputError(None, f"{option(name)} must be >= 0 (0 = no limit), got {limit}")
     size, step = int(opts.tile_size), int(opts.step)
     scheme = get_scheme(opts.scheme)
     if opts.vector_fill is not None:
@@ -120,8 +138,9 @@ def tile_scenes(
     masks: list[MaskSpec] = []
     stems: dict[str, Path] = {}
     notes: list[str] = []
+    n_candidates = 0
     for s, m in abs_pairs:
-        sc = open_scene(s)
+        sc = open_scene(s, max_pixels)
         if sc.stem in stems:
             raise InputError(s, f"two scenes share the stem {sc.stem!r} ({stems[sc.stem]}); tile ids would clash")
         stems[sc.stem] = s
@@ -138,6 +157,23 @@ def tile_scenes(
                 s,
                 f"tile size {size} is larger than the scene ({sc.width}x{sc.height}); use a "
                 f"smaller {option('tile_size')} or {option('edge')} pad",
+            )
+        tile_bytes = size * size * (sc.count * np.dtype(sc.dtype).itemsize + 1)
+        if tile_bytes > TILE_MAX_BYTES:
+            raise InputError(
+                s,
+                f"one {size}x{size} tile of this scene takes {tile_bytes / 2**30:.3g} GiB ({sc.count} bands of "
+                f"{sc.dtype} and the mask), more than the {TILE_MAX_BYTES / 2**30:g} GiB a tile may hold; use a "
+                f"smaller {option('tile_size')}",
+            )
+        n_candidates += count_windows(sc.width, sc.height, size, step, opts.edge)
+        if max_tiles and n_candidates > max_tiles:
+            raise InputError(
+                s,
+                f"{option('tile_size')} {size} with stride {step} gives {n_candidates:,} candidate tiles"
+                f"{' with the scenes before it' if len(scenes) else ''}, more than {option('max_tiles')} "
+                f"({int(max_tiles):,}); use a larger {option('tile_size')} or {option('stride')}, or raise "
+                f"{option('max_tiles')}",
             )
         spec = open_mask(
             m, sc, scheme, kind=opts.mask_kind, class_attribute=opts.class_attribute, vector_fill=opts.vector_fill
@@ -213,7 +249,7 @@ def tile_scenes(
 
         # ---- pass 2: write
         if mode == "overwrite":
-            shutil.rmtree(out)
+            clear_directory(out)  # keeps the writer lock of rsaug.core.locks.output_lock (and ``out`` itself)
         fresh, existed = mode in ("new", "overwrite"), out.exists()
         out.mkdir(parents=True, exist_ok=True)
         try:
@@ -263,8 +299,7 @@ def tile_scenes(
         except BaseException as exc:
             if fresh and isinstance(exc, InputError):  # bad input found while writing: leave nothing behind
                 if existed:
-                    for child in out.iterdir():
-                        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                    clear_directory(out)
                 else:
                     shutil.rmtree(out, ignore_errors=True)
             raise
@@ -368,6 +403,12 @@ def _build_index(
             rows = [rows[i] for i in keep_idx]
             splits = splits[keep_idx]
             fp = gpd.GeoSeries([fp.values[i] for i in keep_idx], crs=index_crs)
+            if not rows:
+                raise InputError(
+                    pairs[0][1] if len(pairs) == 1 else None,
+                    f"every tile overlaps a tile of another split and was dropped; nothing to write (use a larger "
+                    f"{option('block_size')} or {option('stride')}, or {option('split_mode')} random)",
+                )
     for row, sp in zip(rows, splits):
         row["split"] = str(sp)
     columns = list(INDEX_COLUMNS) + [count_column(n) for n in scheme.names]
@@ -376,11 +417,16 @@ def _build_index(
 
 
 def _footprint(sc: SceneInfo, r: int, c: int, size: int, index_crs: CRS | None) -> Any:
-    """Footprint polygon of the tile at ``(r, c)`` of a scene, in the index CRS."""
-    from shapely.geometry import box  # loaded with geopandas (see _import_index_libraries)
+    """Footprint polygon of the tile at ``(r, c)`` of a scene, in the index CRS (the tile's exact quadrilateral on
+    rotated or sheared grids, so neighbouring tiles never overlap)."""
+    from shapely.geometry import Polygon, box  # loaded with geopandas (see _import_index_libraries)
 
-    left, bottom, right, top = win_bounds(Window(c, r, size, size), sc.affine)
-    geom = box(min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+    t = sc.affine
+    if t.b == 0 and t.d == 0:
+        left, bottom, right, top = win_bounds(Window(c, r, size, size), t)
+        geom = box(min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+    else:
+        geom = Polygon([t @ (c, r), t @ (c + size, r), t @ (c + size, r + size), t @ (c, r + size)])
     if index_crs is not None and sc.rio_crs is not None and sc.rio_crs != index_crs:
         from shapely.geometry import shape
 

@@ -117,7 +117,7 @@ def block_keys(
             keys.append((si, int(cy // block), int(cx // block)))
         return keys
     a = scenes[0].affine
-    bw, bh = abs(a.a) * block, abs(a.e) * block
+    bw, bh = math.hypot(a.a, a.d) * block, math.hypot(a.b, a.e) * block  # pixel sides, rotated grids too
     x0, y0 = a.c, a.f
     for row, si in zip(rows, scene_idx):
         sc = scenes[si]

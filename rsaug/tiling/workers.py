@@ -32,6 +32,7 @@ from rsaug.io.tileset import write_tile
 
 UNIT_MAX_WIDTH = 4096  # pixels of scene width read at once per work unit (tiled sources)
 UNIT_MAX_BYTES = 64 * 2**20  # striped sources: whole rows of tiles up to this buffer size (strips decoded once)
+TILE_MAX_BYTES = 2**30  # one tile (all bands + mask) must fit this: larger tiles are refused before any read
 
 
 # --------------------------------------------------------------------------- windows
@@ -41,22 +42,29 @@ def tile_windows(width: int, height: int, size: int, stride: int, edge: str = "d
     With ``edge="drop"`` only complete tiles are returned; with ``"pad"`` the grid is extended so every
     pixel is covered (border tiles extend past the scene).
     """
+    rows = range(0, grid_offsets(height, size, stride, edge) * stride, stride)
+    cols = range(0, grid_offsets(width, size, stride, edge) * stride, stride)
+    return [(r, c) for r in rows for c in cols]
 
-    def offsets(n: int) -> list[int]:
-        if edge == "drop":
-            return list(range(0, n - size + 1, stride)) if n >= size else []
-        last = max(n - size, 0)
-        offs = list(range(0, last + 1, stride))
-        while offs[-1] + size < n:
-            offs.append(offs[-1] + stride)
-        return offs
 
-    return [(r, c) for r in offsets(height) for c in offsets(width)]
+def grid_offsets(n: int, size: int, stride: int, edge: str = "drop") -> int:
+    """Number of tile offsets along a side of ``n`` pixels (0, stride, 2 stride...), without listing them.
+
+    ``drop``: the tiles that fit entirely; ``pad``: as many as it takes to cover every pixel (at least one).
+    """
+    if edge == "drop":
+        return (n - size) // stride + 1 if n >= size else 0
+    return -(-(n - size) // stride) + 1 if n > size else 1
+
+
+def count_windows(width: int, height: int, size: int, stride: int, edge: str = "drop") -> int:
+    """``len(tile_windows(...))``, computed without building the list."""
+    return grid_offsets(width, size, stride, edge) * grid_offsets(height, size, stride, edge)
 
 
 def count_partial(width: int, height: int, size: int, stride: int) -> int:
     """Number of partial border tiles a ``pad`` grid has beyond the ``drop`` grid."""
-    return len(tile_windows(width, height, size, stride, "pad")) - len(tile_windows(width, height, size, stride))
+    return count_windows(width, height, size, stride, "pad") - count_windows(width, height, size, stride)
 
 
 # --------------------------------------------------------------------------- work units
@@ -171,7 +179,7 @@ def write_unit(unit: WorkUnit) -> tuple[int, int]:
     if not todo:
         return 0, skipped
     win = unit_window([(r, c) for r, c, _, _ in todo], size)
-    fill = scene.nodata if scene.nodata is not None else 0
+    fill = scene.fill_value
     try:
         with quiet(NotGeoreferencedWarning), rasterio.open(scene.path) as src:
             image = read_padded(src, win, fill)
@@ -233,7 +241,12 @@ class Runner:
             _STATE.clear()
 
     def map(self, func: Any, units: list[WorkUnit], bar: Any, while_waiting: Any = None) -> list[Any]:
-        """``[func(u) for u in units]``; ``while_waiting()`` runs in this process once the work is queued."""
+        """``[func(u) for u in units]``; ``while_waiting()`` runs in this process once the work is queued.
+
+        Raises:
+            RsaugError: The first error a unit raised (from a worker process too, re-raised here as the same
+                one-line error).
+        """
         results: list[Any] = []
         if self._pool is None:
             if while_waiting is not None:
@@ -246,7 +259,13 @@ class Runner:
         it = self._pool.map(func, units, chunksize=chunk)  # submits everything now
         if while_waiting is not None:
             while_waiting()
-        for u, res in zip(units, it):
-            results.append(res)
-            bar.update(len(u.tiles))
+        try:
+            for u, res in zip(units, it):  # an RsaugError of a worker is re-raised here (it pickles)
+                results.append(res)
+                bar.update(len(u.tiles))
+        except BaseException:
+            # stop the other workers before the caller cleans up: a unit still running would write its tiles
+            # into an output directory the caller has just emptied
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            raise
         return results
