@@ -22,6 +22,8 @@ from rsaug.gan.objectives import TrainBatch, conductor_ce, discriminator_objecti
 from rsaug.gan.trainer import Trainer, train
 from tests.conftest import GID15
 from tests.fixtures_train import tiny_configs
+from tests.gan.test_cli_train import _one_line_error
+from tests.gan.test_networks import tiny
 
 torch.set_num_threads(2)
 
@@ -48,20 +50,7 @@ def batch() -> TrainBatch:
 
 
 def _config() -> ModelConfig:
-    return ModelConfig(
-        num_classes=K,
-        crop_size=32,
-        ngf=4,
-        ndf=8,
-        num_upsampling=3,
-        embed_dim=8,
-        mlp_hidden=8,
-        spade_hidden=8,
-        n_layers_d=2,
-        num_d=2,
-        cond_width=4,
-        cond_depth=2,
-    )
+    return tiny(num_classes=K, n_layers_d=2, num_d=2)
 
 
 def _models() -> Models:
@@ -293,14 +282,6 @@ def test_policy_strings() -> None:
         TrainConfig(diffaug_p=0.5).validate()
     with pytest.raises(InputError, match="no discriminator"):
         TrainConfig(diffaug="color", discriminator=False).validate()
-
-
-def _one_line_error(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert text.startswith("Error: ") and "\n" not in text and "Traceback" not in text, text
-    for f in fragments:
-        assert f in text, text
 
 
 def test_cli_rejects_bad_diffaug_options_without_writing_a_run(gid15_tileset: Path, tmp_path: Path) -> None:
