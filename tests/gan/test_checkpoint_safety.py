@@ -168,3 +168,24 @@ def test_expect_sha256_refuses_another_generator(tiny_checkpoint: Path, gid15_ti
     assert res.exit_code == 2 and "not the expected" in res.output and not out.exists(), res.output
     res = CliRunner().invoke(cli, [*args, "--expect-sha256", digest])
     assert res.exit_code == 0, res.output
+
+
+def test_synthesize_refuses_an_output_another_process_writes(
+    tiny_checkpoint: Path, gid15_tileset: Path, tmp_path: Path
+) -> None:
+    """A second writer of a synthesis directory: exit 2, one line naming the directory and the holder's pid."""
+    from tests.core.test_locks import HOLDER, LOCK_FILE, _python
+
+    out = tmp_path / "syn"
+    proc = subprocess.Popen(_python(HOLDER, "synthesis run", out), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        before = (out / LOCK_FILE).read_bytes()
+        res = CliRunner().invoke(cli, ["synthesize", "-c", str(tiny_checkpoint), str(gid15_tileset), "-o", str(out)])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0].startswith(f"Error: {out}: another rsaug process (pid {proc.pid}: "), lines[0]
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE] and (out / LOCK_FILE).read_bytes() == before
+    finally:
+        proc.kill()
+        proc.wait()
