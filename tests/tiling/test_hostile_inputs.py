@@ -749,8 +749,21 @@ def test_negative_limits_and_seed_are_one_line_errors(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- real processes
 def run_process(args: list[str], cwd: Path, timeout: float) -> tuple[int, str, float, float]:
     """Run the installed entry point ``rsaug.cli.main:cli`` in a child process; returns (exit code, stderr,
-    seconds, peak RSS in MB of that child alone, from ``os.wait4``). Killed after ``timeout`` seconds."""
-    code = "from rsaug.cli.main import cli; cli(prog_name='rsaug')"
+    seconds, peak RSS in MB of that child alone). Killed after ``timeout`` seconds.
+
+    The peak is the child's own ``VmHWM`` (written by the child at exit): ``ru_maxrss`` from ``os.wait4`` is not
+    the child's alone on Linux, since a forked child keeps the parent's peak across ``execve`` (a pytest process
+    that has run the whole suite is several GB)."""
+    hwm = cwd / "vmhwm.txt"
+    code = (
+        "import atexit\n"
+        "def _hwm():\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        kb = next(ln.split()[1] for ln in f if ln.startswith('VmHWM'))\n"
+        f"    open({str(hwm)!r}, 'w').write(kb)\n"
+        "atexit.register(_hwm)\n"
+        "from rsaug.cli.main import cli; cli(prog_name='rsaug')"
+    )
     err_p = cwd / "stderr.txt"
     with open(err_p, "w") as err:
         t0 = time.perf_counter()
@@ -766,7 +779,8 @@ def run_process(args: list[str], cwd: Path, timeout: float) -> tuple[int, str, f
             time.sleep(0.05)
         elapsed = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err_p.read_text(), elapsed, usage.ru_maxrss / 1024
+    peak_mb = int(hwm.read_text()) / 1024 if hwm.is_file() else usage.ru_maxrss / 1024
+    return proc.returncode, err_p.read_text(), elapsed, peak_mb
 
 
 def sparse_raster(path: Path, size: int, count: int, block: int, tiled: bool = True) -> Path:
