@@ -45,7 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -338,7 +338,7 @@ def _run_pending(
             )
 
 
-def _stopped(out: Path, stop: StopRequest, done: int, total: int, detail: str) -> None:
+def _stopped(out: Path, stop: StopRequest, done: int, total: int, detail: str) -> NoReturn:
     """Raise the :class:`RunStopped` of a benchmark interrupted by a signal (finished runs stay recorded).
 
     Raises:

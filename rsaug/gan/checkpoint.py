@@ -184,6 +184,24 @@ def _trust_hint(p: Path) -> str:
     return f"if you trust this file, convert it with `rsaug convert-checkpoint --trust {p} NEW.ckpt`"
 
 
+def _read_safely(p: Path, map_location: Any, what: str) -> Any:
+    """``torch.load(weights_only=True, mmap=True)`` with :data:`SAFE_NUMPY_GLOBALS` admitted, the one way rsaug
+    reads a model file; a refused or unreadable file is a one-line :class:`InputError` (``what``: its kind)."""
+    try:
+        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):
+            return torch.load(p, map_location=map_location, weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        try:
+            found = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(p)) or "unknown objects"
+        except Exception:
+            found = "unknown objects"
+        raise InputError(
+            p, f"refusing to load: the file holds Python objects that could run code ({found}); {_trust_hint(p)}"
+        ) from None
+    except Exception as exc:  # corrupt / foreign file
+        raise InputError(p, f"cannot read {what}: {type(exc).__name__}: {exc}") from None
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
     """Load an rsaug checkpoint dictionary without executing anything from the file.
 
@@ -198,19 +216,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "checkpoint not found")
-    try:
-        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):
-            ckpt = torch.load(p, map_location=map_location, weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
-        try:
-            found = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(p)) or "unknown objects"
-        except Exception:
-            found = "unknown objects"
-        raise InputError(
-            p, f"refusing to load: the file holds Python objects that could run code ({found}); {_trust_hint(p)}"
-        ) from None
-    except Exception as exc:  # corrupt / foreign file
-        raise InputError(p, f"cannot read checkpoint: {type(exc).__name__}: {exc}") from None
+    ckpt = _read_safely(p, map_location, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(p, "not an rsaug checkpoint")
     version = ckpt.get("version", 1)  # generator-only files written by hand may omit it
@@ -231,12 +237,7 @@ def load_state_dict_file(path: str | os.PathLike[str], key: str | None = None) -
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "file not found")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
-        raise InputError(p, "refusing to load: the file holds Python objects that could run code") from None
-    except Exception as exc:
-        raise InputError(p, f"cannot read file: {type(exc).__name__}: {exc}") from None
+    obj = _read_safely(p, "cpu", "file")
     if key is not None and isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         return obj.get(key)
     return obj

@@ -106,6 +106,9 @@ def test_version_1_checkpoints_load_through_the_safe_path(tiny_checkpoint: Path,
     g_old, g_new = load_generator(old, device="cpu"), load_generator(tiny_checkpoint, device="cpu")
     mask = torch.zeros(1, 32, 32, dtype=torch.long)
     assert torch.equal(g_old.generate(mask, seed=3), g_new.generate(mask, seed=3))
+    # an old checkpoint is also a valid --frozen-conductor source (same safe reader)
+    c_old, c_new = load_state_dict_file(old, "C"), load_state_dict_file(tiny_checkpoint, "C")
+    assert c_old.keys() == c_new.keys() and all(torch.equal(c_old[k], c_new[k]) for k in c_new)
 
 
 def test_foreign_objects_need_the_explicit_trusted_conversion(tiny_checkpoint: Path, tmp_path: Path) -> None:
