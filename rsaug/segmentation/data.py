@@ -97,12 +97,22 @@ class SegmenterNormalization:
     @classmethod
     def fit(cls, tiles: TileArrays, dtype: str) -> SegmenterNormalization:
         """Fit on (real training) tiles: range 0..255 for uint8 else the 2nd/98th percentiles; then mean/std."""
+        if dtype == "uint8":  # exact moments from per-band value counts (no float copy of every pixel)
+            bands = tiles.images[0].shape[0]
+            counts = np.zeros((bands, 256), dtype=np.int64)
+            for im in tiles.images:
+                for b in range(bands):
+                    counts[b] += np.bincount(im[b].ravel(), minlength=256)
+            low = np.zeros(bands)
+            high = np.full(bands, 255.0)
+            values = np.arange(256, dtype=np.float64) / 255.0
+            n = counts.sum(axis=1)
+            mean = (counts * values).sum(axis=1) / n
+            var = (counts * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / n
+            std = np.maximum(np.sqrt(var), 1e-6)
+            return cls(low.tolist(), high.tolist(), mean.tolist(), std.tolist())
         stack = np.concatenate([im.reshape(im.shape[0], -1) for im in tiles.images], axis=1).astype(np.float64)
-        if dtype == "uint8":
-            low = np.zeros(stack.shape[0])
-            high = np.full(stack.shape[0], 255.0)
-        else:
-            low, high = percentile_range(stack)
+        low, high = percentile_range(stack)
         scaled = (stack - low[:, None]) / (high - low)[:, None]
         mean = scaled.mean(axis=1)
         std = np.maximum(scaled.std(axis=1), 1e-6)

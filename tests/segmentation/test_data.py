@@ -61,6 +61,9 @@ def test_normalization_uses_the_one_percentile_fit() -> None:
     tiles = gid15_tiles(["garden_plot_001", "river_001"])
     n8 = SegmenterNormalization.fit(tiles, "uint8")
     assert n8.low == [0.0] * 3 and n8.high == [255.0] * 3
+    direct = np.concatenate([im.reshape(3, -1) for im in tiles.images], axis=1).astype(np.float64) / 255.0
+    np.testing.assert_allclose(n8.mean, direct.mean(axis=1), rtol=1e-12)  # moments from value counts: exact
+    np.testing.assert_allclose(n8.std, direct.std(axis=1), rtol=1e-10)
     rng = np.random.default_rng(0)
     wide = [rng.integers(100, 4000, size=(4, 16, 16)).astype(np.uint16) for _ in range(3)]
     for w in wide:
