@@ -78,8 +78,10 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     default=None,
     show_default="from preset: real,real+synthetic,classic,synthetic-only; cpu-converge: real,real+synthetic,classic",
     help="Comma-separated arms: real, real+synthetic (one arm per synthetic set), classic (flips, "
-    "rotations, colour jitter), synthetic-only; or explicit names like real+csebgan, csebgan-only. "
-    "Arms needing synthetic data are dropped when none is given. Mixing recipes are suffixes of real+ arms, "
+    "rotations, colour jitter), classic+synthetic (classic augmentation on real and synthetic crops: the "
+    "combination), synthetic-only; or explicit names like real+csebgan, classic+csebgan, csebgan-only. "
+    "Arms needing synthetic data are dropped when none is given. Mixing recipes are suffixes of real+ and "
+    "classic+ arms, "
     "joined by '~': ~pretrain[F] = synthetic pre-training, the last F (default 0.25) of the steps on real tiles "
     "only; ~anneal = the synthetic share decays linearly to 0; ~wW = synthetic crops' loss weighted by W in "
     "(0, 1]; e.g. real+csebgan~pretrain~w0.5.",
@@ -247,12 +249,16 @@ def command(
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     names = list(syn) + list(ckp)
     if not names:
-        dropped = [a for a in arm_list if a in ("real+synthetic", "synthetic-only")]
+        dropped = [a for a in arm_list if a in ("real+synthetic", "classic+synthetic", "synthetic-only")]
         arm_list = [a for a in arm_list if a not in dropped]
         if dropped and not quiet:
             click.echo(f"no synthetic data given: skipping arms {', '.join(dropped)}", err=True)
     resolve_arms(arm_list, names)  # validate names before anything is written
-    unknown = [a for a in arm_list if a not in ARM_KINDS and not a.startswith("real+") and not a.endswith("-only")]
+    unknown = [
+        a
+        for a in arm_list
+        if a not in ARM_KINDS and not a.startswith(("real+", "classic+")) and not a.endswith("-only")
+    ]
     if unknown:
         raise InputError(None, f"unknown arm(s) {unknown}")
     cfg = BenchmarkConfig(

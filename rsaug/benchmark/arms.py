@@ -52,13 +52,15 @@ class Arm:
     """One arm of the benchmark.
 
     Attributes:
-        name: Arm name (``real``, ``real+<syn>``, ``classic``, ``<syn>-only``; sweep arms ``real@f``,
-            ``real+<syn>@f``, ``replace-<syn>@r``).
+        name: Arm name (``real``, ``real+<syn>``, ``classic``, ``classic+<syn>``, ``<syn>-only``; sweep arms
+            ``real@f``, ``real+<syn>@f``, ``classic+<syn>@f``, ``replace-<syn>@r``).
         kind: One of :data:`~rsaug.benchmark.config.ARM_KINDS`, or ``replace``.
         synthetic: Name of the synthetic set it uses, if any.
         real_fraction: Share of the real training tiles used (see :func:`real_subset`).
         recipe: How the synthetic tiles are mixed in (an arm-name suffix, :func:`parse_recipe`; empty: a
             constant share with weight 1).
+        classic: A ``real+synthetic`` arm that also applies classic augmentation to every crop (real and
+            synthetic): the combination arm ``classic+<syn>``.
     """
 
     name: str
@@ -66,11 +68,12 @@ class Arm:
     synthetic: str | None = None
     real_fraction: float = 1.0
     recipe: str = ""
+    classic: bool = False
 
     @property
     def augment(self) -> bool:
         """Whether classic augmentation is applied."""
-        return self.kind == "classic"
+        return self.kind == "classic" or self.classic
 
     def mix_recipe(self) -> MixRecipe | None:
         """The parsed :attr:`recipe` (``None`` without one)."""
@@ -93,11 +96,23 @@ def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Ar
         spec, _, recipe = spec.strip().partition(RECIPE_SEP)
         if not spec:
             continue
+        if spec.startswith("classic+"):  # the combination: classic augmentation on real + synthetic crops
+            try:
+                combined = resolve_arms(
+                    ["real+" + spec[len("classic+") :] + (RECIPE_SEP + recipe if recipe else "")], synthetic_names
+                )
+            except InputError as exc:  # the same problem, named as the user wrote it
+                raise InputError(None, exc.message.replace("'real+", "'classic+")) from None
+            for a in combined:
+                add(Arm("classic+" + a.name[len("real+") :], a.kind, a.synthetic, recipe=a.recipe, classic=True))
+            continue
         if recipe:
             parse_recipe(recipe)  # checked before anything runs
             if not spec.startswith("real+"):
                 raise InputError(
-                    None, f"arm {spec + RECIPE_SEP + recipe!r}: mixing recipes apply to real+<synthetic> arms"
+                    None,
+                    f"arm {spec + RECIPE_SEP + recipe!r}: mixing recipes apply to real+<synthetic> and "
+                    "classic+<synthetic> arms",
                 )
             if spec == "real+synthetic" and not synthetic_names:
                 raise InputError(
@@ -133,8 +148,9 @@ def resolve_arms(arms: Sequence[str], synthetic_names: Sequence[str]) -> list[Ar
         elif spec.endswith("-only") and spec[:-5] in synthetic_names:
             add(Arm(spec, "synthetic-only", spec[:-5]))
         else:
-            valid = ["real", "classic", "real+synthetic", "synthetic-only"]
-            valid += [f"real+{n}" for n in synthetic_names] + [f"{n}-only" for n in synthetic_names]
+            valid = ["real", "classic", "real+synthetic", "classic+synthetic", "synthetic-only"]
+            valid += [f"real+{n}" for n in synthetic_names] + [f"classic+{n}" for n in synthetic_names]
+            valid += [f"{n}-only" for n in synthetic_names]
             raise InputError(None, f"unknown arm {spec!r}; valid: {', '.join(valid)}")
     if not out:
         raise InputError(None, "no arms selected")
@@ -145,8 +161,9 @@ def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float], replace_fra
     """Arms of the training-set-size sweep and of the replace-vs-augment curve (see
     :class:`~rsaug.benchmark.config.BenchmarkConfig`).
 
-    They use the synthetic sets of the ``real+<name>`` arms among ``arms``; with a ``classic`` arm among
-    ``arms`` the size sweep also gets ``classic@f`` (classic augmentation on the same real subset).
+    They use the synthetic sets of the ``real+<name>`` (and ``classic+<name>``) arms among ``arms``; with a
+    ``classic`` arm among ``arms`` the size sweep also gets ``classic@f`` (classic augmentation on the same real
+    subset).
 
     Raises:
         InputError: For a fraction outside (0, 1), or a replace curve without a ``real+<name>`` arm.
@@ -163,7 +180,7 @@ def sweep_arms(arms: Sequence[Arm], real_fractions: Sequence[float], replace_fra
     classic = any(a.kind == "classic" for a in arms)
     for f in sorted(set(real_fractions)):
         out.append(Arm(f"real@{f:g}", "real", None, f))
-        out += [Arm(f"{a.name}@{f:g}", "real+synthetic", a.synthetic, f, a.recipe) for a in syn_arms]
+        out += [Arm(f"{a.name}@{f:g}", "real+synthetic", a.synthetic, f, a.recipe, a.classic) for a in syn_arms]
         if classic:
             out.append(Arm(f"classic@{f:g}", "classic", None, f))
     for r in sorted(set(replace_fractions)):

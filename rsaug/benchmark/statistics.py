@@ -155,7 +155,8 @@ def summarize(runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequ
 
     Returns:
         ``arms`` (per-arm mean/std/n/per-seed values/per-class IoU mean and std), ``comparisons`` (every
-        non-baseline arm vs the baseline, plus every ``real+X`` arm vs every other arm), and ``noise``
+        non-baseline arm vs the baseline, every ``real+X`` arm vs every other arm, every ``classic+X`` arm vs
+        ``classic``), and ``noise``
         (baseline spread vs effects).
     """
     by_arm = _runs_by_arm(runs, arms)
@@ -166,6 +167,14 @@ def summarize(runs: list[dict[str, Any]], arms: Sequence[str], class_names: Sequ
     for b in arms:
         if b.startswith("real+"):
             pairs += [(a, b) for a in arms if a not in (b, BASELINE) and (b, a) not in pairs and (a, b) not in pairs]
+    for b in arms:  # the combination against classic augmentation alone
+        if (
+            b.startswith("classic+")
+            and "classic" in arms
+            and ("classic", b) not in pairs
+            and (b, "classic") not in pairs
+        ):
+            pairs.append(("classic", b))
     comparisons = []
     for a, b in pairs:
         comp: dict[str, Any] = {"reference": a, "arm": b, **_metric_comparisons(by_arm[a], by_arm[b])}
@@ -271,6 +280,8 @@ def summarize_sweep(
     for f in [*fractions, 1.0]:
         for name, n in sorted(syn_arms.items()):
             row("size", f, n, BASELINE if f >= 1 else f"real@{f:g}", name if f >= 1 else f"{name}@{f:g}")
+            if classic and name.startswith("classic+"):  # the combination against classic alone
+                row("size", f, n, "classic" if f >= 1 else f"classic@{f:g}", name if f >= 1 else f"{name}@{f:g}")
         if classic:
             row("size", f, None, BASELINE if f >= 1 else f"real@{f:g}", "classic" if f >= 1 else f"classic@{f:g}")
     for a in sweep:

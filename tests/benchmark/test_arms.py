@@ -89,3 +89,27 @@ def test_recipe_errors() -> None:
     ):
         with pytest.raises(InputError, match=match):
             resolve_arms(["real", spec], ["a"])
+
+
+def test_classic_plus_synthetic_combination_arms() -> None:
+    """``classic+<syn>`` = real + synthetic crops, all with classic augmentation; recipes and the sweep carry over."""
+    arms = resolve_arms(["real", "classic", "classic+synthetic~pretrain", "real+a"], ["a", "b"])
+    assert [(a.name, a.kind, a.synthetic, a.recipe, a.augment) for a in arms] == [
+        ("real", "real", None, "", False),
+        ("classic", "classic", None, "", True),
+        ("classic+a~pretrain", "real+synthetic", "a", "pretrain", True),
+        ("classic+b~pretrain", "real+synthetic", "b", "pretrain", True),
+        ("real+a", "real+synthetic", "a", "", False),
+    ]
+    sweep = sweep_arms(arms, [0.25], [])
+    assert [(a.name, a.augment, a.recipe) for a in sweep] == [
+        ("real@0.25", False, ""),
+        ("classic+a~pretrain@0.25", True, "pretrain"),
+        ("classic+b~pretrain@0.25", True, "pretrain"),
+        ("real+a@0.25", False, ""),
+        ("classic@0.25", True, ""),
+    ]
+    with pytest.raises(InputError, match="no synthetic set 'zz'"):
+        resolve_arms(["classic+zz~anneal"], ["a"])
+    with pytest.raises(InputError, match="unknown arm 'classic\\+zz'"):
+        resolve_arms(["classic+zz"], ["a"])

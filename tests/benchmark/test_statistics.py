@@ -65,3 +65,16 @@ def test_reduced_protocol_is_reported() -> None:
     ]
     assert protocol_reductions({"preset": "cpu-small", "seeds": 3, "segmenter": {"iterations": 500}}) == []
     assert protocol_reductions({"preset": None, "seeds": 1}) == []
+
+
+def test_combination_arm_is_compared_with_classic_alone() -> None:
+    """``classic+<syn>`` is paired with ``real`` and with ``classic`` (the issue: report the combination)."""
+    runs, names, _ = _real_runs()
+    combo = [dict(r, arm="classic+csebgan") for r in runs if r["arm"] == "real+csebgan"]
+    s = summarize([*runs, *combo], ["real", "real+csebgan", "classic", "classic+csebgan"], names)
+    pairs = [(c["reference"], c["arm"]) for c in s["comparisons"]]
+    assert ("real", "classic+csebgan") in pairs and ("classic", "classic+csebgan") in pairs
+    assert len(pairs) == len(set(pairs)) and not any(a == b for a, b in pairs)
+    comp = next(c for c in s["comparisons"] if c["reference"] == "classic" and c["arm"] == "classic+csebgan")
+    by = {(r["arm"], r["seed"]): r["scores"]["miou"] for r in [*runs, *combo]}
+    assert comp["miou"]["diffs"] == pytest.approx([by[("classic+csebgan", k)] - by[("classic", k)] for k in range(3)])
