@@ -1,7 +1,9 @@
-"""Preview images: PNG grids of masks, real images and generated images.
+"""Preview images: PNG grids of masks, real images and generated images, and the texture figure logged next
+to them.
 
 :func:`save_grid` writes one (the trainer's ``RUN/samples/step_XXXXXX.png``); :func:`sample_grid` makes one
-with a loaded generator for tiles spread over a split of a tile set.
+with a loaded generator for tiles spread over a split of a tile set; :func:`local_std` measures how much
+texture images have (flat generated regions score far below real ones).
 """
 
 from __future__ import annotations
@@ -18,6 +20,21 @@ from rsaug.core.errors import InputError
 from rsaug.core.files import atomic_path
 from rsaug.gan.inference import Generator
 from rsaug.io.tileset import TileSet
+
+
+def local_std(images: torch.Tensor, window: int = 8) -> float:
+    """Texture of a batch: the per-band standard deviation inside non-overlapping ``window`` x ``window`` blocks,
+    averaged over blocks, bands and images (in the images' units).
+
+    Real GID-15 tiles score about 10 DN (0.08 in the model range); a generator that paints uniform colour
+    inside class regions scores near 0 even when its colours are right.
+    """
+    x = images.detach().float()
+    if x.shape[-1] < window or x.shape[-2] < window:
+        window = max(1, min(x.shape[-2:]))
+    mean = torch.nn.functional.avg_pool2d(x, window)
+    sq = torch.nn.functional.avg_pool2d(x * x, window)
+    return float((sq - mean * mean).clamp(min=0).sqrt().mean())
 
 
 def image_to_rgb8(img: torch.Tensor) -> np.ndarray:
@@ -103,4 +120,4 @@ def sample_grid(
     return Path(out)
 
 
-__all__ = ["image_to_rgb8", "sample_grid", "save_grid"]
+__all__ = ["image_to_rgb8", "local_std", "sample_grid", "save_grid"]

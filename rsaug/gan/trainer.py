@@ -76,7 +76,7 @@ from rsaug.gan.objectives import (
     discriminator_objective,
     generator_objective,
 )
-from rsaug.gan.preview import save_grid
+from rsaug.gan.preview import local_std, save_grid
 from rsaug.gan.training_state import (
     lr_factor,
     refresh_batchnorm,
@@ -468,7 +468,11 @@ class Trainer:
             cols += ["c_fake", "c_total"]
         if self.C is not None:
             cols += ["val_c_real", "val_acc_real", "val_c_fake", "val_acc_fake"]
-        cols += ["val_l1_ema"]
+        cols += ["val_l1_ema", "val_texture_real", "val_texture_fake"]
+        if self.model_cfg.has_noise and self.cfg.sample_fakes > 1:
+            cols += ["val_sample_diff"]
+        if self.model_cfg.model == "csebgan":
+            cols += ["embed_scale", "embed_shift"]
         return cols
 
     # ------------------------------------------------------------------ one step
@@ -601,7 +605,18 @@ class Trainer:
         fakes = [fake0[rows]]
         for _ in range(self.cfg.sample_fakes - 1):
             fakes.append(self.G_ema(labels[rows], self._noise(len(rows), gen, fabric.device), None)[0].float())
-        vals: dict[str, float] = {"val_l1_ema": float((fake0 - image).abs().mean())}
+        vals: dict[str, float] = {
+            "val_l1_ema": float((fake0 - image).abs().mean()),
+            # where diversity and texture are lost (issue: flat regions, indistinguishable samples)
+            "val_texture_real": local_std(image),
+            "val_texture_fake": local_std(fake0),
+        }
+        if len(fakes) > 1 and self.model_cfg.has_noise:
+            vals["val_sample_diff"] = float((fakes[1] - fakes[0]).abs().mean())
+        emb = getattr(self.G_ema, "embeddings", None)
+        if emb is not None:
+            vals["embed_scale"] = float(torch.exp(0.5 * emb.log_scale).mean())
+            vals["embed_shift"] = float(emb.shift.abs().mean())
         if self.C is not None:
             was = self.C.training
             self.C.eval()

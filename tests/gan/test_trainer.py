@@ -62,6 +62,12 @@ def test_short_run_lowers_conductor_and_feature_matching_losses(tiny_checkpoint:
     # monitoring rows and sample grids at the sample interval
     monitored = [r for r in log if "val_c_real" in r]
     assert [int(r["step"]) for r in monitored] == [TINY_STEPS // 2, TINY_STEPS]
+    # diversity / texture diagnostics: real GID-15 crops have texture, two noise samples differ, the embeddings'
+    # scales and shifts are logged
+    for r in monitored:
+        assert 0.02 < r["val_texture_real"] < 0.5 and 0 <= r["val_texture_fake"] < 1
+        assert r["val_sample_diff"] > 0
+        assert 0.5 < r["embed_scale"] < 2 and r["embed_shift"] > 0
     from PIL import Image
 
     grid = Image.open(run / "samples" / f"step_{TINY_STEPS:06d}.png")
