@@ -1,6 +1,8 @@
 """``rsaug demo``: the whole pipeline on the bundled real sample (the README's main command).
 
-tile -> train -> synthesize --double-rare-classes -> evaluate -> benchmark-augmentation -> report.html.
+tile -> train -> synthesize --double-rare-classes -> evaluate -> filter (the recommended recipe: per-class
+histogram alignment + FreeMask pixel filtering with the evaluation's real-only U-Net) -> benchmark-augmentation
+-> report.html.
 Each stage is the ordinary subcommand reading the previous stage's files, so every stage can be inspected
 and re-run on its own; re-running the demo resumes (finished stages are kept).
 """
@@ -41,7 +43,7 @@ def _run(command: click.Command, args: list[str], title: str) -> float:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo_out"),
     show_default=True,
-    help="Directory for every stage's output (tiles/, run/, synthetic/, evaluation/, benchmark/).",
+    help="Directory for every stage's output (tiles/, run/, synthetic/, evaluation/, filtered/, benchmark/).",
 )
 @click.option(
     "--steps",
@@ -85,12 +87,12 @@ def command(
 
 
 def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed: int, device: str) -> None:
-    from . import benchmark, evaluate, synthesize, tile, train
+    from . import benchmark, evaluate, filter, synthesize, tile, train
 
     images, labels = gid15_sample()
     click.echo(f"Sample: {sample_root()} (licences and citations in its README.md)")
     tiles, run, syn = out / "tiles", out / "run", out / "synthetic"
-    evaluation, bench = out / "evaluation", out / "benchmark"
+    evaluation, filtered, bench = out / "evaluation", out / "filtered", out / "benchmark"
     common = ["--seed", str(seed)]
     times: dict[str, float] = {}
 
@@ -110,7 +112,7 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
                 str(DEMO_TILE_SIZE),
                 *common,
             ],
-            "1/5 tile",
+            "1/6 tile",
         )
     train_args = [
         str(tiles),
@@ -126,7 +128,7 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
     ]
     if (run / "checkpoints" / "last.ckpt").is_file():  # (a run killed early may hold only its lock file)
         train_args.append("--resume")
-    times["train"] = _run(train.command, train_args, "2/5 train CSEBGAN")
+    times["train"] = _run(train.command, train_args, "2/6 train CSEBGAN")
     ckpt = run / "checkpoints" / "last.ckpt"
     syn_args = [
         "--checkpoint",
@@ -141,7 +143,7 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
     ]
     if syn.exists():
         syn_args.append("--resume")
-    times["synthesize"] = _run(synthesize.command, syn_args, "3/5 synthesize --double-rare-classes")
+    times["synthesize"] = _run(synthesize.command, syn_args, "3/6 synthesize --double-rare-classes")
     if not (evaluation / "evaluation.json").is_file():
         times["evaluate"] = _run(
             evaluate.command,
@@ -163,7 +165,28 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
                 device,
                 *common,
             ],
-            "4/5 evaluate",
+            "4/6 evaluate",
+        )
+    if not (filtered / "tileset.json").is_file():
+        times["filter"] = _run(
+            filter.command,
+            [
+                str(syn),
+                "-o",
+                str(filtered),
+                "--real",
+                str(tiles),
+                "--align",
+                "histogram",
+                "--align-per-class",
+                "--segmenter",
+                str(evaluation / "segmenter.pt"),
+                "--overwrite",
+                "--device",
+                device,
+                *common,
+            ],
+            "5/6 filter: per-class histogram alignment + FreeMask pixel filtering (the recommended recipe)",
         )
     times["benchmark"] = _run(
         benchmark.command,
@@ -172,7 +195,7 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
             "-o",
             str(bench),
             "--synthetic",
-            str(syn),
+            f"csebgan={filtered}",
             "--arms",
             "real,real+synthetic,classic",
             "--seeds",
@@ -185,7 +208,7 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
             device,
             *common,
         ],
-        "5/5 benchmark-augmentation",
+        "6/6 benchmark-augmentation",
     )
     report = bench / "report.html"
     if not report.is_file():
