@@ -108,6 +108,13 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
     help="Ablation (CSEBGAN): a separate embedding per modulation layer instead of one shared sample.",
 )
 @click.option(
+    "--spatial-noise",
+    type=float,
+    default=0.0,
+    help="CSEBGAN: initial strength (0..10) of per-pixel noise added to every generator block's input, "
+    "for texture inside uniform class regions; 0 = off (the paper's generator).",
+)
+@click.option(
     "--diffaug",
     metavar="POLICY",
     default="",
@@ -162,6 +169,7 @@ def command(
     conductor_no_real: bool,
     no_discriminator: bool,
     no_shared_embeddings: bool,
+    spatial_noise: float,
     diffaug: str,
     diffaug_p: float,
     ngf: int | None,
@@ -231,7 +239,10 @@ def command(
         over["ngf"] = ngf
     if ndf is not None:
         over["ndf"] = ndf
-    losses = {
+    if spatial_noise != 0.0:
+        over["spatial_noise"] = spatial_noise
+    model_cfg = ModelConfig.from_dict(over)  # bad architecture options fail before the run directory exists
+    losses: dict[str, Any] = {
         k: v
         for k, v in dict(
             lambda_gan=lambda_gan,
@@ -244,9 +255,7 @@ def command(
     }
     loss_cfg = LossConfig(**losses, lambda_ds=ds_loss, ds_tau=ds_tau)
     with output_lock(run_dir, "training run", distributed=True):  # rank 0 holds it for every rank
-        trainer = Trainer(
-            tiles, run_dir, cfg, ModelConfig.from_dict(over), loss_cfg, resume=resume, reporter=reporter(quiet)
-        )
+        trainer = Trainer(tiles, run_dir, cfg, model_cfg, loss_cfg, resume=resume, reporter=reporter(quiet))
         result = trainer.fit()  # a diverged run (TrainingDiverged) is a one-line error with exit status 1
     if quiet or getattr(trainer, "global_rank", 0) != 0:
         return

@@ -79,6 +79,11 @@ class ModelConfig:
         init: Weight init of convolutions: ``xavier``, ``normal`` (N(0, init_gain)), ``kaiming`` or ``default``
             (PyTorch's).
         init_gain: Gain / standard deviation used by ``init``.
+        spatial_noise: CSEBGAN: initial per-channel strength of per-pixel Gaussian noise added to the input of
+            every residual block of the generator (a learned ``[C]`` strength per block), so the generator can
+            paint texture inside large uniform class regions. The noise field is derived deterministically from
+            the embedding noise (see :func:`rsaug.gan.networks.embeddings.spatial_noise_field`). ``0`` (default)
+            = off: the paper's generator, unchanged (no extra parameters). At most 10.
         band_low: Per-band value mapped to -1 (``None`` until the training data is known).
         band_high: Per-band value mapped to +1.
     """
@@ -109,6 +114,7 @@ class ModelConfig:
     cond_depth: int = 4
     init: str = "xavier"
     init_gain: float = 0.02
+    spatial_noise: float = 0.0
     band_low: list[float] | None = None
     band_high: list[float] | None = None
 
@@ -188,6 +194,19 @@ class ModelConfig:
         )
         for name in flags:
             _check(isinstance(getattr(self, name), bool), path, f"model config: {name} must be true or false")
+        sn = self.spatial_noise
+        _check(
+            isinstance(sn, (int, float)) and not isinstance(sn, bool) and 0.0 <= sn <= 10.0,
+            path,
+            f"model config: {option('spatial_noise')} must be a number between 0 and 10, got {sn!r}",
+        )
+        self.spatial_noise = float(sn)
+        _check(
+            self.spatial_noise == 0.0 or self.model == "csebgan",
+            path,
+            f"model config: {option('spatial_noise')} needs {option('model')} csebgan, got {self.model!r} "
+            f"(0 = off for other models)",
+        )
         for name in ("band_low", "band_high"):
             v = getattr(self, name)
             if v is not None:

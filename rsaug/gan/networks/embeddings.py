@@ -12,9 +12,15 @@ layers" ablation uses one parameter set and one sample per modulation layer (``n
 
 Noise layout: ``Tensor[B, S, L, 2, D]`` with ``S`` sets, ``L = K + 1`` labels, index 0 / 1 of the fourth axis
 for gamma / beta and ``D`` the embedding dimension. Resampling one class only replaces ``noise[:, :, k]``.
+
+Spatial noise (``ModelConfig.spatial_noise``): :func:`spatial_noise_field` derives per-pixel Gaussian fields
+from this noise, one field per (image, label) seeded by a hash of that label's noise, so the image stays a
+function of ``(labels, noise)`` alone.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +39,56 @@ def randn(
     gen_device = generator.device if generator is not None else (device or "cpu")
     out = torch.randn(shape, generator=generator, device=gen_device, dtype=dtype)
     return out.to(device) if device is not None else out
+
+
+def _label_seed(values: Tensor) -> int:
+    """63-bit seed from the bytes of one image's noise of one label (float32, C order)."""
+    digest = hashlib.blake2b(values.float().numpy().tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def spatial_noise_field(labels: Tensor, noise: Tensor, channels: int) -> Tensor:
+    """Per-pixel standard-normal fields ``[B, channels, H, W]`` derived from the embedding noise.
+
+    For every image ``b`` and every label ``l`` present in ``labels[b]``, a CPU :class:`torch.Generator` is
+    seeded with a 63-bit BLAKE2b hash of ``noise[b, :, l]`` (all sets, gamma and beta, as float32 bytes) and
+    draws a ``[channels, H, W]`` field at the full label resolution; each pixel of the result takes the value
+    of the field of its own label. Hence:
+
+    * the field is a deterministic function of ``(labels[b], noise[b])`` per image: it does not depend on the
+      batch size, on how a batch is split into chunks, on the other images, or on the device (the draws are
+      made on the CPU and moved to ``labels``' device afterwards);
+    * :meth:`SemanticEmbeddings.resample_class` ``(noise, k)`` only replaces ``noise[:, :, k]``, so only the
+      field of label ``k`` changes, and the result changes at label ``k``'s pixels only.
+
+    Args:
+        labels: Long labels ``[B, H, W]`` in ``0..L-1``.
+        noise: CSEBGAN embedding noise ``[B, S, L, 2, D]``.
+        channels: Number of fields per pixel (one per generator residual block).
+
+    Returns:
+        float32 tensor ``[B, channels, H, W]`` on ``labels``' device (contiguous).
+
+    Raises:
+        ValueError: If the batch sizes of ``labels`` and ``noise`` differ.
+    """
+    if labels.dim() != 3 or noise.dim() != 5 or labels.shape[0] != noise.shape[0]:
+        raise ValueError(
+            f"spatial noise needs labels [B, H, W] and noise [B, S, L, 2, D] of one batch size, "
+            f"got {list(labels.shape)} and {list(noise.shape)}"
+        )
+    b, h, w = labels.shape
+    lab_cpu = labels.detach().cpu()
+    noise_cpu = noise.detach().cpu().float().contiguous()
+    out = torch.empty((b, channels, h, w), dtype=torch.float32)
+    gen = torch.Generator(device="cpu")
+    for i in range(b):
+        for lab in torch.unique(lab_cpu[i]).tolist():
+            gen.manual_seed(_label_seed(noise_cpu[i, :, lab]))
+            field = torch.randn((channels, h, w), generator=gen, dtype=torch.float32)
+            where = lab_cpu[i] == lab
+            out[i][:, where] = field[:, where]
+    return out.to(labels.device)
 
 
 class SemanticEmbeddings(nn.Module):
@@ -93,3 +149,6 @@ class SemanticEmbeddings(nn.Module):
         """Reparameterised codes ``n * exp(s / 2) + b``, shape ``[B, S, L, 2, D]``."""
         self.check_noise(noise)
         return noise * torch.exp(0.5 * self.log_scale) + self.shift
+
+
+__all__ = ["SemanticEmbeddings", "randn", "spatial_noise_field"]

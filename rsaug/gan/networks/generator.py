@@ -21,6 +21,14 @@ Start tensor: CSEBGAN and CLADE look up a learned per-label ``16nf`` vector with
 label map (a 1x1 "convolution" over the one-hot map, done as a table lookup); SPADE applies a 3x3 conv to the
 downsampled one-hot map; VSPADE maps ``z`` with a linear layer to a ``16nf x s0 x s0`` tensor (``s0`` from
 ``crop_size``; bilinearly resized when the input size differs from the crop size).
+
+Spatial noise (CSEBGAN with ``cfg.spatial_noise > 0``): the modulation places one vector per (image, class), so
+nothing varies inside a class region. With spatial noise, block ``i`` first adds ``strength[c] * field_i`` to
+its input, where ``strength`` is a learned ``[C_in]`` parameter (``noise_strength``, initialised to
+``cfg.spatial_noise``) and ``field_i`` channel ``i`` of :func:`rsaug.gan.networks.embeddings.spatial_noise_field`
+(derived from the embedding noise, so ``G(labels, noise)`` stays deterministic and ``resample_class`` stays
+local), nearest-subsampled to the block's resolution like the label map. With ``spatial_noise = 0`` the
+parameter does not exist and the generator is exactly the paper's.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from torch.nn.utils import parametrizations
 
 from rsaug.core.classes import IGNORE
 from rsaug.gan.config import ModelConfig
-from rsaug.gan.networks.embeddings import SemanticEmbeddings, randn
+from rsaug.gan.networks.embeddings import SemanticEmbeddings, randn, spatial_noise_field
 from rsaug.gan.networks.modulation import CLADENorm, SMBlk, SPADENorm
 
 BLOCKS: tuple[tuple[str, int, int], ...] = (
@@ -202,8 +210,24 @@ def _check_labels(labels: Tensor, num_labels: int, multiple: int) -> None:
         )
 
 
+def nearest_resize(t: Tensor, h: int, w: int) -> Tensor:
+    """Nearest-neighbour resize of a ``[B, H, W]`` map to ``h x w`` (same dtype).
+
+    Integer factors take every ``H // h``-th row and ``W // w``-th column starting at 0 (a strided view, not
+    copied); other sizes use ``F.interpolate(mode="nearest")``.
+    """
+    full_h, full_w = t.shape[-2:]
+    if (h, w) == (full_h, full_w):
+        return t
+    if full_h % h == 0 and full_w % w == 0:
+        return t[:, :: full_h // h, :: full_w // w]
+    return F.interpolate(t[:, None].float(), size=(h, w), mode="nearest")[:, 0].to(t.dtype)
+
+
 class ModContext:
-    """Per-forward state shared by the modulation layers: label maps per resolution, codes, noise."""
+    """Per-forward state shared by the modulation layers: label maps per resolution, codes, noise, and the
+    spatial noise fields (``[B, n_blocks, H, W]`` at the label resolution, or ``None``).
+    """
 
     def __init__(
         self,
@@ -217,6 +241,7 @@ class ModContext:
         self.num_labels = num_labels
         self.codes = codes
         self.noise = noise
+        self.spatial: Tensor | None = None
         self._labels: dict[tuple[int, int], Tensor] = {}
         self._onehot: dict[tuple[int, int], Tensor] = {}
         self._want_onehot = onehot
@@ -225,15 +250,18 @@ class ModContext:
         """Nearest-neighbour label map at ``h x w`` (cached)."""
         key = (h, w)
         if key not in self._labels:
-            full_h, full_w = self.labels.shape[-2:]
-            if (h, w) == (full_h, full_w):
-                lab = self.labels
-            elif full_h % h == 0 and full_w % w == 0:
-                lab = self.labels[:, :: full_h // h, :: full_w // w]
-            else:
-                lab = F.interpolate(self.labels[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
-            self._labels[key] = lab.contiguous()
+            self._labels[key] = nearest_resize(self.labels, h, w).contiguous()
         return self._labels[key]
+
+    def spatial_at(self, index: int, h: int, w: int) -> Tensor:
+        """Spatial noise field ``index`` at ``h x w``, ``[B, h, w]``, subsampled exactly as :meth:`labels_at`.
+
+        Raises:
+            ValueError: If no spatial noise was set for this forward.
+        """
+        if self.spatial is None:
+            raise ValueError("this generator uses spatial noise but none was set")
+        return nearest_resize(self.spatial[:, index], h, w)
 
     def onehot_at(self, h: int, w: int, dtype: torch.dtype) -> Tensor:
         """One-hot map at ``h x w`` (cached)."""
@@ -273,10 +301,24 @@ class _Norm(nn.Module):
 
 
 class ModResBlock(nn.Module):
-    """SPADE-style residual block whose normalisations are modulation layers (SMResBlk for CSEBGAN)."""
+    """SPADE-style residual block whose normalisations are modulation layers (SMResBlk for CSEBGAN).
 
-    def __init__(self, fin: int, fout: int, kind: str, cfg: ModelConfig, next_layer: Callable[[], int]) -> None:
+    With ``cfg.spatial_noise > 0`` (CSEBGAN) the block owns ``noise_strength`` (``[fin]``, initialised to
+    ``cfg.spatial_noise``) and first adds ``noise_strength[c] * field`` to its input, ``field`` being spatial
+    noise field ``index`` at the input's resolution (:meth:`ModContext.spatial_at`).
+    """
+
+    def __init__(
+        self,
+        fin: int,
+        fout: int,
+        kind: str,
+        cfg: ModelConfig,
+        next_layer: Callable[[], int],
+        index: int = 0,
+    ) -> None:
         super().__init__()
+        self.index = index
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
         conv_0 = nn.Conv2d(fin, fmid, 3, padding=1)
@@ -292,8 +334,24 @@ class ModResBlock(nn.Module):
         self.norm_0 = _Norm(kind, fin, cfg, next_layer())
         self.norm_1 = _Norm(kind, fmid, cfg, next_layer())
         self.norm_s = _Norm(kind, fin, cfg, next_layer()) if self.learned_shortcut else None
+        # registered last and only when enabled: models without spatial noise keep their exact state_dict
+        self.noise_strength: nn.Parameter | None = None
+        if kind == "csebgan" and cfg.spatial_noise > 0:
+            self.noise_strength = nn.Parameter(torch.full((fin,), float(cfg.spatial_noise)))
+
+    def add_spatial_noise(self, x: Tensor, ctx: ModContext) -> Tensor:
+        """``x + noise_strength[c] * field`` in ``x``'s dtype and memory layout (``x`` itself when disabled)."""
+        if self.noise_strength is None:
+            return x
+        h, w = x.shape[-2:]
+        field = ctx.spatial_at(self.index, h, w)[:, None].to(x.dtype)
+        out = torch.addcmul(x, field, self.noise_strength.to(x.dtype).view(1, -1, 1, 1))
+        if (not x.is_contiguous()) and x.is_contiguous(memory_format=torch.channels_last):
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
 
     def forward(self, x: Tensor, ctx: ModContext) -> Tensor:
+        x = self.add_spatial_noise(x, ctx)
         if self.conv_s is not None and self.norm_s is not None:
             x_s = self.conv_s(self.norm_s(x, ctx))
         else:
@@ -356,8 +414,10 @@ class SPADELayoutGenerator(_Generator):
         ups = set(UPSAMPLE_PRIORITY[: cfg.num_upsampling])
         self.upsample_before = tuple(name in ups for name, _, _ in BLOCKS)
         self.blocks = nn.ModuleList(
-            ModResBlock(fin * nf, fout * nf, kind, cfg, lambda: next(counter)) for _, fin, fout in BLOCKS
+            ModResBlock(fin * nf, fout * nf, kind, cfg, lambda: next(counter), index=i)
+            for i, (_, fin, fout) in enumerate(BLOCKS)
         )
+        self.spatial_noise = kind == "csebgan" and cfg.spatial_noise > 0
         self.num_mod_layers = next(counter)
         top = 16 * nf
         if cfg.model == "vspade":
@@ -430,6 +490,8 @@ class SPADELayoutGenerator(_Generator):
             if noise is None:
                 noise = self.embeddings.sample_noise(b, device=labels.device)
             ctx.codes = self.embeddings(noise)
+            if self.spatial_noise:
+                ctx.spatial = spatial_noise_field(labels, noise, len(self.blocks))
         elif cfg.model == "clade" and cfg.clade_noise:
             ctx.noise = noise if noise is not None else self.sample_noise(b, device=labels.device)
         if cfg.model == "vspade":
@@ -571,5 +633,6 @@ __all__ = [
     "init_weights",
     "kl_divergence",
     "label_onehot",
+    "nearest_resize",
     "to_model_labels",
 ]
