@@ -63,6 +63,13 @@ from rsaug.evaluation.tables import summary_line
 @click.option("--no-segmentation", is_flag=True, default=False, help="Skip segmentation fidelity.")
 @click.option("--no-fid", is_flag=True, default=False, help="Skip FID.")
 @click.option(
+    "--fid-floor-split",
+    default="train",
+    show_default=True,
+    help="Split of TILES giving the FID floor: FID between the evaluated real tiles and as many other real tiles "
+    "of this split (what a perfect generator would score at this set size); 'none' = no floor.",
+)
+@click.option(
     "--diversity-masks", type=int, default=50, show_default=True, help="Masks used for LPIPS diversity (0 = skip)."
 )
 @click.option("--diversity-samples", type=int, default=10, show_default=True, help="Samples per mask (diversity).")
@@ -109,6 +116,7 @@ def command(
     segmenter_iterations: int | None,
     no_segmentation: bool,
     no_fid: bool,
+    fid_floor_split: str,
     diversity_masks: int,
     diversity_samples: int,
     diversity_pairs: int,
@@ -159,6 +167,7 @@ def command(
         device=device,
         fid=not no_fid,
         segmentation=not no_segmentation,
+        fid_floor_split=None if fid_floor_split.lower() == "none" else fid_floor_split,
     )
     with output_lock(out, "evaluation"):
         results = evaluate(cfg, out, reporter=reporter(quiet))

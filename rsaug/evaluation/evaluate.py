@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from rsaug import __version__
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, option
 from rsaug.core.files import atomic_path, strict_json, write_json
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.core.runtime import quiet, select_device
@@ -108,6 +108,10 @@ class EvaluateConfig:
         device: ``auto``, ``cpu``, ``cuda``...
         fid: Compute FID.
         segmentation: Compute segmentation fidelity.
+        fid_floor_split: Split of TILES from which the FID floor's second real set is drawn (as many tiles as
+            the evaluated split, seeded, disjoint from it): FID between two real sets of that size, the value a
+            perfect generator would get (FID on ~100 images is strongly biased upwards); every checkpoint also
+            gets ``fid_minus_floor``. ``None``: no floor.
     """
 
     tiles: str
@@ -131,6 +135,7 @@ class EvaluateConfig:
     device: str = "auto"
     fid: bool = True
     segmentation: bool = True
+    fid_floor_split: str | None = "train"
 
     def validate(self) -> None:
         """Raise :class:`InputError` for impossible values."""
@@ -149,6 +154,12 @@ class EvaluateConfig:
             raise InputError(None, "batch size must be at least 1")
         if self.region not in REGION_MODES:
             raise InputError(None, f"region must be one of {', '.join(REGION_MODES)}, got {self.region!r}")
+        if self.fid_floor_split is not None and self.fid_floor_split == self.split:
+            raise InputError(
+                None,
+                f"{option('fid_floor_split')} must differ from the evaluated split ({self.split!r}): the floor "
+                "compares two disjoint sets of real tiles",
+            )
         if self.lpips_net not in LPIPS_NETS:
             raise InputError(None, f"LPIPS network must be one of {', '.join(LPIPS_NETS)}, got {self.lpips_net!r}")
         if len(self.rgb_bands) != 3 or min(self.rgb_bands) < 0:
@@ -258,6 +269,12 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
         )
     if cfg.fid and len(test) < 2:
         raise InputError(ts.root, f"split {cfg.split!r} has {len(test)} tile(s); FID needs at least 2")
+    if cfg.fid and cfg.fid_floor_split is not None and not (ts.index["split"] == cfg.fid_floor_split).any():
+        raise InputError(
+            ts.root,
+            f"no {cfg.fid_floor_split!r} tiles for the FID floor; choose another {option('fid_floor_split')} "
+            "or switch the floor off",
+        )
     for _img, msk in zip(test.images, test.masks):
         ts.scheme.validate_internal(msk, ts.root)
     out.mkdir(parents=True, exist_ok=True)
@@ -343,6 +360,9 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
         results["reference"]["radiometry"] = {"units": f"DN ({ts.dtype})", **real_rad.to_dict(names)}
         if cfg.fid:
             real_feats = np.concatenate(feats)
+            if cfg.fid_floor_split is not None:
+                bar.set_description(f"FID floor ({cfg.fid_floor_split} tiles)")
+                results["reference"]["fid_floor"] = _fid_floor(ts, cfg, test, real_feats, to_rgb8, device)
         if seg is not None:
             results["reference"]["segmentation"] = segmentation_scores(real_cm, names)
             results["reference"]["confusion_matrix"] = real_cm.tolist()
@@ -376,6 +396,8 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
                 "has_noise": gen.has_noise,
             }
             entry["fid"] = fid_from_features(real_feats, np.concatenate(feats)) if real_feats is not None else None
+            floor = results["reference"].get("fid_floor")
+            entry["fid_minus_floor"] = entry["fid"] - floor["fid"] if floor and entry["fid"] is not None else None
             if seg is not None:
                 entry["segmentation"] = segmentation_scores(cm, names)
                 entry["confusion_matrix"] = cm.tolist()
@@ -436,6 +458,26 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
     with atomic_path(out / HTML_FILE) as tmp:
         tmp.write_text(html_report(results))
     return results
+
+
+def _fid_floor(
+    ts: TileSet, cfg: EvaluateConfig, test: TileArrays, real_feats: np.ndarray, to_rgb8: Any, device: Any
+) -> dict[str, Any]:
+    """FID between the evaluated real tiles and as many other real tiles of ``cfg.fid_floor_split`` (a seeded
+    choice; fewer when that split is smaller, which the result records)."""
+    assert cfg.fid_floor_split is not None
+    other = load_tiles(ts, [cfg.fid_floor_split], cfg.fid_floor_split)
+    pick = np.sort(np.random.default_rng([cfg.seed, 11]).permutation(len(other))[: len(test)])
+    feats = []
+    for j in range(0, len(pick), cfg.batch_size):
+        idx = pick[j : j + cfg.batch_size]
+        by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for i in idx:
+            by_shape.setdefault(other.images[i].shape, []).append(other.images[i])
+        for imgs in by_shape.values():
+            feats.append(inception_features([to_rgb8(np.stack(imgs))], device))
+    fid = fid_from_features(real_feats, np.concatenate(feats))
+    return {"fid": fid, "split": cfg.fid_floor_split, "tiles": len(pick), "evaluated_tiles": len(test)}
 
 
 def _chunk_seed(seed: int, first_index: int) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 #: Table I columns: name and whether lower or higher is better.
 COLUMNS = [
     ("FID", "↓"),
+    ("FID−floor", "↓"),
     ("mIoU", "↑"),
     ("FWIoU", "↑"),
     ("Acc", "↑"),
@@ -35,6 +36,7 @@ def _row_values(entry: dict[str, Any]) -> list[str]:
     pct = lambda v: None if v is None else 100.0 * v
     return [
         num(entry.get("fid"), ".2f"),
+        num(entry.get("fid_minus_floor"), ".2f"),
         num(pct(seg.get("miou")), ".2f"),
         num(pct(seg.get("fwiou")), ".2f"),
         num(pct(seg.get("accuracy")), ".2f"),
@@ -102,8 +104,10 @@ def _table_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
     for e in results["checkpoints"]:
         rows.append((f"{e['label']} ({e['model']}, step {e['step']})", _row_values(e)))
     ref = results.get("reference", {}).get("segmentation")
-    if ref:
-        rows.append(("real test tiles (reference)", _row_values({"segmentation": ref})))
+    floor = results.get("reference", {}).get("fid_floor")
+    if ref or floor:
+        name = "real test tiles (reference" + ("; FID = the floor)" if floor else ")")
+        rows.append((name, _row_values({"segmentation": ref, "fid": floor["fid"] if floor else None})))
     return rows
 
 
@@ -117,6 +121,13 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "FID: standard FID Inception (offline TF weights), TF-style bilinear resize to 299, real test tiles vs "
         "generated images of their masks. Small sets give large, biased FID values: compare rows of one table only.",
     ]
+    floor = results.get("reference", {}).get("fid_floor")
+    if floor:
+        lines.append(
+            f"FID floor: FID between the {floor['evaluated_tiles']} evaluated real tiles and {floor['tiles']} other "
+            f"real tiles of the `{floor['split']}` split (seeded choice): {floor['fid']:.2f}, what a perfect "
+            "generator would score on sets of this size; FID−floor = FID minus it."
+        )
     if not cfg.get("segmentation", True):
         lines.append("mIoU / FWIoU / Acc: not measured in this run (--no-segmentation).")
     if seg:

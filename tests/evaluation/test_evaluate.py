@@ -99,8 +99,12 @@ def test_evaluate_end_to_end(gid15_tileset, checkpoints, tmp_path) -> None:
     assert data["tiles"] == 4 and data["split"] == "test" and len(data["class_names"]) == 15
     cse, spade = data["checkpoints"]
     assert [cse["label"], spade["label"]] == ["CSEBGAN", "SPADE"]
+    # FID floor: 4 evaluated test tiles against 4 other real tiles of the train split
+    floor = data["reference"]["fid_floor"]
+    assert floor["split"] == "train" and floor["tiles"] == 4 and floor["evaluated_tiles"] == 4 and floor["fid"] > 0
     for e in (cse, spade):
         assert e["fid"] > 0
+        assert e["fid_minus_floor"] == pytest.approx(e["fid"] - floor["fid"])
         seg = e["segmentation"]
         assert 0 <= seg["miou"] <= 1 and 0 <= seg["fwiou"] <= 1 and 0 <= seg["accuracy"] <= 1
         cm = e["confusion_matrix"]
@@ -115,8 +119,9 @@ def test_evaluate_end_to_end(gid15_tileset, checkpoints, tmp_path) -> None:
     # the table: Table I columns, one row per checkpoint plus the real-data reference row
     md = (out / "evaluation.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
-    for col in ("FID", "mIoU", "FWIoU", "Acc", "LPIPS", "mCSD", "mOCD"):
+    for col in ("FID", "FID−floor", "mIoU", "FWIoU", "Acc", "LPIPS", "mCSD", "mOCD"):
         assert col in header
+    assert f"{floor['fid']:.2f}" in md and "FID floor" in md
     table_i = md.split("\n\n")[1]  # the first table; the radiometry table follows it
     rows = [line for line in table_i.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     assert [r.split("|")[1].strip().split(" ")[0] for r in rows] == ["CSEBGAN", "SPADE", "real"]
@@ -193,6 +198,10 @@ def test_evaluate_bad_inputs(gid15_tileset, checkpoints, tmp_path) -> None:
     assert "RGB bands" in _bad([ok, "--tiles", tiles, "-o", str(out), "--rgb-bands", "0,1,5"])
     assert "no reserved tiles" in _bad([ok, "--tiles", tiles, "-o", str(out), "--split", "reserved"])
     assert "max tiles" in _bad([ok, "--tiles", tiles, "-o", str(out), "--max-tiles", "1"])
+    assert "--fid-floor-split must differ" in _bad([ok, "--tiles", tiles, "-o", str(out), "--fid-floor-split", "test"])
+    assert "no 'reserved' tiles for the FID floor" in _bad(
+        [ok, "--tiles", tiles, "-o", str(out), "--fid-floor-split", "reserved"]
+    )
     assert not out.exists()  # nothing written by a failed run
     # a missing required option is a usage error (click's exit code 2)
     assert CliRunner().invoke(cli, ["evaluate", ok, "-o", str(out)]).exit_code == 2
@@ -256,5 +265,5 @@ def test_rgb8_conversion_and_labels(tmp_path) -> None:
         ],
     }
     md = markdown_table(results)
-    assert "| X (spade, step 7) | 12.35 | – | – | – | 0.0000 | – | – |" in md
+    assert "| X (spade, step 7) | 12.35 | – | – | – | – | 0.0000 | – | – |" in md  # no FID floor measured
     assert "X: no noise" in md
