@@ -6,6 +6,7 @@ Example::
 
     gen = load_generator("RUN/checkpoints/last.ckpt", device="auto", ema=True)
     gen.scheme, gen.config, gen.out_bands, gen.checkpoint_sha256, gen.dtype, gen.normalization
+    gen.data_card                                          # of a file from `rsaug export-generator`, else {}
     noise = gen.sample_noise(4, seed=0)                    # None for generators without noise (SPADE ...)
     noise2 = gen.resample_class(noise, "river", seed=1)    # only the river embedding changes
     img = gen.generate(mask, noise=noise)                  # mask (B, H, W) or (H, W), internal convention,
@@ -23,7 +24,6 @@ Fresh networks come from :func:`rsaug.gan.models.build_models` (re-exported here
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -35,20 +35,11 @@ import torch.nn.functional as F
 from rsaug.core.classes import IGNORE, ClassScheme
 from rsaug.core.errors import InputError, option
 from rsaug.core.runtime import select_device
-from rsaug.gan.checkpoint import find_checkpoint, load_checkpoint
+from rsaug.gan.checkpoint import file_sha256, find_checkpoint, load_checkpoint
 from rsaug.gan.config import ModelConfig
 from rsaug.gan.models import Models, build_models
 from rsaug.gan.networks.generator import _Generator, build_generator, to_model_labels
 from rsaug.io.normalization import Normalization
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _torch_generator(seed: int | torch.Generator | None) -> torch.Generator | None:
@@ -74,6 +65,9 @@ class Generator:
         train_config: The training options of the run (a dict), if stored.
         tileset: Description (``tileset.json``) of the tile set it was trained on, if stored.
         device: Torch device.
+        data_card: The data card of a generator file written by ``rsaug export-generator``
+            (:func:`rsaug.gan.checkpoint.export_generator`: source, training data, training, weights, scores);
+            empty for a training checkpoint.
     """
 
     def __init__(
@@ -89,6 +83,7 @@ class Generator:
         train_config: dict[str, Any] | None = None,
         tileset: dict[str, Any] | None = None,
         device: torch.device | None = None,
+        data_card: dict[str, Any] | None = None,
     ) -> None:
         self.net = net.eval()
         self.config = config
@@ -101,6 +96,7 @@ class Generator:
         self.train_config = train_config or {}
         self.tileset = tileset or {}
         self.device = device or next(net.parameters()).device
+        self.data_card = data_card or {}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -279,14 +275,17 @@ def load_generator(
     ema: bool = True,
     expect_sha256: str | None = None,
 ) -> Generator:
-    """Load a generator from an rsaug checkpoint (or a run directory: its ``checkpoints/last.ckpt``).
+    """Load a generator from an rsaug checkpoint (or a run directory: its ``checkpoints/last.ckpt``), or from a
+    generator file written by ``rsaug export-generator`` (float16 weights are loaded into the float32 network;
+    its data card becomes :attr:`Generator.data_card`).
 
     The file is read without executing anything from it (:func:`rsaug.gan.checkpoint.load_checkpoint`).
 
     Args:
         ckpt: Checkpoint file or run directory.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or a torch device.
-        ema: Load the EMA weights (recommended) instead of the raw generator weights.
+        ema: Load the EMA weights (recommended) instead of the raw generator weights (a generator file holds
+            one set of weights and always loads it).
         expect_sha256: Refuse the file unless its SHA-256 (hex, as recorded in synthetic tiles' provenance) is
             this one; checked before anything in the file is read.
 
@@ -313,6 +312,13 @@ def load_generator(
     scheme = ClassScheme.from_dict(state["scheme"], path)
     net = build_generator(cfg)
     key = "G_ema" if ema and state.get("G_ema") is not None else "G"
+    if state.get(key) is None:  # a generator file holds its one set of weights as G_ema
+        key = "G_ema"
+        if state.get(key) is None:
+            raise InputError(path, "checkpoint holds no generator weights (G_ema or G)")
+    stored_card = state.get("data_card")
+    card: dict[str, Any] = stored_card if isinstance(stored_card, dict) else {}
+    raw = isinstance(card.get("weights"), dict) and card["weights"].get("source") == "raw"
     try:
         net.load_state_dict(upgrade_state_dict(state[key], net.state_dict()))
     except RuntimeError as exc:
@@ -326,10 +332,11 @@ def load_generator(
         checkpoint_path=path,
         checkpoint_sha256=digest,
         step=int(state.get("step", 0)),
-        ema=key == "G_ema",
+        ema=key == "G_ema" and not raw,
         train_config=state.get("train_config"),
         tileset=state.get("tileset"),
         device=dev,
+        data_card=card,
     )
 
 

@@ -169,6 +169,12 @@ class Trainer:
         if resume:
             ckpt_path = find_checkpoint(self.run_dir)
             state = load_checkpoint(ckpt_path)
+            if state.get("kind") == "generator" or "opt_G" not in state:
+                raise InputError(
+                    ckpt_path,
+                    "holds a generator only (an export: no discriminator, conductor or optimiser states); "
+                    "training cannot resume from it",
+                )
             ck_scheme = ClassScheme.from_dict(state["scheme"])
             if not ck_scheme.same_classes(self.tiles.scheme) or ck_scheme.name != self.tiles.scheme.name:
                 raise InputError(
