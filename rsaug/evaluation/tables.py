@@ -67,6 +67,11 @@ RADIOMETRY_COLUMNS = [
 ]
 
 
+def _split(results: dict[str, Any]) -> str:
+    """The evaluated split's name (``test`` for results written before it was recorded)."""
+    return str(results.get("split", "test"))
+
+
 def _num(v: Any, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
 
@@ -106,7 +111,7 @@ def _table_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
     ref = results.get("reference", {}).get("segmentation")
     floor = results.get("reference", {}).get("fid_floor")
     if ref or floor:
-        name = "real test tiles (reference" + ("; FID = the floor)" if floor else ")")
+        name = f"real {_split(results)} tiles (reference" + ("; FID = the floor)" if floor else ")")
         rows.append((name, _row_values({"segmentation": ref, "fid": floor["fid"] if floor else None})))
     return rows
 
@@ -118,7 +123,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
     lines = [
         f"Tile set `{results['tileset']}` (scheme {results['scheme']}), split `{results['split']}`: "
         f"{results['tiles']} tiles; one generated image per test mask (seed {cfg['seed']}).",
-        "FID: standard FID Inception (offline TF weights), TF-style bilinear resize to 299, real test tiles vs "
+        "FID: standard FID Inception (offline TF weights), TF-style bilinear resize to 299, real "
+        f"{_split(results)} tiles vs "
         "generated images of their masks. Small sets give large, biased FID values: compare rows of one table only.",
     ]
     floor = results.get("reference", {}).get("fid_floor")
@@ -135,7 +141,7 @@ def _notes(results: dict[str, Any]) -> list[str]:
             f"mIoU / FWIoU / Acc (%): U-Net ({seg.get('backbone')}, {seg.get('iterations')} steps, "
             f"{'trained here' if seg.get('source') == 'trained' else 'from ' + str(seg.get('file'))}) "
             "trained on real tiles, applied to the generated images; unknown pixels ignored. The "
-            "reference row applies it to the real test tiles."
+            f"reference row applies it to the real {_split(results)} tiles."
         )
     lines.append(
         f"LPIPS: {cfg['lpips_net']} LPIPS diversity, {cfg['diversity_samples']} samples and "
@@ -152,11 +158,12 @@ def _notes(results: dict[str, Any]) -> list[str]:
         tgt = rad["target"]
         lines.append(
             f"Radiometry, in {rad['units']}: per-band mean and std (ddof 0) of the generated images (after "
-            "Generator.to_raster, as synthesis writes them) against the real test tiles, over all pixels (unknown "
+            f"Generator.to_raster, as synthesis writes them) against the real {_split(results)} tiles, over all "
+            "pixels (unknown "
             "ones included) and per class (pixels where the mask is class k; the unknown pixels are a row of their "
             "own, outside the per-class count). Δ mean = generated - real; std error = 100 (std_gen / std_real - 1). "
             f"Target: |Δ mean| <= {tgt['mean_dn']:g} DN and |std error| <= {tgt['std_pct']:g} % per band, overall "
-            "and per class (classes present in the test tiles)."
+            f"and per class (classes present in the {_split(results)} tiles)."
         )
     for e in results["checkpoints"]:
         for n in e.get("notes", []):
@@ -178,7 +185,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         rsep = "|---|---:|" + "---:|" * len(RADIOMETRY_COLUMNS)
         rbody = "\n".join(f"| {m} | {b} | " + " | ".join(c) + " |" for m, b, c in rad_rows)
         counts = "\n".join(f"- {line}" for line in _radiometry_lines(results))
-        rad = f"\n## Radiometry, {units}, test tiles\n\n{rhead}\n{rsep}\n{rbody}\n\n{counts}\n"
+        rad = f"\n## Radiometry, {units}, {_split(results)} tiles\n\n{rhead}\n{rsep}\n{rbody}\n\n{counts}\n"
     return f"# rsaug evaluate\n\n{head}\n{sep}\n" + "\n".join(body) + f"\n{rad}\n{notes}\n"
 
 
@@ -193,7 +200,7 @@ def html_report(results: dict[str, Any]) -> str:
     names = results["class_names"]
     seg_rows = ""
     entries = [(e["label"], e.get("segmentation")) for e in results["checkpoints"]]
-    entries.append(("real test tiles", results.get("reference", {}).get("segmentation")))
+    entries.append((f"real {_split(results)} tiles", results.get("reference", {}).get("segmentation")))
     entries = [(lab, s) for lab, s in entries if s]
     if entries:
         cols = "".join(f"<th>{esc(lab)}</th>" for lab, _ in entries)
@@ -243,7 +250,8 @@ def _radiometry_html(results: dict[str, Any]) -> str:
     )
     counts = "".join(f"<li>{esc(line)}</li>" for line in _radiometry_lines(results))
     parts = [
-        f"<h2>Radiometry in {esc(units)}, generated vs real test tiles</h2><table><tr>{head}</tr>{body}</table>"
+        f"<h2>Radiometry in {esc(units)}, generated vs real {esc(_split(results))} tiles</h2><table><tr>{head}</tr>"
+        f"{body}</table>"
         f"<ul>{counts}</ul>"
     ]
     for e in results["checkpoints"]:
