@@ -110,7 +110,8 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
 @click.option(
     "--spatial-noise",
     type=float,
-    default=0.0,
+    default=None,
+    show_default="preset's: cpu-small 0.25 for CSEBGAN, otherwise 0",
     help="CSEBGAN: initial strength (0..10) of per-pixel noise added to every generator block's input, "
     "for texture inside uniform class regions; 0 = off (the paper's generator).",
 )
@@ -169,7 +170,7 @@ def command(
     conductor_no_real: bool,
     no_discriminator: bool,
     no_shared_embeddings: bool,
-    spatial_noise: float,
+    spatial_noise: float | None,
     diffaug: str,
     diffaug_p: float,
     ngf: int | None,
@@ -239,7 +240,7 @@ def command(
         over["ngf"] = ngf
     if ndf is not None:
         over["ndf"] = ndf
-    if spatial_noise != 0.0:
+    if spatial_noise is not None:
         over["spatial_noise"] = spatial_noise
     model_cfg = ModelConfig.from_dict(over)  # bad architecture options fail before the run directory exists
     losses: dict[str, Any] = {
