@@ -179,8 +179,11 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
                 "--align",
                 "histogram",
                 "--align-per-class",
-                "--segmenter",
-                str(evaluation / "segmenter.pt"),
+                *(
+                    ["--segmenter", str(evaluation / "segmenter.pt")]
+                    if (evaluation / "segmenter.pt").is_file()
+                    else ["--train-segmenter", "cpu-small", "--segmenter-iterations", str(bench_iterations)]
+                ),
                 "--overwrite",
                 "--device",
                 device,
