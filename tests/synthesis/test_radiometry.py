@@ -87,7 +87,9 @@ def test_mean_std_moves_band_means_and_stds(gid_syn: Path, aligned, real_train) 
         pre, post = _pool(before, b).astype(np.float64), _pool(after, b).astype(np.float64)
         assert abs(pre.mean() - ref.mean()) > 20  # the generator is far off ...
         assert abs(post.mean() - ref.mean()) < 5  # ... and aligned it is close (clipping at 0 costs a little)
-        assert 0.8 < post.std() / ref.std() < 1.1 and not 0.8 < pre.std() / ref.std() < 1.1
+        # the std lands on the real one and closer than before (the fixture generator's std may already be near)
+        assert 0.8 < post.std() / ref.std() < 1.1
+        assert abs(post.std() / ref.std() - 1) < abs(pre.std() / ref.std() - 1)
         for im, _ in after:  # every single image, not only the pool
             assert abs(im[b].mean() - ref.mean()) < 12
 
@@ -96,8 +98,8 @@ def test_histogram_moves_band_histograms(gid_syn: Path, aligned, real_train) -> 
     before, after = _tiles(TileSet.open(gid_syn)), _tiles(TileSet.open(aligned[("histogram", False)]))
     for b in range(3):
         ref = _pool(real_train, b)
-        assert _ks(_pool(before, b), ref) > 0.3
-        assert _ks(_pool(after, b), ref) < 0.1
+        assert _ks(_pool(before, b), ref) > 0.1  # the generator is off ...
+        assert _ks(_pool(after, b), ref) < 0.1 and _ks(_pool(after, b), ref) < 0.5 * _ks(_pool(before, b), ref)
         levels = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
         # the share of aligned pixels below each real quantile is that quantile's level
         below = (_pool(after, b)[:, None] <= np.quantile(ref, levels)[None, :]).mean(axis=0)
