@@ -317,10 +317,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
 
     k = ts.scheme.num_classes
     to_rgb8 = RGB8(ts.dtype, cfg.rgb_bands, test.images)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, m in enumerate(test.masks):
-        groups.setdefault(m.shape, []).append(i)
-    chunks = [idx[j : j + cfg.batch_size] for idx in groups.values() for j in range(0, len(idx), cfg.batch_size)]
+    chunks = _shape_chunks([m.shape for m in test.masks], cfg.batch_size)
 
     results: dict[str, Any] = {
         "format": "rsaug-evaluation",
@@ -468,16 +465,21 @@ def _fid_floor(
     assert cfg.fid_floor_split is not None
     other = load_tiles(ts, [cfg.fid_floor_split], cfg.fid_floor_split)
     pick = np.sort(np.random.default_rng([cfg.seed, 11]).permutation(len(other))[: len(test)])
-    feats = []
-    for j in range(0, len(pick), cfg.batch_size):
-        idx = pick[j : j + cfg.batch_size]
-        by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
-        for i in idx:
-            by_shape.setdefault(other.images[i].shape, []).append(other.images[i])
-        for imgs in by_shape.values():
-            feats.append(inception_features([to_rgb8(np.stack(imgs))], device))
+    images = [other.images[i] for i in pick]
+    feats = [
+        inception_features([to_rgb8(np.stack([images[i] for i in idx]))], device)
+        for idx in _shape_chunks([im.shape for im in images], cfg.batch_size)
+    ]
     fid = fid_from_features(real_feats, np.concatenate(feats))
     return {"fid": fid, "split": cfg.fid_floor_split, "tiles": len(pick), "evaluated_tiles": len(test)}
+
+
+def _shape_chunks(shapes: list[tuple[int, ...]], batch_size: int) -> list[list[int]]:
+    """Indices grouped by array shape (stackable together), then cut into batches of at most ``batch_size``."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(i)
+    return [idx[j : j + batch_size] for idx in groups.values() for j in range(0, len(idx), batch_size)]
 
 
 def _chunk_seed(seed: int, first_index: int) -> int:

@@ -57,6 +57,7 @@ from rsaug.core.progress import SILENT, Reporter, reporter_or_silent
 from rsaug.core.runtime import select_device, stop_on_signals
 from rsaug.gan.augment import AugmentDraw, DiffAugment
 from rsaug.gan.checkpoint import (
+    GENERATOR_KIND,
     checkpoint_state,
     find_checkpoint,
     load_checkpoint,
@@ -169,7 +170,7 @@ class Trainer:
         if resume:
             ckpt_path = find_checkpoint(self.run_dir)
             state = load_checkpoint(ckpt_path)
-            if state.get("kind") == "generator" or "opt_G" not in state:
+            if state.get("kind") == GENERATOR_KIND or "opt_G" not in state:
                 raise InputError(
                     ckpt_path,
                     "holds a generator only (an export: no discriminator, conductor or optimiser states); "
