@@ -640,7 +640,13 @@ def _protocol_key(cfg: BenchmarkConfig, fps: dict[str, str]) -> dict[str, Any]:
     seg = asdict(cfg.segmenter)
     for k in ("eval_batch_size", "num_workers", "threads"):
         seg.pop(k)
-    for k, default in (("decoder_channels", None), ("val_every", 0), ("select", "last")):
+    for k, default in (
+        ("decoder_channels", None),
+        ("val_every", 0),
+        ("select", "last"),
+        ("channels_last", False),
+        ("fused_adamw", False),
+    ):
         if seg[k] == default:  # absent from keys written before these options existed
             seg.pop(k)
     key: dict[str, Any] = {

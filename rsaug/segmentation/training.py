@@ -61,6 +61,8 @@ def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
             # TorchGeo's loss (its criterion: cross-entropy with ignore_index) without its per-step training
             # metrics: nothing reads them (logger=False) and they cost about a tenth of a CPU step
             x, y = batch["image"], batch["mask"]
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             logits = self(x)
             weight = batch.get("weight") if isinstance(batch, dict) else None
             if weight is None:
@@ -75,7 +77,8 @@ def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
             return loss
 
         def configure_optimizers(self) -> Any:
-            opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            fused = True if cfg.fused_adamw else None  # None: PyTorch's default (foreach) implementation
+            opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
             total = cfg.iterations
             warm = round(cfg.warmup_fraction * total)
 
@@ -99,6 +102,14 @@ def build_task(num_classes: int, in_channels: int, cfg: SegmenterConfig) -> Any:
         ignore_index=IGNORE,
         lr=cfg.lr,
     )
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """Whether the first 4-D weight of ``model`` is stored channels-last (the model was trained that way)."""
+    for p in model.parameters():
+        if p.ndim == 4:
+            return bool(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous())
+    return False
 
 
 @dataclass
@@ -127,7 +138,10 @@ class TrainedSegmenter:
         ph, pw = (-h) % 32, (-w) % 32
         if ph or pw:
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        logits = self.model(x.to(self.device))
+        x = x.to(self.device)
+        if _channels_last(self.model):
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.model(x)
         return logits[..., :h, :w].argmax(1).cpu()
 
     def predict(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -362,6 +376,8 @@ def train_segmenter(
 
     seed_everything(seed)  # same initialisation for a given seed in every arm
     task = build_task(num_classes, bands, cfg)
+    if cfg.channels_last:
+        task.model = task.model.to(memory_format=torch.channels_last)
     validate = (
         functools.partial(validation_miou, norm=norm, num_classes=num_classes, val=val, batch_size=cfg.eval_batch_size)
         if cfg.val_every > 0 and val is not None
