@@ -574,12 +574,20 @@ def _scene_names(rows: Any) -> set[str]:
 
 
 def _tileset_fingerprint(ts: TileSet) -> str:
-    """Hash of a tile set's description and index files (first 16 hex digits)."""
+    """Content hash of a tile set (first 16 hex digits): its class scheme and, tile by tile in ``tile_id`` order,
+    the id, split and the pixels of image and mask.
+
+    Only what a U-Net sees counts, so a tile set re-created with identical pixels (e.g. by the same seeded
+    commands on a fresh machine) keeps its fingerprint, whatever the file timestamps, the GeoPackage's internals
+    or the absolute source paths in the index; any changed pixel, split or class changes it.
+    """
     h = hashlib.sha256()
-    for f in ("tileset.json", str(ts.description.get("index", "index.gpkg"))):
-        p = ts.root / f
-        if p.is_file():
-            h.update(p.read_bytes())
+    h.update(json.dumps([[c.name, c.value] for c in ts.scheme.classes]).encode())
+    for _, row in ts.index.sort_values("tile_id").iterrows():
+        h.update(f"{row['tile_id']}|{row['split']}|".encode())
+        for arr in (ts.read_image(row), ts.read_mask(row)):
+            h.update(f"{arr.dtype.str}{arr.shape}".encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()[:16]
 
 

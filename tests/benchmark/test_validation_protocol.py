@@ -227,3 +227,34 @@ def test_synthetic_set_from_test_masks_is_refused(gid15_tileset: Path, tmp_path:
     with pytest.raises(InputError, match=r"was made from .* mask\(s\) of the 'test' split"):
         run_benchmark(replace(cfg), tmp_path / "out", device="cpu")
     assert not (tmp_path / "out").exists()
+
+
+def test_tileset_fingerprint_is_pixel_content(tmp_path: Path) -> None:
+    """Re-cutting the same scenes elsewhere keeps the fingerprint (new files, new GeoPackage, other paths), so a
+    benchmark re-created on a fresh machine resumes; one changed pixel, or a moved split, changes it."""
+    import rasterio
+
+    from rsaug.benchmark.runner import _tileset_fingerprint
+    from rsaug.io.tileset import write_index
+
+    stems = gid15_fixture_stems()[:2]
+    a = _tile(stems, tmp_path / "a")
+    b = _tile(stems, tmp_path / "elsewhere" / "b")
+    fa = _tileset_fingerprint(TileSet.open(a))
+    assert fa == _tileset_fingerprint(TileSet.open(b))
+
+    ts = TileSet.open(b)
+    path = ts.mask_path(ts.index.iloc[0])
+    with rasterio.open(path, "r+") as ds:
+        m = ds.read(1)
+        m[0, 0] = (int(m[0, 0]) + 1) % 15
+        ds.write(m, 1)
+    fb = _tileset_fingerprint(TileSet.open(b))
+    assert fb != fa
+
+    c = _tile(stems, tmp_path / "c")
+    ts = TileSet.open(c)
+    index = ts.index.copy()
+    index.loc[index.index[0], "split"] = "test" if index.loc[index.index[0], "split"] != "test" else "train"
+    write_index(c, index)
+    assert _tileset_fingerprint(TileSet.open(c)) not in (fa, fb)
