@@ -129,6 +129,20 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
     default=1.0,
     help="Probability that each --diffaug transform is applied to an image, in (0, 1] (1 = DiffAugment).",
 )
+@click.option(
+    "--feature-d",
+    type=click.Choice(["none", "vgg"]),
+    default="none",
+    help="A second discriminator on frozen ImageNet VGG19 features (Projected GAN / Vision-aided GAN style: fixed "
+    "random channel mixing, small trainable conditional heads); vgg needs at least 3 bands (the first three are "
+    "taken as RGB). none = the paper's training.",
+)
+@click.option(
+    "--feature-d-weight",
+    type=float,
+    default=1.0,
+    help="Weight (> 0) of the feature discriminator's adversarial term in the generator loss and of its own loss.",
+)
 @_opt("--ngf", type=int, help="Generator base width.")
 @_opt("--ndf", type=int, help="Discriminator base width.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from checkpoints/last.ckpt (exactly).")
@@ -173,6 +187,8 @@ def command(
     spatial_noise: float | None,
     diffaug: str,
     diffaug_p: float,
+    feature_d: str,
+    feature_d_weight: float,
     ngf: int | None,
     ndf: int | None,
     resume: bool,
@@ -231,6 +247,8 @@ def command(
         discriminator=not no_discriminator,
         diffaug=diffaug,
         diffaug_p=diffaug_p,
+        feature_d=feature_d,
+        feature_d_weight=feature_d_weight,
     )
     if not resume:  # bad options fail before the run directory is touched (a resumed run keeps its stored ones)
         cfg.validate()
@@ -262,7 +280,20 @@ def command(
         return
     keys = [
         k
-        for k in ("g_total", "g_adv", "g_fm", "g_vgg", "g_cond", "g_kl", "g_ds", "d_total", "c_real", "c_fake")
+        for k in (
+            "g_total",
+            "g_adv",
+            "g_fm",
+            "g_fd",
+            "g_vgg",
+            "g_cond",
+            "g_kl",
+            "g_ds",
+            "d_total",
+            "fd_total",
+            "c_real",
+            "c_fake",
+        )
         if k in result.last_losses
     ]
     click.echo(

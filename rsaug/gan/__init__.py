@@ -9,6 +9,7 @@ Modules, lowest first (none imports a module below it in this list):
 * :mod:`rsaug.gan.models` - :func:`build_models` (the G / D / C triple of a config).
 * :mod:`rsaug.gan.vgg`, :mod:`rsaug.gan.losses` - the offline VGG19 and every loss function.
 * :mod:`rsaug.gan.augment` - DiffAugment of what the discriminator sees (optional, off by default).
+* :mod:`rsaug.gan.feature_discriminator` - the optional discriminator on frozen VGG19 features (``--feature-d vgg``).
 * :mod:`rsaug.gan.objectives` - what G, D and C minimise in one step.
 * :mod:`rsaug.gan.data` - crops of a tile set and the step sampler; :mod:`rsaug.gan.training_state` - seeds,
   RNG states, EMA, BatchNorm refresh, learning-rate schedule; :mod:`rsaug.gan.log` - ``log.csv``.

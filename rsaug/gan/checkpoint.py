@@ -119,6 +119,8 @@ def checkpoint_state(
     rng: dict[str, Any],
     log_columns: list[str],
     grad_scaler: Any = None,
+    FD: nn.Module | None = None,
+    opt_FD: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dictionary of a training run at ``step`` (the file format; keys in file order).
 
@@ -138,10 +140,13 @@ def checkpoint_state(
         opt_G: Generator optimiser.
         opt_D: Discriminator optimiser (``None`` without a discriminator).
         opt_C: Conductor optimiser (``None`` unless the conductor is trained).
-        schedulers: Learning-rate schedulers by network name (``G``, ``D``, ``C``).
+        schedulers: Learning-rate schedulers by network name (``G``, ``D``, ``C``, ``FD``).
         rng: RNG states (:func:`rsaug.gan.training_state.rng_state`).
         log_columns: Columns of the run's ``log.csv``.
         grad_scaler: Mixed-precision gradient scaler (``None`` in 32-bit training).
+        FD: Pretrained-feature discriminator (``None`` without one): its state dict holds the trainable heads
+            and the fixed channel-mixing buffers, never the frozen VGG weights.
+        opt_FD: Its optimiser (``None`` without one).
 
     Returns:
         The dictionary :func:`save_checkpoint` writes.
@@ -163,9 +168,11 @@ def checkpoint_state(
         "G_ema": G_ema.state_dict(),
         "D": _state_dict(D),
         "C": _state_dict(C),
+        "FD": _state_dict(FD),
         "opt_G": opt_G.state_dict(),
         "opt_D": _state_dict(opt_D),
         "opt_C": _state_dict(opt_C),
+        "opt_FD": _state_dict(opt_FD),
         "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
         "rng": plain_rng_state(rng),
         "log_columns": log_columns,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,6 +344,8 @@ def load_model_config(path: str | os.PathLike[str]) -> ModelConfig:
 
 
 CONDUCTOR_MODES = ("joint", "none", "frozen", "no-real")
+FEATURE_DISCRIMINATORS: tuple[str, ...] = ("none", "vgg")
+"""Choices of ``TrainConfig.feature_d`` (:mod:`rsaug.gan.feature_discriminator`)."""
 Precision = Literal["32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16"]
 """The precisions a training run accepts (a subset of Lightning Fabric's)."""
 
@@ -391,6 +394,11 @@ class TrainConfig:
             list of ``color``, ``translation``, ``cutout``; ``""`` (default) = off, the paper's training.
         diffaug_p: Probability that each transform of ``diffaug`` is applied to an image, in ``(0, 1]``
             (1 = DiffAugment; lower = ADA-style fixed probability).
+        feature_d: A second, pretrained-feature discriminator (:mod:`rsaug.gan.feature_discriminator`):
+            ``none`` (default, the paper's training) or ``vgg`` (frozen offline VGG19 features, fixed random
+            channel mixing, small trainable conditional heads; needs at least 3 bands, RGB first).
+        feature_d_weight: Weight (> 0) of the feature discriminator's adversarial term in the generator's loss
+            and of its hinge loss in its own update.
     """
 
     preset: str | None = None
@@ -426,6 +434,8 @@ class TrainConfig:
     tensorboard: bool = True
     diffaug: str = ""
     diffaug_p: float = 1.0
+    feature_d: str = "none"
+    feature_d_weight: float = 1.0
 
     def validate(self) -> None:
         """Check values that do not depend on the data.
@@ -462,7 +472,21 @@ class TrainConfig:
             f"{option('diffaug_p')} {self.diffaug_p} has no effect without {option('diffaug')} POLICY",
         )
         need(
-            not policy or self.discriminator,
+            self.feature_d in FEATURE_DISCRIMINATORS,
+            f"{option('feature_d')} must be one of {', '.join(FEATURE_DISCRIMINATORS)}, got {self.feature_d!r}",
+        )
+        w = self.feature_d_weight
+        need(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0,
+            f"{option('feature_d_weight')} must be a number > 0, got {w!r}",
+        )
+        self.feature_d_weight = float(w)
+        need(
+            self.feature_d != "none" or self.feature_d_weight == 1.0,
+            f"{option('feature_d_weight')} {self.feature_d_weight} has no effect without {option('feature_d')} vgg",
+        )
+        need(
+            not policy or self.discriminator or self.feature_d != "none",
             f"{option('diffaug')} augments what the discriminator sees; the run has no discriminator",
         )
         self.diffaug = ",".join(policy)
@@ -621,6 +645,7 @@ def preset_configs(
 
 __all__ = [
     "CONDUCTOR_MODES",
+    "FEATURE_DISCRIMINATORS",
     "MODELS",
     "MODELS_WITH_NOISE",
     "PRECISIONS",

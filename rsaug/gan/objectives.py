@@ -12,12 +12,17 @@ Fabric wrappers or plain modules.
 * :func:`discriminator_objective`: hinge loss on the real image and the (detached) fake.
 * :func:`conductor_objective`: ``L_c^real + L_c^fake`` on the real image and the detached fake (``L_c^real``
   dropped for the ``no-real`` ablation), back-propagated with weight ``lambda_cond``.
+* :func:`feature_discriminator_objective`: with the optional pretrained-feature discriminator
+  (``TrainConfig.feature_d``, :mod:`rsaug.gan.feature_discriminator`), its hinge loss on the real image and the
+  detached fake, times ``feature_d_weight``; the generator's loss then also holds ``feature_d_weight`` *
+  hinge(FD(fake)) (``g_fd``).
 
 Optionally (``TrainConfig.diffaug``, off by default) the pairs the discriminator sees, in both the generator's
 adversarial / feature-matching terms and the discriminator's loss, are transformed by one
 :class:`rsaug.gan.augment.AugmentDraw`: the same transform for the real image, the fake and the label map
-(DiffAugment). Without it (``augment=None``) the computation is exactly the unaugmented one. The conductor
-and the VGG term always see the untransformed images.
+(DiffAugment). Without it (``augment=None``) the computation is exactly the unaugmented one. The feature
+discriminator sees the same transformed pairs as the discriminator. The conductor and the VGG term always see the
+untransformed images.
 
 The individual losses live in :mod:`rsaug.gan.losses` and are looked up there at call time.
 """
@@ -94,6 +99,8 @@ def generator_objective(
     loss_cfg: LossConfig,
     draw_noise: Callable[[], Tensor | None],
     augment: AugmentDraw | None = None,
+    feature_d: nn.Module | None = None,
+    feature_d_weight: float = 1.0,
 ) -> tuple[Tensor, Terms, Tensor]:
     """The generator's loss on one batch (D, C and VGG are only evaluated; freezing them is the caller's job).
 
@@ -110,25 +117,34 @@ def generator_objective(
             (``lambda_ds > 0``), after every other term.
         augment: DiffAugment draw applied to the fake, the real image and the label map before D sees them
             (``g_adv`` on the transformed fake, ``g_fm`` between the transformed real and fake), or ``None``.
+        feature_d: Pretrained-feature discriminator (:class:`rsaug.gan.feature_discriminator.
+            FeatureDiscriminator`), or ``None``: adds ``feature_d_weight`` * hinge(FD(fake)) (``g_fd``), on the
+            fake and label map as D sees them (the same ``augment`` draw).
+        feature_d_weight: Weight of ``g_fd``.
 
     Returns:
-        ``(g_total, terms, fake)``: ``terms`` holds ``g_adv``, ``g_fm``, ``g_vgg``, ``g_cond``, ``g_kl``,
-        ``g_ds`` (those that apply, unweighted) and ``g_total`` (the weighted sum); ``fake`` is the generated
-        batch (still attached to the graph, never augmented).
+        ``(g_total, terms, fake)``: ``terms`` holds ``g_adv``, ``g_fm``, ``g_fd``, ``g_vgg``, ``g_cond``,
+        ``g_kl``, ``g_ds`` (those that apply, unweighted) and ``g_total`` (the weighted sum); ``fake`` is the
+        generated batch (still attached to the graph, never augmented).
     """
     lc = loss_cfg
     out: Terms = {}
     real_in = batch.image if model_cfg.model == "vspade" else None
     fake, kl = G(batch.labels, noise, real_in)
     g_total = torch.zeros((), device=batch.image.device)
-    if D is not None:
+    if D is not None or feature_d is not None:
         onehot, real, view = _d_view(batch, augment)
-        pred_fake = D(onehot, view(fake))
+        fake_seen = view(fake)
+    if D is not None:
+        pred_fake = D(onehot, fake_seen)
         with torch.no_grad():
             pred_real = D(onehot, real)
         out["g_adv"] = losses.hinge_g_loss(pred_fake)
         out["g_fm"] = losses.feature_matching_loss(pred_real, pred_fake, weight=1.0)
         g_total = g_total + lc.lambda_gan * out["g_adv"] + lc.lambda_fm * out["g_fm"]
+    if feature_d is not None:
+        out["g_fd"] = losses.hinge_g_loss(feature_d(onehot, fake_seen))
+        g_total = g_total + feature_d_weight * out["g_fd"]
     if vgg is not None:
         out["g_vgg"] = vgg(fake.float(), batch.image)
         g_total = g_total + lc.lambda_vgg * out["g_vgg"]
@@ -168,6 +184,27 @@ def discriminator_objective(
     return out["d_total"], out
 
 
+def feature_discriminator_objective(
+    FD: nn.Module, batch: TrainBatch, fake: Tensor, weight: float = 1.0, augment: AugmentDraw | None = None
+) -> tuple[Tensor, Terms]:
+    """The pretrained-feature discriminator's hinge loss on the real batch and a generated one (its heads learn;
+    its VGG features are frozen).
+
+    Args:
+        FD: Feature discriminator (same call contract as the discriminator).
+        batch: The batch (real images and their labels).
+        fake: Generated images for ``batch`` (detached here).
+        weight: ``feature_d_weight``: the loss to back-propagate is ``weight * fd_total``.
+        augment: The DiffAugment draw of the discriminator's update (the same one D sees), or ``None``.
+
+    Returns:
+        ``(weight * fd_total, {"fd_real", "fd_fake", "fd_total"})`` (unweighted terms).
+    """
+    _, d = discriminator_objective(FD, batch, fake, augment)
+    out = {"fd_real": d["d_real"], "fd_fake": d["d_fake"], "fd_total": d["d_total"]}
+    return weight * out["fd_total"], out
+
+
 def conductor_objective(
     C: nn.Module, batch: TrainBatch, fake: Tensor, loss_cfg: LossConfig, use_real: bool = True
 ) -> tuple[Tensor, Terms]:
@@ -201,5 +238,6 @@ __all__ = [
     "conductor_ce",
     "conductor_objective",
     "discriminator_objective",
+    "feature_discriminator_objective",
     "generator_objective",
 ]

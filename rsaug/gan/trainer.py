@@ -17,6 +17,12 @@ The three losses are computed by :mod:`rsaug.gan.objectives`; :meth:`Trainer._st
 discriminator sees in steps 1 and 2 are transformed by DiffAugment (:mod:`rsaug.gan.augment`): one draw for
 step 1 and one for step 2, each applied alike to the real image, the fake and the label map.
 
+With ``TrainConfig.feature_d = "vgg"`` (off by default) a pretrained-feature discriminator FD
+(:mod:`rsaug.gan.feature_discriminator`) joins: step 1 adds ``feature_d_weight`` * hinge(FD(fake)) to the
+generator's loss, and after step 2 FD's heads take their own hinge step (Adam with D's learning rate and
+schedule, its own optimiser ``opt_FD``), on the same (augmented) pairs D sees. Its heads, mixing buffers and
+optimiser are checkpointed (``FD``, ``opt_FD``); its frozen VGG19 weights are not.
+
 Adam with betas (0, 0.9) and learning rates 1e-4 (G), 4e-4 (D), 1e-4 (C), decayed linearly to zero over the
 second half of training. An exponential moving average of G (``G_ema``) is kept; its BatchNorm statistics are
 recomputed on training batches before every checkpoint and every sample grid (as OASIS does).
@@ -66,6 +72,7 @@ from rsaug.gan.checkpoint import (
 )
 from rsaug.gan.config import LossConfig, ModelConfig, TrainConfig
 from rsaug.gan.data import StepSampler, TileCrops
+from rsaug.gan.feature_discriminator import build_feature_discriminator, check_feature_discriminator
 from rsaug.gan.log import CsvLog
 from rsaug.gan.losses import PerceptualLoss
 from rsaug.gan.models import build_models
@@ -75,6 +82,7 @@ from rsaug.gan.objectives import (
     conductor_ce,
     conductor_objective,
     discriminator_objective,
+    feature_discriminator_objective,
     generator_objective,
 )
 from rsaug.gan.preview import local_std, save_grid
@@ -222,6 +230,8 @@ class Trainer:
             self.loss_cfg = loss_config or LossConfig()
         # the discriminator's DiffAugment (None: off); also checks a stored config's policy on resume
         self.diffaug = DiffAugment.from_options(self.cfg.diffaug, self.cfg.diffaug_p)
+        # the feature discriminator fits the bands, and its weights are installed, before anything is written
+        check_feature_discriminator(self.cfg.feature_d, self.model_cfg.out_bands, self.tiles.root)
         if self.cfg.crop_size % self.model_cfg.size_multiple:
             raise InputError(
                 None,
@@ -316,12 +326,24 @@ class Trainer:
         if self.loss_cfg.lambda_vgg > 0:
             self.vgg = PerceptualLoss(feature_scale=self.loss_cfg.vgg_feature_scale)
             self.vgg.to(fabric.device)
+        # the feature discriminator draws from its own seeds: G, D, C and every later draw are the same with
+        # and without it
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_for(self.cfg.seed, 7))
+            self.FD = build_feature_discriminator(self.cfg.feature_d, self.model_cfg, seed_for(self.cfg.seed, 8))
+        self.opt_FD = None
+        if self.FD is not None:
+            self.opt_FD = torch.optim.Adam(self.FD.parameters(), lr=self.cfg.lr_d, betas=betas)
+            self.scheds["FD"] = torch.optim.lr_scheduler.LambdaLR(self.opt_FD, lam)
 
     def _setup_fabric_objects(self, fabric: Any) -> None:
         self.Gw, self.opt_Gw = fabric.setup(self.G, self.opt_G)
         self.Dw = self.opt_Dw = None
         if self.D is not None:
             self.Dw, self.opt_Dw = fabric.setup(self.D, self.opt_D)
+        self.FDw = self.opt_FDw = None
+        if self.FD is not None:
+            self.FDw, self.opt_FDw = fabric.setup(self.FD, self.opt_FD)
         self.Cw = self.opt_Cw = None
         if self.C is not None:
             if self.c_trainable:
@@ -352,6 +374,8 @@ class Trainer:
             rng=rng_state(),
             log_columns=self.columns,
             grad_scaler=self._scaler(),
+            FD=self.FD,
+            opt_FD=self.opt_FD,
         )
 
     def _scaler(self) -> Any:
@@ -374,6 +398,10 @@ class Trainer:
             self.opt_D.load_state_dict(state["opt_D"])
         if self.opt_C is not None:  # set iff c_trainable
             self.opt_C.load_state_dict(state["opt_C"])
+        if self.FD is not None:
+            assert self.opt_FD is not None  # built together with FD
+            self.FD.load_state_dict(state["FD"])
+            self.opt_FD.load_state_dict(state["opt_FD"])
         for k, s in self.scheds.items():
             s.load_state_dict(state["schedulers"][k])
         set_rng_state(state["rng"])
@@ -458,6 +486,8 @@ class Trainer:
         g = []
         if self.D is not None:
             g += ["g_adv", "g_fm"]
+        if self.FD is not None:
+            g += ["g_fd"]
         if self.vgg is not None:
             g += ["g_vgg"]
         if self.C is not None:
@@ -469,6 +499,8 @@ class Trainer:
         cols += [*g, "g_total"]
         if self.D is not None:
             cols += ["d_real", "d_fake", "d_total"]
+        if self.FD is not None:
+            cols += ["fd_real", "fd_fake", "fd_total"]
         if self.c_trainable:
             if self.cfg.conductor == "joint":
                 cols += ["c_real"]
@@ -513,6 +545,7 @@ class Trainer:
         # ---- generator (D and C frozen: no gradients reach them)
         if single:
             set_requires_grad(self.D, False)
+            set_requires_grad(self.FD, False)
             if self.c_trainable:
                 set_requires_grad(self.C, False)
         noise = self._noise(B, gen, fabric.device)
@@ -527,6 +560,8 @@ class Trainer:
             self.loss_cfg,
             draw_noise=lambda: self._noise(B, gen, fabric.device),
             augment=aug_g,
+            feature_d=self.FDw,
+            feature_d_weight=cfg.feature_d_weight,
         )
         self._check(out, step)
         self.opt_Gw.zero_grad(set_to_none=True)
@@ -546,6 +581,18 @@ class Trainer:
             fabric.backward(d_total)
             self.opt_Dw.step()
             out.update(d)
+
+        # ---- feature discriminator (its heads; the VGG features stay frozen)
+        if self.FDw is not None:
+            if single:
+                set_requires_grad(self.FD, True)
+            fd_loss, fd = feature_discriminator_objective(self.FDw, batch, fake, cfg.feature_d_weight, augment=aug_d)
+            self._check(fd, step)
+            assert self.opt_FDw is not None  # set up together with FDw
+            self.opt_FDw.zero_grad(set_to_none=True)
+            fabric.backward(fd_loss)
+            self.opt_FDw.step()
+            out.update(fd)
 
         # ---- conductor
         if self.c_trainable:
@@ -680,6 +727,8 @@ class Trainer:
         self.G.train()
         if self.D is not None:
             self.D.train()
+        if self.FD is not None:
+            self.FD.train()
         if self.c_trainable:
             assert self.C is not None  # c_trainable implies a conductor
             self.C.train()
