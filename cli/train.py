@@ -143,6 +143,22 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
     default=1.0,
     help="Weight (> 0) of the feature discriminator's adversarial term in the generator loss and of its own loss.",
 )
+@click.option(
+    "--conductor-objective",
+    type=click.Choice(["segmenter", "oasis"]),
+    default="segmenter",
+    help="What the conductor learns. segmenter: the K real classes on real and generated images (the paper). "
+    "oasis: OASIS-style (K+1)-class segmenter, generated pixels -> an extra 'fake' class, class-balanced; the "
+    "generator must get its pixels classified as their class. Needs the joint conductor; an OASIS-like run: "
+    "--conductor-objective oasis --no-discriminator --lambda-vgg 0.",
+)
+@click.option(
+    "--lambda-labelmix",
+    type=float,
+    default=0.0,
+    help="With --conductor-objective oasis: weight of OASIS's LabelMix consistency regulariser of the conductor "
+    "(OASIS: 10); 0 = off.",
+)
 @_opt("--ngf", type=int, help="Generator base width.")
 @_opt("--ndf", type=int, help="Discriminator base width.")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from checkpoints/last.ckpt (exactly).")
@@ -189,6 +205,8 @@ def command(
     diffaug_p: float,
     feature_d: str,
     feature_d_weight: float,
+    conductor_objective: str,
+    lambda_labelmix: float,
     ngf: int | None,
     ndf: int | None,
     resume: bool,
@@ -249,6 +267,7 @@ def command(
         diffaug_p=diffaug_p,
         feature_d=feature_d,
         feature_d_weight=feature_d_weight,
+        conductor_objective=conductor_objective,
     )
     if not resume:  # bad options fail before the run directory is touched (a resumed run keeps its stored ones)
         cfg.validate()
@@ -272,7 +291,7 @@ def command(
         ).items()
         if v is not None
     }
-    loss_cfg = LossConfig(**losses, lambda_ds=ds_loss, ds_tau=ds_tau)
+    loss_cfg = LossConfig(**losses, lambda_ds=ds_loss, ds_tau=ds_tau, lambda_labelmix=lambda_labelmix)
     with output_lock(run_dir, "training run", distributed=True):  # rank 0 holds it for every rank
         trainer = Trainer(tiles, run_dir, cfg, model_cfg, loss_cfg, resume=resume, reporter=reporter(quiet))
         result = trainer.fit()  # a diverged run (TrainingDiverged) is a one-line error with exit status 1
@@ -293,6 +312,7 @@ def command(
             "fd_total",
             "c_real",
             "c_fake",
+            "c_labelmix",
         )
         if k in result.last_losses
     ]

@@ -246,10 +246,14 @@ class LossConfig:
             ImageNet-normalised inputs, so the default ``1/130`` puts the loss on SPADE's scale and the default
             weight 10 means what it means in SPADE.
         lambda_kl: VSPADE KL divergence.
-        lambda_cond: Conductor loss (L_c^fake in the generator's loss, L_c^real + L_c^fake for the conductor).
+        lambda_cond: Conductor loss (L_c^fake in the generator's loss, L_c^real + L_c^fake for the conductor;
+            with ``TrainConfig.conductor_objective="oasis"`` the OASIS terms, which then must be weighted > 0).
         cond_class_balanced: Weight the conductor CE per batch by ``numel / (n_present * count_c)`` (OASIS).
+            The ``oasis`` conductor objective always weights its class terms so; this flag is for ``segmenter``.
         lambda_ds: Diversity-sensitive loss of Yang et al. 2019 (0 = off).
         ds_tau: Clamp tau of the diversity-sensitive ratio.
+        lambda_labelmix: OASIS's LabelMix consistency regulariser of the ``oasis`` conductor (0 = off, the
+            default; OASIS uses 10); needs ``TrainConfig.conductor_objective="oasis"``.
     """
 
     gan_mode: str = "hinge"
@@ -262,6 +266,7 @@ class LossConfig:
     cond_class_balanced: bool = False
     lambda_ds: float = 0.0
     ds_tau: float = 1.0
+    lambda_labelmix: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -344,6 +349,10 @@ def load_model_config(path: str | os.PathLike[str]) -> ModelConfig:
 
 
 CONDUCTOR_MODES = ("joint", "none", "frozen", "no-real")
+CONDUCTOR_OBJECTIVES: tuple[str, ...] = ("segmenter", "oasis")
+"""Choices of ``TrainConfig.conductor_objective``: the paper's K-class segmenter, or an OASIS-style (K+1)-class
+segmenter whose extra class is "generated" (see :mod:`rsaug.gan.objectives`)."""
+_CONDUCTOR_MODE_FLAGS = {"none": "no_conductor", "frozen": "frozen_conductor", "no-real": "conductor_no_real"}
 FEATURE_DISCRIMINATORS: tuple[str, ...] = ("none", "vgg")
 """Choices of ``TrainConfig.feature_d`` (:mod:`rsaug.gan.feature_discriminator`)."""
 Precision = Literal["32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16"]
@@ -399,6 +408,12 @@ class TrainConfig:
             channel mixing, small trainable conditional heads; needs at least 3 bands, RGB first).
         feature_d_weight: Weight (> 0) of the feature discriminator's adversarial term in the generator's loss
             and of its hinge loss in its own update.
+        conductor_objective: What the conductor learns: ``segmenter`` (default, the paper: the ``K`` real classes
+            on real and generated images) or ``oasis`` (OASIS-style, Schoenfeld et al. 2021: ``K + 1`` outputs,
+            real pixels -> their class, generated pixels -> the extra "fake" class, class-balanced; the
+            generator is trained to have its pixels classified as their class). ``oasis`` needs the jointly
+            trained conductor (``conductor="joint"``); with ``diffaug`` the conductor then sees the
+            discriminator's augmented pairs.
     """
 
     preset: str | None = None
@@ -436,6 +451,7 @@ class TrainConfig:
     diffaug_p: float = 1.0
     feature_d: str = "none"
     feature_d_weight: float = 1.0
+    conductor_objective: str = "segmenter"
 
     def validate(self) -> None:
         """Check values that do not depend on the data.
@@ -486,7 +502,18 @@ class TrainConfig:
             f"{option('feature_d_weight')} {self.feature_d_weight} has no effect without {option('feature_d')} vgg",
         )
         need(
-            not policy or self.discriminator or self.feature_d != "none",
+            self.conductor_objective in CONDUCTOR_OBJECTIVES,
+            f"{option('conductor_objective')} must be one of {', '.join(CONDUCTOR_OBJECTIVES)}, "
+            f"got {self.conductor_objective!r}",
+        )
+        oasis = self.conductor_objective == "oasis"
+        need(
+            not oasis or self.conductor == "joint",
+            f"{option('conductor_objective')} oasis trains the conductor on real and generated images; it cannot "
+            f"be combined with {option(_CONDUCTOR_MODE_FLAGS.get(self.conductor, 'conductor'))}",
+        )
+        need(
+            not policy or self.discriminator or self.feature_d != "none" or oasis,
             f"{option('diffaug')} augments what the discriminator sees; the run has no discriminator",
         )
         self.diffaug = ",".join(policy)
@@ -645,6 +672,7 @@ def preset_configs(
 
 __all__ = [
     "CONDUCTOR_MODES",
+    "CONDUCTOR_OBJECTIVES",
     "FEATURE_DISCRIMINATORS",
     "MODELS",
     "MODELS_WITH_NOISE",

@@ -9,6 +9,8 @@
 * :func:`rsaug.gan.networks.generator.kl_divergence` - VSPADE KL (re-exported here).
 * :func:`diversity_sensitive_loss` - Yang et al. 2019: ``-min(|G(x,z1) - G(x,z2)| / |z1 - z2|, tau)``.
 * :func:`conductor_loss` - pixel-wise CE of the conductor, unknown pixels ignored.
+* :func:`oasis_conductor_loss` - the (K+1)-class CE of the OASIS-style conductor (real class or "fake").
+* :func:`labelmix_loss` - OASIS's LabelMix consistency of that conductor's logits.
 
 D outputs follow the discriminator contract: a list (per scale) of lists of features, prediction last.
 """
@@ -136,6 +138,72 @@ def conductor_loss(logits: Tensor, labels: Tensor, class_balanced: bool = False)
     return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=-100)
 
 
+def oasis_targets(labels: Tensor, num_classes: int, fake: bool) -> Tensor:
+    """Targets of the OASIS-style conductor for :func:`conductor_loss` on ``K + 1`` logits.
+
+    Args:
+        labels: ``[B, H, W]`` internal masks: ``0..K-1`` real classes; anything else (the internal unknown
+            :data:`rsaug.core.classes.IGNORE` 255, and also the generator's unknown label ``K``, which must not
+            be read as the fake class) is unknown.
+        num_classes: ``K``, the number of real classes; the fake class is channel ``K``.
+        fake: ``False``: known pixels keep their class; ``True``: known pixels get the fake class ``K``.
+
+    Returns:
+        int64 ``[B, H, W]``: the targets, ``-100`` (ignored) at unknown pixels.
+    """
+    target = labels.long()
+    known = (target >= 0) & (target < num_classes)
+    value = torch.full_like(target, num_classes) if fake else target
+    return torch.where(known, value, torch.full_like(target, -100))
+
+
+def oasis_conductor_loss(logits: Tensor, labels: Tensor, fake: bool = False) -> Tensor:
+    """Cross-entropy of the OASIS-style conductor (Schoenfeld et al. 2021): ``K + 1`` outputs, channels ``0..K-1``
+    the real classes and channel ``K`` the class "generated"; unknown pixels are ignored.
+
+    * ``fake=False`` (real images in the conductor's update; generated images in the generator's loss): every
+      known pixel's target is its class, weighted per batch by ``numel / (n_present * count_c)`` (the class
+      balancing of :func:`conductor_loss`; the fake class is no target here, so it gets no weight).
+    * ``fake=True`` (generated images in the conductor's update): every known pixel's target is the fake class,
+      with weight 1, as in OASIS. That is also its balanced weight (one class present: ``n / (1 * n)``), so the
+      fake term is a plain mean over the known pixels.
+
+    Both are means over the known pixels of the weighted per-pixel CE: the balanced weights of the known pixels
+    sum to their number, so PyTorch's weighted mean divides by the pixel count, as OASIS does.
+
+    Args:
+        logits: ``[B, K + 1, H, W]``.
+        labels: ``[B, H, W]`` internal masks (``0..K-1``, anything else unknown; see :func:`oasis_targets`).
+        fake: Whether the image is a generated one seen by the conductor's own update.
+
+    Returns:
+        The loss (0 when every pixel is unknown).
+    """
+    k = logits.shape[1] - 1
+    return conductor_loss(logits, oasis_targets(labels, k, fake), class_balanced=not fake)
+
+
+def labelmix_loss(mixed: Tensor, real: Tensor, fake: Tensor, mix: Tensor, known: Tensor) -> Tensor:
+    """OASIS's LabelMix consistency: ``mean((C(mix * x + (1 - mix) * x_fake) - (mix * C(x) + (1 - mix) *
+    C(x_fake)))^2)`` over the known pixels and every output channel (gradients flow through all three logits).
+
+    Args:
+        mixed: Conductor logits ``[B, K + 1, H, W]`` of the mixed image.
+        real: Logits of the real image.
+        fake: Logits of the generated image.
+        mix: ``[B, 1, H, W]`` float, 1 where the mixed image took the real pixel, 0 where it took the fake one.
+        known: ``[B, H, W]`` bool, the pixels of a known class.
+
+    Returns:
+        The mean squared difference (0 when no pixel is known).
+    """
+    target = mix * real.float() + (1 - mix) * fake.float()
+    sq = (mixed.float() - target).pow(2).mean(dim=1)
+    if not bool(known.any()):
+        return sq.sum() * 0.0
+    return sq[known].mean()
+
+
 __all__ = [
     "VGG_LAYER_WEIGHTS",
     "PerceptualLoss",
@@ -147,4 +215,7 @@ __all__ = [
     "hinge_d_real_loss",
     "hinge_g_loss",
     "kl_divergence",
+    "labelmix_loss",
+    "oasis_conductor_loss",
+    "oasis_targets",
 ]

@@ -30,20 +30,24 @@ class Models:
     C: nn.Module | None
 
 
-def build_models(cfg: ModelConfig, discriminator: bool = True, conductor: bool = True) -> Models:
+def build_models(
+    cfg: ModelConfig, discriminator: bool = True, conductor: bool = True, conductor_fake_class: bool = False
+) -> Models:
     """Build the networks of a model config (fresh initialisation from the current torch seed).
 
     Args:
         cfg: Architecture (``cfg.model`` picks the generator family).
         discriminator: Build the discriminator.
         conductor: Build the conductor.
+        conductor_fake_class: Give the conductor the OASIS "generated" class (``K + 1`` outputs,
+            ``TrainConfig.conductor_objective="oasis"``).
 
     Returns:
         :class:`Models`.
     """
     G = build_generator(cfg)
     D = build_discriminator(cfg) if discriminator else None
-    C = build_conductor(cfg) if conductor else None
+    C = build_conductor(cfg, fake_class=conductor_fake_class) if conductor else None
     return Models(G=G, D=D, C=C)
 
 

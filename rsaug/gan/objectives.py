@@ -17,12 +17,25 @@ Fabric wrappers or plain modules.
   detached fake, times ``feature_d_weight``; the generator's loss then also holds ``feature_d_weight`` *
   hinge(FD(fake)) (``g_fd``).
 
+With ``TrainConfig.conductor_objective="oasis"`` (``oasis=True`` here; default ``segmenter`` = the terms above) the
+conductor is an OASIS-style (K+1)-class segmenter (Schoenfeld et al. 2021, "You Only Need Adversarial Supervision
+for Semantic Image Synthesis"): channels ``0..K-1`` are the real classes and channel ``K`` the class
+"generated" (:func:`rsaug.gan.losses.oasis_conductor_loss`; unknown pixels are ignored everywhere, the generator's
+unknown label ``K`` is not the fake class). Its update: ``c_real`` = class-balanced CE of C(real) against the
+classes, ``c_fake`` = CE of C(fake) against the fake class (weight 1); the generator's ``g_cond`` = class-balanced
+CE of C(fake) against the classes (the fake pixels should be recognised as their class, i.e. not as generated).
+The conductor then takes over the discriminator's job (with or without D). With DiffAugment the OASIS conductor
+sees the discriminator's draw: real image, fake and mask transformed alike (cut-out and shifted-in pixels become
+unknown, so they are ignored), in the generator's ``g_cond`` and in the conductor's update. Optionally
+(``LossConfig.lambda_labelmix`` > 0) the conductor's update gains OASIS's LabelMix consistency term ``c_labelmix``
+(:func:`labelmix_coins`, :func:`rsaug.gan.losses.labelmix_loss`).
+
 Optionally (``TrainConfig.diffaug``, off by default) the pairs the discriminator sees, in both the generator's
 adversarial / feature-matching terms and the discriminator's loss, are transformed by one
 :class:`rsaug.gan.augment.AugmentDraw`: the same transform for the real image, the fake and the label map
 (DiffAugment). Without it (``augment=None``) the computation is exactly the unaugmented one. The feature
-discriminator sees the same transformed pairs as the discriminator. The conductor and the VGG term always see the
-untransformed images.
+discriminator sees the same transformed pairs as the discriminator. The VGG term, and the conductor of the default
+``segmenter`` objective, always see the untransformed images.
 
 The individual losses live in :mod:`rsaug.gan.losses` and are looked up there at call time.
 """
@@ -35,6 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from rsaug.core.classes import IGNORE
 from rsaug.gan import losses
 from rsaug.gan.augment import AugmentDraw
 from rsaug.gan.config import LossConfig, ModelConfig
@@ -88,6 +102,14 @@ def _d_view(batch: TrainBatch, augment: AugmentDraw | None) -> tuple[Tensor, Ten
     return augment.onehot(batch.labels, batch.onehot.shape[1]), augment.images(batch.image), augment.images
 
 
+def _c_view(image: Tensor, mask: Tensor, augment: AugmentDraw | None) -> tuple[Tensor, Tensor]:
+    """``(image, mask)`` as the OASIS conductor sees them: with ``augment`` both transformed alike (new pixels of
+    the mask unknown), without it as they are."""
+    if augment is None:
+        return image, mask
+    return augment.images(image), augment.labels(mask, IGNORE)
+
+
 def generator_objective(
     G: nn.Module,
     D: nn.Module | None,
@@ -101,6 +123,7 @@ def generator_objective(
     augment: AugmentDraw | None = None,
     feature_d: nn.Module | None = None,
     feature_d_weight: float = 1.0,
+    oasis: bool = False,
 ) -> tuple[Tensor, Terms, Tensor]:
     """The generator's loss on one batch (D, C and VGG are only evaluated; freezing them is the caller's job).
 
@@ -121,6 +144,9 @@ def generator_objective(
             FeatureDiscriminator`), or ``None``: adds ``feature_d_weight`` * hinge(FD(fake)) (``g_fd``), on the
             fake and label map as D sees them (the same ``augment`` draw).
         feature_d_weight: Weight of ``g_fd``.
+        oasis: ``C`` is the OASIS-style (K+1)-class conductor: ``g_cond`` is its class-balanced CE on the fake
+            against the real classes (:func:`rsaug.gan.losses.oasis_conductor_loss`), on the fake and mask as
+            transformed by ``augment``. ``False``: the conductor's CE on the untransformed fake.
 
     Returns:
         ``(g_total, terms, fake)``: ``terms`` holds ``g_adv``, ``g_fm``, ``g_fd``, ``g_vgg``, ``g_cond``,
@@ -149,7 +175,11 @@ def generator_objective(
         out["g_vgg"] = vgg(fake.float(), batch.image)
         g_total = g_total + lc.lambda_vgg * out["g_vgg"]
     if C is not None:
-        out["g_cond"] = conductor_ce(C(fake), batch.mask, lc.cond_class_balanced)
+        if oasis:
+            c_fake, c_mask = _c_view(fake, batch.mask, augment)
+            out["g_cond"] = losses.oasis_conductor_loss(C(c_fake), c_mask)
+        else:
+            out["g_cond"] = conductor_ce(C(fake), batch.mask, lc.cond_class_balanced)
         g_total = g_total + lc.lambda_cond * out["g_cond"]
     if model_cfg.model == "vspade":
         out["g_kl"] = kl if kl is not None else torch.zeros((), device=batch.image.device)
@@ -206,7 +236,14 @@ def feature_discriminator_objective(
 
 
 def conductor_objective(
-    C: nn.Module, batch: TrainBatch, fake: Tensor, loss_cfg: LossConfig, use_real: bool = True
+    C: nn.Module,
+    batch: TrainBatch,
+    fake: Tensor,
+    loss_cfg: LossConfig,
+    use_real: bool = True,
+    oasis: bool = False,
+    augment: AugmentDraw | None = None,
+    labelmix: Tensor | None = None,
 ) -> tuple[Tensor, Terms]:
     """The conductor's segmentation loss on the real batch and a generated one (unknown pixels ignored).
 
@@ -216,20 +253,63 @@ def conductor_objective(
         fake: Generated images for ``batch`` (detached here).
         loss_cfg: Loss weights (``lambda_cond``, ``cond_class_balanced``).
         use_real: Include L_c^real (``False`` for the ``no-real`` ablation).
+        oasis: ``C`` is the OASIS-style (K+1)-class conductor: ``c_real`` is the class-balanced CE of C(real)
+            against the classes, ``c_fake`` the CE of C(fake) against the fake class
+            (:func:`rsaug.gan.losses.oasis_conductor_loss`).
+        augment: With ``oasis`` only: the discriminator's DiffAugment draw, applied alike to the real image, the
+            fake and the mask before the conductor sees them (``None``: untransformed).
+        labelmix: With ``oasis`` and ``use_real`` only: OASIS's LabelMix coins, ``[B, K + 1]`` 0/1 per image and
+            label (:func:`labelmix_coins`; label ``K`` = unknown). The mixed image takes the real image's pixels
+            where the coin of the pixel's label (in the mask as the conductor sees it) is 1 and the fake's
+            elsewhere; ``c_labelmix`` (:func:`rsaug.gan.losses.labelmix_loss`) is added to ``c_total`` with
+            weight ``lambda_labelmix``. ``None``: no LabelMix.
 
     Returns:
-        ``(lambda_cond * c_total, terms)``: ``terms`` holds ``c_real`` (with ``use_real``), ``c_fake`` and
-        their unweighted sum ``c_total``.
+        ``(lambda_cond * c_total, terms)``: ``terms`` holds ``c_real`` (with ``use_real``), ``c_fake``, with
+        ``labelmix`` ``c_labelmix``, and ``c_total = c_real + c_fake (+ lambda_labelmix * c_labelmix)``.
+
+    Raises:
+        ValueError: For ``augment`` or ``labelmix`` without ``oasis``, or ``labelmix`` without ``use_real``.
     """
     lc = loss_cfg
     out: Terms = {}
     c_total = torch.zeros((), device=batch.image.device)
+    if oasis:
+        if labelmix is not None and not use_real:
+            raise ValueError("LabelMix mixes real and generated images; it needs use_real=True")
+        real_in, mask = _c_view(batch.image, batch.mask, augment)
+        fake_in, _ = _c_view(fake.detach(), batch.mask, augment)
+        real_logits = C(real_in) if use_real else None
+        if real_logits is not None:
+            out["c_real"] = losses.oasis_conductor_loss(real_logits, mask)
+            c_total = c_total + out["c_real"]
+        fake_logits = C(fake_in)
+        out["c_fake"] = losses.oasis_conductor_loss(fake_logits, mask, fake=True)
+        c_total = c_total + out["c_fake"]
+        if labelmix is not None and real_logits is not None:
+            k = labelmix.shape[1] - 1
+            known = (mask >= 0) & (mask < k)
+            mix = labelmix.gather(1, torch.where(known, mask, k).flatten(1)).view_as(mask).unsqueeze(1)
+            mix = mix.to(real_in.dtype)
+            mixed_logits = C(mix * real_in + (1 - mix) * fake_in)
+            out["c_labelmix"] = losses.labelmix_loss(mixed_logits, real_logits, fake_logits, mix, known)
+            c_total = c_total + lc.lambda_labelmix * out["c_labelmix"]
+        out["c_total"] = c_total
+        return lc.lambda_cond * out["c_total"], out
+    if augment is not None or labelmix is not None:
+        raise ValueError("the segmenter conductor sees untransformed, unmixed images; augment needs oasis=True")
     if use_real:
         out["c_real"] = conductor_ce(C(batch.image), batch.mask, lc.cond_class_balanced)
         c_total = c_total + out["c_real"]
     out["c_fake"] = conductor_ce(C(fake.detach()), batch.mask, lc.cond_class_balanced)
     out["c_total"] = c_total + out["c_fake"]
     return lc.lambda_cond * out["c_total"], out
+
+
+def labelmix_coins(batch: int, num_classes: int, generator: torch.Generator) -> Tensor:
+    """OASIS's LabelMix draw: a fair 0/1 coin per image and label (``K + 1`` labels, the unknown label ``K``
+    included), int64 ``[batch, K + 1]`` on the generator's device; 1 = take the real image's pixels."""
+    return torch.randint(0, 2, (batch, num_classes + 1), generator=generator, device=generator.device)
 
 
 __all__ = [
@@ -240,4 +320,5 @@ __all__ = [
     "discriminator_objective",
     "feature_discriminator_objective",
     "generator_objective",
+    "labelmix_coins",
 ]

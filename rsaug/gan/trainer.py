@@ -23,6 +23,15 @@ generator's loss, and after step 2 FD's heads take their own hinge step (Adam wi
 schedule, its own optimiser ``opt_FD``), on the same (augmented) pairs D sees. Its heads, mixing buffers and
 optimiser are checkpointed (``FD``, ``opt_FD``); its frozen VGG19 weights are not.
 
+With ``TrainConfig.conductor_objective = "oasis"`` (default ``segmenter``) the conductor is built with ``K + 1``
+outputs (the last one the class "generated") and steps 1 and 3 use the OASIS terms of
+:mod:`rsaug.gan.objectives` (with DiffAugment the conductor then sees D's draws too); the log keeps the columns
+``g_cond``, ``c_real``, ``c_fake``, ``c_total`` (their OASIS meaning) and adds ``val_pfake_real`` /
+``val_pfake_fake`` (share of known val pixels the conductor calls generated). Every ``val_c_*`` / ``val_acc_*``
+column reads the ``K`` real-class channels only (CE and argmax over them), in both modes. ``LossConfig.
+lambda_labelmix`` > 0 adds OASIS's LabelMix term to the conductor's update (``c_labelmix``; coins drawn from a
+CPU generator seeded by ``(seed, 9, step, rank)``).
+
 Adam with betas (0, 0.9) and learning rates 1e-4 (G), 4e-4 (D), 1e-4 (C), decayed linearly to zero over the
 second half of training. An exponential moving average of G (``G_ema``) is kept; its BatchNorm statistics are
 recomputed on training batches before every checkpoint and every sample grid (as OASIS does).
@@ -76,6 +85,7 @@ from rsaug.gan.feature_discriminator import build_feature_discriminator, check_f
 from rsaug.gan.log import CsvLog
 from rsaug.gan.losses import PerceptualLoss
 from rsaug.gan.models import build_models
+from rsaug.gan.networks.conductor import segmenter_state
 from rsaug.gan.networks.generator import to_model_labels
 from rsaug.gan.objectives import (
     TrainBatch,
@@ -84,6 +94,7 @@ from rsaug.gan.objectives import (
     discriminator_objective,
     feature_discriminator_objective,
     generator_objective,
+    labelmix_coins,
 )
 from rsaug.gan.preview import local_std, save_grid
 from rsaug.gan.training_state import (
@@ -243,6 +254,17 @@ class Trainer:
             raise InputError(
                 None, f"the diversity-sensitive loss needs a generator with noise; {self.model_cfg.model} has none"
             )
+        self.oasis = self.cfg.conductor_objective == "oasis"
+        if self.oasis and self.loss_cfg.lambda_cond <= 0:
+            raise InputError(
+                None,
+                f"{option('conductor_objective')} oasis needs {option('lambda_cond')} > 0 (it weights the conductor's "
+                "own update and its signal to the generator)",
+            )
+        if self.loss_cfg.lambda_labelmix > 0 and not self.oasis:
+            raise InputError(
+                None, f"{option('lambda_labelmix')} regularises the {option('conductor_objective')} oasis conductor"
+            )
         self.scheme = self.tiles.scheme
         self.K = self.scheme.num_classes
         # data (validates masks and split sizes before anything is written)
@@ -295,7 +317,10 @@ class Trainer:
             self.reporter.say("note: multi-process training uses unfused modulation (synchronised BatchNorm)")
         torch.manual_seed(self.cfg.seed)
         models = build_models(
-            self.model_cfg, discriminator=self.cfg.discriminator, conductor=self.cfg.conductor != "none"
+            self.model_cfg,
+            discriminator=self.cfg.discriminator,
+            conductor=self.cfg.conductor != "none",
+            conductor_fake_class=self.oasis,
         )
         self.G, self.D, self.C = models.G, models.D, models.C
         if sync_bn:
@@ -445,6 +470,8 @@ class Trainer:
             p = Path(str(src))
             # an rsaug checkpoint's conductor, or a plain state dict; read without executing anything
             sd: Any = load_state_dict_file(p, "C")
+            if isinstance(sd, dict):  # an OASIS conductor (K + 1 outputs) serves as a K-class segmenter
+                sd = segmenter_state(sd, self.K)
             try:
                 self.C.load_state_dict(sd)
             except Exception as exc:
@@ -504,9 +531,14 @@ class Trainer:
         if self.c_trainable:
             if self.cfg.conductor == "joint":
                 cols += ["c_real"]
-            cols += ["c_fake", "c_total"]
+            cols += ["c_fake"]
+            if self.loss_cfg.lambda_labelmix > 0:
+                cols += ["c_labelmix"]
+            cols += ["c_total"]
         if self.C is not None:
             cols += ["val_c_real", "val_acc_real", "val_c_fake", "val_acc_fake"]
+            if self.oasis:
+                cols += ["val_pfake_real", "val_pfake_fake"]
         cols += ["val_l1_ema", "val_texture_real", "val_texture_fake"]
         if self.model_cfg.has_noise and self.cfg.sample_fakes > 1:
             cols += ["val_sample_diff"]
@@ -562,6 +594,7 @@ class Trainer:
             augment=aug_g,
             feature_d=self.FDw,
             feature_d_weight=cfg.feature_d_weight,
+            oasis=self.oasis,
         )
         self._check(out, step)
         self.opt_Gw.zero_grad(set_to_none=True)
@@ -599,7 +632,16 @@ class Trainer:
             if single:
                 set_requires_grad(self.C, True)
             assert self.Cw is not None and self.opt_Cw is not None  # set up when c_trainable
-            c_loss, c = conductor_objective(self.Cw, batch, fake, self.loss_cfg, use_real=cfg.conductor == "joint")
+            c_loss, c = conductor_objective(
+                self.Cw,
+                batch,
+                fake,
+                self.loss_cfg,
+                use_real=cfg.conductor == "joint",
+                oasis=self.oasis,
+                augment=aug_d if self.oasis else None,
+                labelmix=self._labelmix_coins(step, fabric, B),
+            )
             self._check(c, step)
             self.opt_Cw.zero_grad(set_to_none=True)
             fabric.backward(c_loss)
@@ -620,6 +662,14 @@ class Trainer:
         gen = torch.Generator(device="cpu").manual_seed(seed_for(self.cfg.seed, 6, step, fabric.global_rank))
         b, _, h, w = batch.image.shape
         return self.diffaug.sample(b, h, w, gen, fabric.device), self.diffaug.sample(b, h, w, gen, fabric.device)
+
+    def _labelmix_coins(self, step: int, fabric: Any, batch: int) -> torch.Tensor | None:
+        """LabelMix coins of the conductor's update of ``step`` (``None`` when off), from a CPU generator seeded by
+        ``(seed, 9, step, rank)``."""
+        if self.loss_cfg.lambda_labelmix <= 0:
+            return None
+        gen = torch.Generator(device="cpu").manual_seed(seed_for(self.cfg.seed, 9, step, fabric.global_rank))
+        return labelmix_coins(batch, self.K, gen).to(fabric.device)
 
     def _noise(self, batch: int, gen: torch.Generator, device: torch.device) -> Any:
         noise = self.G.sample_noise(batch, generator=gen, device="cpu")
@@ -676,10 +726,14 @@ class Trainer:
             self.C.eval()
             known = mask != IGNORE
             for tag, x in (("real", image), ("fake", fake0)):
-                logits = self.C(x).float()
+                full = self.C(x).float()
+                logits = full[:, : self.K]  # the K real classes (drops the OASIS fake channel; else all of it)
                 vals[f"val_c_{tag}"] = float(conductor_ce(logits, mask))
                 acc = (logits.argmax(1) == mask)[known].float().mean() if known.any() else torch.tensor(0.0)
                 vals[f"val_acc_{tag}"] = float(acc)
+                if self.oasis:
+                    is_fake = (full.argmax(1) == self.K)[known].float().mean() if known.any() else torch.tensor(0.0)
+                    vals[f"val_pfake_{tag}"] = float(is_fake)
             self.C.train(was)
         path = None
         if fabric.global_rank == 0:
