@@ -20,8 +20,8 @@ from rsaug.io.sample import gid15_sample, sample_root
 
 from .common import BadInput, device_option, guarded, seed_option
 
-# Sized so the demo finishes in about 15 minutes on 2 quiet CPU cores (plus the one-off set-up); measured
-# 2026-11-21: see the README.
+# Sized so the demo finishes within 20 minutes on 2 CPU cores (plus the one-off set-up); measured 2026-12-02:
+# 19 min 42 s on a slow 2-core machine (U-Net step 0.43 s), 14 min on a faster one before the filter stage (README).
 DEMO_TILE_SIZE = 112
 DEMO_TRAIN_STEPS = 400
 DEMO_BENCH_SEEDS = 2
