@@ -70,7 +70,8 @@ def _named(values: tuple[str, ...], what: str) -> dict[str, str]:
     help="Training protocol: cpu-small (resnet18, 64-px crops, 500 steps; all arms x 3 seeds in about "
     "45 min on 2 CPU cores), cpu-converge (mobilenet_v2 U-Net, narrow decoder, 64-px crops, 800 steps, with "
     "validation and best-val selection; defaults to 5 seeds, arms real,real+synthetic,classic and "
-    "--real-fractions 0.25: 40 runs, about 3.7 h on 2 CPU cores; resumable) or paper (resnet34, 224-px crops, "
+    "--real-fractions 0.25: 40 runs of 3-4.5 min each on 2 CPU cores, depending on the machine; resumable) or "
+    "paper (resnet34, 224-px crops, "
     "10000 steps; for a GPU).",
 )
 @click.option(
