@@ -119,3 +119,22 @@ def test_a_diverged_run_is_a_one_line_error_with_exit_status_1(
         text.startswith("Error: non-finite loss g_adv = nan at step 1; training stopped (no checkpoint written yet)")
         and "\n" not in text
     ), text
+
+
+def test_cpu_long_preset(gid15_tileset: Path, tmp_path: Path) -> None:
+    """cpu-long: cpu-small's networks (and spatial noise for CSEBGAN) trained 6x longer with a slower EMA; the CLI
+    lists every preset of the registry and a cpu-long run starts (2 steps) with the preset's settings."""
+    from rsaug.cli.train import GAN_PRESETS
+    from rsaug.gan.config import PRESETS, preset_configs
+
+    assert list(PRESETS) == GAN_PRESETS
+    small, small_model = preset_configs("cpu-small")
+    long, long_model = preset_configs("cpu-long")
+    assert long_model == small_model and long_model["spatial_noise"] == 0.25
+    assert long.steps == 6 * small.steps and long.ema_decay > small.ema_decay and long.crop_size == small.crop_size
+    run = tmp_path / "run"
+    res = _run(gid15_tileset, "-o", run, "--preset", "cpu-long", "--steps", "2", "--quiet")
+    assert res.exit_code == 0, res.output
+    ck = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert ck["train_config"]["preset"] == "cpu-long" and ck["train_config"]["ema_decay"] == long.ema_decay
+    assert ck["model_config"]["ngf"] == small_model["ngf"] and ck["model_config"]["spatial_noise"] == 0.25
