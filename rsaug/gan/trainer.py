@@ -72,6 +72,7 @@ from rsaug.core.progress import SILENT, Reporter, reporter_or_silent
 from rsaug.core.runtime import select_device, stop_on_signals
 from rsaug.gan.augment import AugmentDraw, DiffAugment
 from rsaug.gan.checkpoint import (
+    CHECKPOINT_FORMAT,
     GENERATOR_KIND,
     checkpoint_state,
     find_checkpoint,
@@ -469,9 +470,22 @@ class Trainer:
         if src != "pretrain":
             p = Path(str(src))
             # an rsaug checkpoint's conductor, or a plain state dict; read without executing anything
-            sd: Any = load_state_dict_file(p, "C")
-            if isinstance(sd, dict):  # an OASIS conductor (K + 1 outputs) serves as a K-class segmenter
-                sd = segmenter_state(sd, self.K)
+            sd: Any = load_state_dict_file(p)
+            if isinstance(sd, dict) and sd.get("format") == CHECKPOINT_FORMAT:
+                stored = sd.get("train_config")
+                oasis = isinstance(stored, dict) and stored.get("conductor_objective") == "oasis"
+                sd = sd.get("C")
+                # an OASIS conductor (K + 1 outputs) serves as a K-class segmenter; the row is dropped only for a
+                # checkpoint that says so: K + 1 outputs of any other source are the classes of another scheme
+                if oasis and isinstance(sd, dict):
+                    head = sd.get("head.weight")
+                    if isinstance(head, torch.Tensor) and head.shape[0] != self.K + 1:
+                        raise InputError(
+                            p,
+                            f"conductor weights do not fit this model config: the OASIS conductor has "
+                            f"{head.shape[0] - 1} real classes, the tile set {self.K}",
+                        )
+                    sd = segmenter_state(sd, self.K)
             try:
                 self.C.load_state_dict(sd)
             except Exception as exc:

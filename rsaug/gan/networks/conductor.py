@@ -90,7 +90,9 @@ class Conductor(nn.Module):
 
 def segmenter_state(state: dict[str, Tensor], num_classes: int) -> dict[str, Tensor]:
     """A conductor state dict as a ``K``-class segmenter's: an OASIS conductor's head (``K + 1`` outputs) loses
-    its fake-class row; any other state is returned as it is.
+    its fake-class row; any other state is returned as it is. Only for a state known to be an OASIS conductor's
+    (the trainer asks the checkpoint's stored ``conductor_objective``): the head of a segmenter trained on a
+    scheme with one class more has the same shape.
 
     Args:
         state: A :class:`Conductor` state dict.
