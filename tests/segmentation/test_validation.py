@@ -176,7 +176,7 @@ def test_channels_last_and_fused_adamw_train_the_same_network(data: dict) -> Non
     w = dict(fast.model.named_parameters())
     first = next(p for p in w.values() if p.ndim == 4)
     assert first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
-    diffs = [float((p - w[n]).abs().max()) for n, p in base.model.named_parameters()]
+    diffs = [float((p - w[n]).detach().abs().max()) for n, p in base.model.named_parameters()]
     tiles = np.stack(data["val"].images[:2])
     agree = (fast.predict(tiles) == base.predict(tiles)).mean()
     # Adam moves every weight by about lr per step whatever the gradient's size, so rounding differences in tiny
