@@ -567,25 +567,28 @@ _CPU_SMALL_MODEL: dict[str, Any] = {
     "cond_depth": 3,
 }
 
+#: Training options of ``cpu-small`` (``cpu-long`` changes its length and EMA).
+_CPU_SMALL_TRAIN: dict[str, Any] = {
+    "crop_size": 64,
+    "batch_size": 4,
+    "steps": 800,
+    "epochs": None,
+    "ema_decay": 0.995,
+    # 256 crops: with 2 batches (8 crops) the EMA generator's BatchNorm statistics were a random draw that shifted
+    # every generated tile's brightness by up to +24 DN (docs/results/gid15-radiometry/)
+    "ema_bn_batches": 64,
+    "checkpoint_every": 100,
+    "sample_every": 100,
+    "keep_checkpoints": 2,
+    "conductor_pretrain_steps": 100,
+}
+
 
 PRESETS: dict[str, Preset] = {
     # Visibly learns in about 20 minutes on 2 CPU cores (see docs/training.md for what it reaches).
     "cpu-small": Preset(
         model=dict(_CPU_SMALL_MODEL),
-        train={
-            "crop_size": 64,
-            "batch_size": 4,
-            "steps": 800,
-            "epochs": None,
-            "ema_decay": 0.995,
-            # 256 crops: with 2 batches (8 crops) the EMA generator's BatchNorm statistics were a random draw
-            # that shifted every generated tile's brightness by up to +24 DN (docs/results/gid15-radiometry/)
-            "ema_bn_batches": 64,
-            "checkpoint_every": 100,
-            "sample_every": 100,
-            "keep_checkpoints": 2,
-            "conductor_pretrain_steps": 100,
-        },
+        train=dict(_CPU_SMALL_TRAIN),
         # per-pixel noise: LPIPS diversity 0.050 -> 0.181, segmentation fidelity 24.3 -> 30.5 mIoU, band means
         # within 2.5 DN (was 13-15 DN dark) on the GID-15 val split (docs/results/gid15-generators-val/)
         csebgan={"spatial_noise": 0.25},
@@ -595,18 +598,7 @@ PRESETS: dict[str, Preset] = {
     # issue 11. Its quality is not measured yet (bench/bench_gan_quality.py measures quality per CPU-minute).
     "cpu-long": Preset(
         model=dict(_CPU_SMALL_MODEL),
-        train={
-            "crop_size": 64,
-            "batch_size": 4,
-            "steps": 4800,
-            "epochs": None,
-            "ema_decay": 0.999,
-            "ema_bn_batches": 64,
-            "checkpoint_every": 200,
-            "sample_every": 400,
-            "keep_checkpoints": 2,
-            "conductor_pretrain_steps": 100,
-        },
+        train={**_CPU_SMALL_TRAIN, "steps": 4800, "ema_decay": 0.999, "checkpoint_every": 200, "sample_every": 400},
         csebgan={"spatial_noise": 0.25},
     ),
     # The paper: 256 px, paper widths, 200 epochs with linear decay over the last 100.
