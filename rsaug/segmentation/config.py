@@ -172,7 +172,7 @@ def preset(name: str) -> SegmenterConfig:
       best-val weights returned; channels-last tensors and the fused AdamW kernel (0.43 -> 0.30 s per step and
       9 -> 5 s per validation, measured on a 2-core AMD EPYC). Meant for the standard acceptance benchmark
       (4 arms x 2 training-set sizes x 5 seeds = 40 runs). Run time depends on the machine: 245-250 s per run
-      without the speed options on one 2-core machine (165 minutes for 40 runs), about 265 s per run with them
+      without the speed options on one 2-core machine (165 minutes for 40 runs), 269-314 s per run with them
       on a slower one; see docs/benchmark.md. Not converged in 800 steps by :func:`converged`.
     * ``paper``: a resnet34 U-Net on 224-px crops (whole GID-15 tiles), batch 16, 10000 steps, lr 1e-3,
       warm-up + cosine; meant for a GPU. The paper does not publish its U-Net schedule: this is our choice.
