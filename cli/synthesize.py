@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -274,41 +275,43 @@ def command(
         raise InputError(None, "give only one of --double-rare-classes, --vary-class and --hard-classes-from")
     if not dry_run and (checkpoint is None or out is None):
         raise InputError(None, "--checkpoint and -o OUT are required (except with --dry-run)")
-    mode = "rare" if double_rare_classes else ("vary" if vary_class else ("hard" if hard_from else "plain"))
-    ts = TileSet.open(tiles)
-    class_iou = None
-    if hard_from is not None:
-        class_iou = class_iou_from(hard_from, ts, split="val", device=device, reporter=reporter(quiet))
-    cfg = PlanConfig(
-        mode=mode,
-        factor=factor,
-        rare_share=rare_share,
-        samples_per_mask=samples_per_mask,
-        max_samples_per_mask=max_samples_per_mask,
-        split=split,
-        seed=seed,
-        allow_absent=allow_absent,
-        vary_class=vary_class,
-        tile_ids=list(tile_ids) or None,
-        class_iou=None if class_iou is None else class_iou.iou,
-        hardness_source=None if class_iou is None else f"{class_iou.kind} {class_iou.source}",
-    )
-    plan = plan_synthesis(ts, cfg)
-    gen = None
-    if checkpoint is not None:
-        gen = load_generator(checkpoint, device=device, expect_sha256=expect_sha256)
-        check_compatible(gen, ts, checkpoint)
-    if not quiet:
-        click.echo(plan.format_table())
-    if plan_json is not None:
-        save_plan(plan, plan_json)
-    if dry_run:
-        if align_per_class and align_radiometry == "none":
-            raise InputError(None, "--align-per-class needs --align-radiometry mean-std or histogram")
-        return
-    assert gen is not None and out is not None
-    alignment = alignment_or_none(ts, align_radiometry, align_per_class, reporter=reporter(quiet))
-    with output_lock(out, "synthesis run"):  # (whole-scene mode writes one file atomically: no lock)
+    if dry_run and align_per_class and align_radiometry == "none":
+        raise InputError(None, "--align-per-class needs --align-radiometry mean-std or histogram")
+    # The writer lock is taken before planning and loading the generator, so a second writer is refused at once
+    # (whole-scene mode above writes one file atomically and needs no lock; a dry run writes no tile set).
+    with contextlib.nullcontext() if dry_run or out is None else output_lock(out, "synthesis run"):
+        mode = "rare" if double_rare_classes else ("vary" if vary_class else ("hard" if hard_from else "plain"))
+        ts = TileSet.open(tiles)
+        class_iou = None
+        if hard_from is not None:
+            class_iou = class_iou_from(hard_from, ts, split="val", device=device, reporter=reporter(quiet))
+        cfg = PlanConfig(
+            mode=mode,
+            factor=factor,
+            rare_share=rare_share,
+            samples_per_mask=samples_per_mask,
+            max_samples_per_mask=max_samples_per_mask,
+            split=split,
+            seed=seed,
+            allow_absent=allow_absent,
+            vary_class=vary_class,
+            tile_ids=list(tile_ids) or None,
+            class_iou=None if class_iou is None else class_iou.iou,
+            hardness_source=None if class_iou is None else f"{class_iou.kind} {class_iou.source}",
+        )
+        plan = plan_synthesis(ts, cfg)
+        gen = None
+        if checkpoint is not None:
+            gen = load_generator(checkpoint, device=device, expect_sha256=expect_sha256)
+            check_compatible(gen, ts, checkpoint)
+        if not quiet:
+            click.echo(plan.format_table())
+        if plan_json is not None:
+            save_plan(plan, plan_json)
+        if dry_run:
+            return
+        assert gen is not None and out is not None
+        alignment = alignment_or_none(ts, align_radiometry, align_per_class, reporter=reporter(quiet))
         res = synthesize_tileset(
             ts,
             gen,
@@ -322,17 +325,19 @@ def command(
             alignment=alignment,
             reporter=reporter(quiet),
         )
-    if not quiet:
-        click.echo(
-            f"Synthetic tile set written to {res.out}: {plan.total_samples} tiles from {len(plan.tiles)} "
-            f"masks ({res.generated} generated, {res.resumed} kept from an earlier run) in "
-            f"{res.seconds:.1f} s ({res.tiles_per_second:.2f} tiles/s; generator "
-            f"{res.generator_seconds:.1f} s) on {gen.device}"
-        )
-        click.echo(f"  checkpoint sha256 {gen.checkpoint_sha256[:16]}..., seed {seed}; plan in {res.out / 'plan.json'}")
-        if alignment is not None:
+        if not quiet:
             click.echo(
-                f"  images aligned to the real train split ({align_radiometry}"
-                + (", per class" if align_per_class else "")
-                + f"); statistics in {res.out / 'radiometry.json'}"
+                f"Synthetic tile set written to {res.out}: {plan.total_samples} tiles from {len(plan.tiles)} "
+                f"masks ({res.generated} generated, {res.resumed} kept from an earlier run) in "
+                f"{res.seconds:.1f} s ({res.tiles_per_second:.2f} tiles/s; generator "
+                f"{res.generator_seconds:.1f} s) on {gen.device}"
             )
+            click.echo(
+                f"  checkpoint sha256 {gen.checkpoint_sha256[:16]}..., seed {seed}; plan in {res.out / 'plan.json'}"
+            )
+            if alignment is not None:
+                click.echo(
+                    f"  images aligned to the real train split ({align_radiometry}"
+                    + (", per class" if align_per_class else "")
+                    + f"); statistics in {res.out / 'radiometry.json'}"
+                )

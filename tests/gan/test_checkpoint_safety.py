@@ -174,10 +174,17 @@ def test_expect_sha256_refuses_another_generator(tiny_checkpoint: Path, gid15_ti
 
 
 def test_synthesize_refuses_an_output_another_process_writes(
-    tiny_checkpoint: Path, gid15_tileset: Path, tmp_path: Path
+    tiny_checkpoint: Path, gid15_tileset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second writer of a synthesis directory: exit 2, one line naming the directory and the holder's pid."""
+    """A second writer of a synthesis directory: exit 2, one line naming the directory and the holder's pid,
+    refused before the generator is loaded (the lock comes first)."""
+    import rsaug.cli.synthesize as synth_cli
     from tests.core.test_locks import HOLDER, LOCK_FILE, _python
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the generator was loaded although the output is locked")
+
+    monkeypatch.setattr(synth_cli, "load_generator", no_loading)
 
     out = tmp_path / "syn"
     proc = subprocess.Popen(_python(HOLDER, "synthesis run", out), stdout=subprocess.PIPE, text=True)
