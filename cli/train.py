@@ -95,6 +95,13 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
     help="Weight of the diversity-sensitive loss (Yang et al. 2019); 0 = off.",
 )
 @click.option("--ds-tau", type=float, default=1.0, help="Clamp tau of the diversity-sensitive ratio.")
+@click.option(
+    "--lambda-moments",
+    type=float,
+    default=0.0,
+    help="Weight of the radiometric moment loss: per class (and for unknown areas) and band, the mean and std "
+    "of the generated pixels pooled over the batch are pulled onto the real ones'; 0 = off (the paper).",
+)
 @click.option("--no-conductor", is_flag=True, help="Ablation: no conductor (no L_c term, no conductor weights).")
 @click.option(
     "--frozen-conductor",
@@ -211,6 +218,7 @@ def command(
     feature_d_weight: float,
     conductor_objective: str,
     lambda_labelmix: float,
+    lambda_moments: float,
     ngf: int | None,
     ndf: int | None,
     resume: bool,
@@ -295,7 +303,9 @@ def command(
         ).items()
         if v is not None
     }
-    loss_cfg = LossConfig(**losses, lambda_ds=ds_loss, ds_tau=ds_tau, lambda_labelmix=lambda_labelmix)
+    loss_cfg = LossConfig(
+        **losses, lambda_moments=lambda_moments, lambda_ds=ds_loss, ds_tau=ds_tau, lambda_labelmix=lambda_labelmix
+    )
     with output_lock(run_dir, "training run", distributed=True):  # rank 0 holds it for every rank
         trainer = Trainer(tiles, run_dir, cfg, model_cfg, loss_cfg, resume=resume, reporter=reporter(quiet))
         result = trainer.fit()  # a diverged run (TrainingDiverged) is a one-line error with exit status 1

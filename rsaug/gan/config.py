@@ -251,6 +251,9 @@ class LossConfig:
             with ``TrainConfig.conductor_objective="oasis"`` the OASIS terms, which then must be weighted > 0).
         cond_class_balanced: Weight the conductor CE per batch by ``numel / (n_present * count_c)`` (OASIS).
             The ``oasis`` conductor objective always weights its class terms so; this flag is for ``segmenter``.
+        lambda_moments: Per-label, per-band moment matching of fake and real pixels over the batch
+            (:func:`rsaug.gan.losses.class_moment_loss`; 0 = off, the paper's training): anchors every class's
+            brightness and contrast, and the unknown areas', to the real tiles'.
         lambda_ds: Diversity-sensitive loss of Yang et al. 2019 (0 = off).
         ds_tau: Clamp tau of the diversity-sensitive ratio.
         lambda_labelmix: OASIS's LabelMix consistency regulariser of the ``oasis`` conductor (0 = off, the
@@ -265,6 +268,7 @@ class LossConfig:
     lambda_kl: float = 0.05
     lambda_cond: float = 1.0
     cond_class_balanced: bool = False
+    lambda_moments: float = 0.0
     lambda_ds: float = 0.0
     ds_tau: float = 1.0
     lambda_labelmix: float = 0.0

@@ -8,6 +8,8 @@
   VGG19's 0-255 features on torchvision's scale so SPADE's weight 10 keeps its meaning).
 * :func:`rsaug.gan.networks.generator.kl_divergence` - VSPADE KL (re-exported here).
 * :func:`diversity_sensitive_loss` - Yang et al. 2019: ``-min(|G(x,z1) - G(x,z2)| / |z1 - z2|, tau)``.
+* :func:`class_moment_loss` - L1 between per-label, per-band mean and standard deviation of fake and real
+  pixels, pooled over the batch (radiometric anchoring; unknown areas are a label of their own).
 * :func:`conductor_loss` - pixel-wise CE of the conductor, unknown pixels ignored.
 * :func:`oasis_conductor_loss` - the (K+1)-class CE of the OASIS-style conductor (real class or "fake").
 * :func:`labelmix_loss` - OASIS's LabelMix consistency of that conductor's logits.
@@ -110,6 +112,46 @@ def diversity_sensitive_loss(
     z_d = (noise1 - noise2).abs().reshape(b, -1).mean(1)
     ratio = img_d / (z_d + eps)
     return -torch.clamp(ratio, max=tau).mean()
+
+
+def class_moment_loss(fake: Tensor, real: Tensor, onehot: Tensor, eps: float = 1e-6) -> Tensor:
+    """Radiometric moment matching per label and band, pooled over the batch (to minimise).
+
+    For every label ``g`` present in the batch (the K classes and the unknown label) and every band ``b``, the
+    mean and the standard deviation of all fake pixels labelled ``g`` are compared with those of the real pixels
+    of the same label map (in paired synthesis the fake is generated from the real image's mask, so both sets
+    hold the same pixels' positions). The loss is the mean over present ``(g, b)`` of
+    ``|mean_fake - mean_real| + |std_fake - std_real|``. The statistics are pooled over the whole batch, so one
+    image may be darker and another brighter than its real counterpart (the semantic embeddings' diversity)
+    as long as the label's distribution keeps the real first and second moments: the term anchors brightness and
+    contrast per class without pulling each sample onto its paired real image.
+
+    Args:
+        fake: Generated images ``[B, C, H, W]`` (model range).
+        real: Real images ``[B, C, H, W]`` of the same label maps.
+        onehot: One-hot label map ``[B, G, H, W]`` (float; every pixel in exactly one group).
+
+    Returns:
+        A scalar (float32; 0 when no label is present).
+    """
+    w = onehot.float()
+    count = w.sum(dim=(0, 2, 3))  # (G,)
+    present = count > 0
+    if not bool(present.any()):
+        return fake.new_zeros((), dtype=torch.float32)
+    denom = count.clamp_min(1.0)[:, None]
+
+    def moments(x: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.float()
+        mean = torch.einsum("bghw,bchw->gc", w, x) / denom
+        sq = torch.einsum("bghw,bchw->gc", w, x * x) / denom
+        return mean, (sq - mean * mean).clamp_min(0.0).add(eps).sqrt()
+
+    mf, sf = moments(fake)
+    with torch.no_grad():
+        mr, sr = moments(real)
+    err = (mf - mr).abs() + (sf - sr).abs()  # (G, C)
+    return err[present].mean()
 
 
 def conductor_loss(logits: Tensor, labels: Tensor, class_balanced: bool = False) -> Tensor:

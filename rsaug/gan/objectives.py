@@ -7,8 +7,9 @@ the moving average are the trainer's (:meth:`rsaug.gan.trainer.Trainer._step`). 
 Fabric wrappers or plain modules.
 
 * :func:`generator_objective`: ``lambda_gan`` * hinge(D(fake)) + ``lambda_fm`` * feature matching +
-  ``lambda_vgg`` * VGG perceptual + ``lambda_cond`` * L_c^fake + ``lambda_kl`` * KL (VSPADE) + ``lambda_ds`` *
-  diversity-sensitive loss; each term only when its network / weight is present.
+  ``lambda_vgg`` * VGG perceptual + ``lambda_moments`` * per-class band moments + ``lambda_cond`` * L_c^fake +
+  ``lambda_kl`` * KL (VSPADE) + ``lambda_ds`` * diversity-sensitive loss; each term only when its network /
+  weight is present.
 * :func:`discriminator_objective`: hinge loss on the real image and the (detached) fake.
 * :func:`conductor_objective`: ``L_c^real + L_c^fake`` on the real image and the detached fake (``L_c^real``
   dropped for the ``no-real`` ablation), back-propagated with weight ``lambda_cond``.
@@ -149,7 +150,7 @@ def generator_objective(
             transformed by ``augment``. ``False``: the conductor's CE on the untransformed fake.
 
     Returns:
-        ``(g_total, terms, fake)``: ``terms`` holds ``g_adv``, ``g_fm``, ``g_fd``, ``g_vgg``, ``g_cond``,
+        ``(g_total, terms, fake)``: ``terms`` holds ``g_adv``, ``g_fm``, ``g_fd``, ``g_vgg``, ``g_moments``, ``g_cond``,
         ``g_kl``, ``g_ds`` (those that apply, unweighted) and ``g_total`` (the weighted sum); ``fake`` is the
         generated batch (still attached to the graph, never augmented).
     """
@@ -174,6 +175,9 @@ def generator_objective(
     if vgg is not None:
         out["g_vgg"] = vgg(fake.float(), batch.image)
         g_total = g_total + lc.lambda_vgg * out["g_vgg"]
+    if lc.lambda_moments > 0:
+        out["g_moments"] = losses.class_moment_loss(fake, batch.image, batch.onehot)
+        g_total = g_total + lc.lambda_moments * out["g_moments"]
     if C is not None:
         if oasis:
             c_fake, c_mask = _c_view(fake, batch.mask, augment)

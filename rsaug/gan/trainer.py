@@ -531,6 +531,8 @@ class Trainer:
             g += ["g_fd"]
         if self.vgg is not None:
             g += ["g_vgg"]
+        if self.loss_cfg.lambda_moments > 0:
+            g += ["g_moments"]
         if self.C is not None:
             g += ["g_cond"]
         if self.model_cfg.model == "vspade":
