@@ -80,7 +80,7 @@ def test_moment_loss_pools_over_the_batch_instead_of_pulling_each_sample_onto_it
 
 def _class_band_errors_dn(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """Largest |mean error| (DN) and largest |std error| (%) over labels with >= 20 px and bands, by numpy."""
-    to_dn = lambda x: (x.detach().double().numpy() + 1) * 127.5  # noqa: E731
+    to_dn = lambda x: (x.detach().double().numpy() + 1) * 127.5
     mf, mr = _hand_moments(to_dn(fake), labels.numpy(), K + 1), _hand_moments(to_dn(real), labels.numpy(), K + 1)
     big = [g for g in mr if int((labels == g).sum()) >= 20]
     mean_err = max(float(np.abs(mf[g][0] - mr[g][0]).max()) for g in big)
