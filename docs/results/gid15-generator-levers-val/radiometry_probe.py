@@ -17,7 +17,6 @@ import sys
 import numpy as np
 import torch
 
-from rsaug.core.classes import IGNORE  # noqa: F401  (internal mask convention: 255 = unknown)
 from rsaug.gan.inference import load_generator
 from rsaug.io.tileset import TileSet
 
