@@ -79,6 +79,16 @@ device_option = click.option(
     help="'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
 )
 
+scheduler_option = click.option(
+    "--scheduler",
+    default=None,
+    show_default="this machine's own pool",
+    metavar="ADDRESS|local:N",
+    help="Run the work units on a Dask cluster: a scheduler address (tcp://host:8786; the workers must see the "
+    "input and output paths at the same paths) or local:N for a local cluster of N worker processes. The result "
+    "is the same as without it; --resume continues after the client or a worker died.",
+)
+
 
 def reporter(quiet: bool) -> Reporter:
     """The library :class:`~rsaug.core.progress.Reporter` of a command: bars and messages unless ``--quiet``."""

@@ -16,7 +16,7 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("tile", "train", "synthesize", "filter", "evaluate", "benchmark", "demo", "convert", "export"):
+    for name in ("tile", "train", "synthesize", "filter", "evaluate", "benchmark", "demo", "convert", "export", "stac"):
         try:
             mod = importlib.import_module(f"rsaug.cli.{name}")
         except ModuleNotFoundError as exc:  # subcommand not written yet

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 import rasterio
 
-from rsaug.cli.common import device_option, guarded, quiet_option, reporter, seed_option
+from rsaug.cli.common import device_option, guarded, quiet_option, reporter, scheduler_option, seed_option
+from rsaug.cli.stac import check_catalog, stac_option, write_catalog, write_scene_catalog
+from rsaug.core.cluster import parse_scheduler
 from rsaug.core.errors import InputError
 from rsaug.core.locks import output_lock
 from rsaug.gan.inference import load_generator
@@ -181,7 +183,16 @@ from rsaug.synthesis import (
     show_default=True,
     help="Whole-scene mode: the mask holds the scheme's raw values, or rsaug's internal values (0..K-1, 255 unknown).",
 )
+@click.option(
+    "--cog",
+    is_flag=True,
+    default=False,
+    help="Whole-scene mode: write a cloud-optimized GeoTIFF (deflate, 256-px internal tiles, 512 px for scenes of "
+    "2048 px and more, overviews). The mask must be georeferenced (have a CRS).",
+)
+@stac_option
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an earlier rsaug output at OUT.")
+@scheduler_option
 @click.option(
     "--resume",
     is_flag=True,
@@ -217,7 +228,10 @@ def command(
     window: int | None,
     overlap: int | None,
     mask_values: str,
+    cog: bool,
+    stac: Path | None,
     overwrite: bool,
+    scheduler: str | None,
     resume: bool,
     seed: int,
     device: str,
@@ -233,6 +247,8 @@ def command(
     rsaug synthesize -c RUN TILES -o SYN --hard-classes-from EVAL/segmenter.pt   # hardness-aware sampling
     rsaug synthesize -c RUN TILES -o SYN --align-radiometry histogram --align-per-class
     rsaug synthesize -c RUN --scene-mask MASK.tif -o SCENE.tif   # one seamless synthetic scene
+    rsaug synthesize -c RUN --scene-mask MASK.tif -o SCENE.tif --cog --stac SCENE_STAC   # as a COG + STAC
+    rsaug synthesize -c RUN TILES -o SYN --stac SYN/stac         # and a STAC catalog of the synthetic set
 
     The output tile set has the same format as `rsaug tile` output (images/, masks/, index.gpkg, tileset.json
     with synthetic=true); every tile keeps its source tile's CRS and transform and records its provenance.
@@ -243,11 +259,20 @@ def command(
         raise InputError(None, "--expect-sha256 needs --checkpoint")
     if batch_size < 1 or writers < 1:
         raise InputError(None, "--batch-size and --writers must be at least 1")
+    spec = parse_scheduler(scheduler) if scheduler is not None else None
+    if cog and scene_mask is None:
+        raise InputError(None, "--cog applies to whole-scene mode (--scene-mask)")
+    if stac is not None and dry_run:
+        raise InputError(stac, "--stac needs a run that writes tiles (not --dry-run)")
     if scene_mask is not None:
+        if spec is not None:
+            raise InputError(scene_mask, "--scheduler distributes tile sets; a whole scene is synthesized here")
         if tiles is not None:
             raise InputError(tiles, "give either TILES or --scene-mask, not both")
         if checkpoint is None or out is None:
             raise InputError(None, "--scene-mask needs --checkpoint and -o OUT.tif")
+        if stac is not None:
+            check_catalog(stac, None, overwrite=overwrite)
         gen = load_generator(checkpoint, device=device, expect_sha256=expect_sha256)
         path = synthesize_scene(
             scene_mask,
@@ -260,14 +285,18 @@ def command(
             mask_values=mask_values,
             batch_size=batch_size,
             overwrite=overwrite,
+            cog=cog,
             reporter=reporter(quiet),
         )
+        catalog = None if stac is None else write_scene_catalog(path, stac, gen.scheme, overwrite=overwrite)
         if not quiet:
             with rasterio.open(path) as dst:
                 click.echo(
                     f"Synthetic scene written to {path}: {dst.width} x {dst.height} px, {dst.count} bands "
-                    f"{dst.dtypes[0]}, CRS {dst.crs}"
+                    f"{dst.dtypes[0]}, CRS {dst.crs}" + (" (cloud-optimized)" if cog else "")
                 )
+            if catalog is not None:
+                click.echo(f"STAC collection written to {catalog}")
         return
     if tiles is None:
         raise InputError(None, "give TILES (a tile set from `rsaug tile`) or --scene-mask")
@@ -277,6 +306,8 @@ def command(
         raise InputError(None, "--checkpoint and -o OUT are required (except with --dry-run)")
     if dry_run and align_per_class and align_radiometry == "none":
         raise InputError(None, "--align-per-class needs --align-radiometry mean-std or histogram")
+    if stac is not None and out is not None:
+        check_catalog(stac, out, overwrite=overwrite or resume)
     # The writer lock is taken before planning and loading the generator, so a second writer is refused at once
     # (whole-scene mode above writes one file atomically and needs no lock; a dry run writes no tile set).
     with contextlib.nullcontext() if dry_run or out is None else output_lock(out, "synthesis run"):
@@ -324,7 +355,10 @@ def command(
             resume=resume,
             alignment=alignment,
             reporter=reporter(quiet),
+            scheduler=spec,
+            worker_device=device,
         )
+        catalog = None if stac is None else write_catalog(res.out, stac, overwrite=overwrite or resume, quiet=quiet)
         if not quiet:
             click.echo(
                 f"Synthetic tile set written to {res.out}: {plan.total_samples} tiles from {len(plan.tiles)} "
@@ -341,3 +375,5 @@ def command(
                     + (", per class" if align_per_class else "")
                     + f"); statistics in {res.out / 'radiometry.json'}"
                 )
+            if catalog is not None:
+                click.echo(f"  STAC collection in {catalog}")

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from rsaug.cli.common import guarded, quiet_option, reporter, seed_option
+from rsaug.cli.common import guarded, quiet_option, reporter, scheduler_option, seed_option
+from rsaug.cli.stac import check_catalog, stac_option, write_catalog
 from rsaug.core.errors import InputError
 from rsaug.core.files import write_json
 from rsaug.core.locks import output_lock
@@ -163,6 +164,7 @@ def _format_summary(s: dict[str, Any]) -> str:
     "(never the pixels) can differ between runs; use 4 or more for byte-reproducible files.",
 )
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@scheduler_option
 @click.option(
     "--max-pixels",
     type=int,
@@ -187,6 +189,7 @@ def _format_summary(s: dict[str, Any]) -> str:
     default=None,
     help="Also write the run summary as JSON to this path.",
 )
+@stac_option
 @quiet_option
 @guarded
 def command(
@@ -213,11 +216,13 @@ def command(
     compress: str,
     compress_level: int,
     workers: int,
+    scheduler: str | None,
     max_pixels: int,
     max_tiles: int,
     overwrite: bool,
     resume: bool,
     summary_json: Path | None,
+    stac: Path | None,
     quiet: bool,
 ) -> None:
     """Cut SCENE and MASK into a tile set in OUT (GeoTIFF tiles, index.gpkg, tileset.json).
@@ -242,6 +247,8 @@ def command(
         raise InputError(None, f"--workers must be >= 1, got {workers}")
     if overwrite and resume:
         raise InputError(out, "give either --overwrite or --resume, not both")
+    if stac is not None:
+        check_catalog(stac, out, overwrite=overwrite or resume)
     opts = TileOptions(
         tile_size=tile_size,
         stride=stride,
@@ -266,12 +273,14 @@ def command(
             out,
             opts,
             workers=workers,
+            scheduler=scheduler,
             overwrite=overwrite,
             resume=resume,
             reporter=reporter(quiet),
             max_pixels=max_pixels,
             max_tiles=max_tiles,
         )
+        catalog = None if stac is None else write_catalog(out, stac, overwrite=overwrite or resume, quiet=quiet)
     if not quiet:
         seen = set()
         for w in caught:
@@ -284,3 +293,5 @@ def command(
         write_json(summary_json, summary)
     if not quiet:
         click.echo(_format_summary(summary))
+        if catalog is not None:
+            click.echo(f"STAC collection written to {catalog}")

@@ -18,7 +18,7 @@ GEOREF_PAIR = SHARED / "georef_pair"
 LOVEDA = SHARED / "loveda"
 LPIPS_REF = SHARED / "lpips_reference"
 
-pytest_plugins = ["tests.fixtures_tiles", "tests.fixtures_train"]
+pytest_plugins = ["tests.fixtures_tiles", "tests.fixtures_train", "tests.fixtures_dask"]
 
 warnings.filterwarnings("ignore", message=".*Dataset has no geotransform.*")
 

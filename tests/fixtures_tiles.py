@@ -102,3 +102,24 @@ def assert_same_tile_file(
         assert x.colorinterp == y.colorinterp, (a, b)
         if x.colorinterp[0].name == "palette":
             assert x.colormap(1) == y.colormap(1), (a, b)
+
+
+def assert_same_tileset(a: Path, b: Path) -> None:
+    """Two tile sets are the same: the same files, every tile the same (:func:`assert_same_tile_file`), the
+    same index rows and footprints, and byte-identical JSON files (GeoPackages carry a timestamp and are compared
+    as tables; lock files are not part of a tile set)."""
+    from rsaug.io.tileset import TileSet
+
+    def files(root: Path) -> list[Path]:
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != ".rsaug.lock")
+
+    assert files(a) == files(b)
+    for rel in files(a):
+        if rel.suffix == ".tif":
+            assert_same_tile_file(a / rel, b / rel)
+        elif rel.name != "index.gpkg":
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    ta, tb = TileSet.open(a), TileSet.open(b)
+    assert ta.index.drop(columns="geometry").equals(tb.index.drop(columns="geometry"))
+    assert ta.index.geometry.geom_equals_exact(tb.index.geometry, tolerance=0).all()
+    assert ta.index.crs == tb.index.crs and ta.description == tb.description

@@ -4,8 +4,10 @@ the bundled sample data.
 Modules: :mod:`~rsaug.io.rasters` (opening scenes and raster/colour/vector masks on a scene grid),
 :mod:`~rsaug.io.tileset` (the on-disk tile-set format: :class:`TileSet` and the writers every producer uses),
 :mod:`~rsaug.io.geotiff` (the fast GeoTIFF tile writer behind :func:`write_tile`),
-:mod:`~rsaug.io.normalization` (the per-band value range fitted on training tiles) and :mod:`~rsaug.io.sample`.
-This package re-exports the entry points; helpers stay in their modules.
+:mod:`~rsaug.io.normalization` (the per-band value range fitted on training tiles), :mod:`~rsaug.io.sample` and
+:mod:`~rsaug.io.stac` (STAC catalogs of tile sets and scenes: :func:`~rsaug.io.stac.write_stac_collection`).
+This package re-exports the entry points (except :mod:`~rsaug.io.stac`'s, imported from that module, so that
+command-line start-up does not load pystac); helpers stay in their modules.
 
 May import: :mod:`rsaug.core`.
 """

@@ -2,11 +2,15 @@
 
 :func:`synthesize_scene` covers the mask with overlapping windows (:func:`window_starts`), generates every
 window with the same class noise, and blends them with cosine feathering weights (:func:`feather_weights`).
+With ``cog=True`` the scene is written as a cloud-optimized GeoTIFF (:func:`write_cog`, rio-cogeo).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from rsaug.core.errors import InputError, option
-from rsaug.core.files import atomic_path, write_json
+from rsaug.core.files import TMP_PREFIX, atomic_path, write_json
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.core.runtime import quiet
 from rsaug.gan.inference import Generator
@@ -38,6 +42,7 @@ class SceneConfig:
         mask_values: ``scheme`` (raw values of the checkpoint's class scheme, like ``rsaug tile`` input) or
             ``internal`` (0..K-1, 255 = unknown, like rsaug's mask tiles).
         batch_size: Windows per forward pass.
+        cog: The output is a cloud-optimized GeoTIFF (:func:`write_cog`).
     """
 
     mask: str
@@ -48,6 +53,43 @@ class SceneConfig:
     seed: int = 0
     mask_values: str = "scheme"
     batch_size: int = 4
+    cog: bool = False
+
+
+COG_BLOCK_LARGE = 2048
+"""Scenes whose shorter side has at least this many pixels get 512-px COG blocks; smaller ones 256-px blocks."""
+
+
+def cog_blocksize(width: int, height: int) -> int:
+    """Internal tile size of a COG scene: 512 px for large scenes (:data:`COG_BLOCK_LARGE`), else 256 px."""
+    return 512 if min(width, height) >= COG_BLOCK_LARGE else 256
+
+
+def write_cog(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy a GeoTIFF to a cloud-optimized GeoTIFF with rio-cogeo: deflate with the predictor, internal tiles of
+    :func:`cog_blocksize`, overviews (average resampling) down to about one block, the dataset tags kept.
+
+    Pixels are copied exactly (nearest resampling on the same grid; a source with an alpha band or a mask would
+    be masked, so write ``src`` without them). ``dst`` is written in place: pass a temporary name
+    (:func:`rsaug.core.files.atomic_path`).
+    """
+    from rio_cogeo.cogeo import cog_translate  # heavy (morecantile, pydantic); only for --cog
+    from rio_cogeo.profiles import cog_profiles
+
+    with quiet(NotGeoreferencedWarning), rasterio.open(src) as ds:
+        block = cog_blocksize(ds.width, ds.height)
+        integer = np.issubdtype(np.dtype(ds.dtypes[0]), np.integer)
+    profile = dict(cog_profiles.get("deflate"))
+    profile.update(blockxsize=block, blockysize=block, predictor=2 if integer else 3, BIGTIFF="IF_SAFER")
+    cog_translate(
+        os.fspath(src),
+        os.fspath(dst),
+        profile,
+        overview_resampling="average",
+        in_memory=False,
+        quiet=True,
+        use_cog_driver=False,
+    )
 
 
 def window_starts(n: int, window: int, overlap: int) -> list[int]:
@@ -103,6 +145,7 @@ def synthesize_scene(
     mask_values: str = "scheme",
     batch_size: int = 4,
     overwrite: bool = False,
+    cog: bool = False,
     reporter: Reporter | None = None,
 ) -> Path:
     """Generate one seamless synthetic scene for a large mask raster, on the mask's grid.
@@ -125,13 +168,16 @@ def synthesize_scene(
         mask_values: ``scheme`` (raw values of the checkpoint's scheme) or ``internal``.
         batch_size: Windows per forward pass.
         overwrite: Replace an existing output file.
+        cog: Write a cloud-optimized GeoTIFF (:func:`write_cog`: deflate, internal tiles, overviews; bands are
+            not marked as alpha) instead of the plain tiled GeoTIFF. Needs a georeferenced mask (a CRS).
         reporter: Progress bar (``None``: silent).
 
     Returns:
         The output path.
 
     Raises:
-        InputError: Missing/unreadable mask, values outside the scheme, bad window/overlap, existing output.
+        InputError: Missing/unreadable mask, values outside the scheme, bad window/overlap, existing output,
+            ``cog`` with a mask without CRS (all checked before anything is generated or written).
     """
     mask = Path(mask)
     out = Path(out)
@@ -158,6 +204,8 @@ def synthesize_scene(
         raise InputError(mask, "file not found" if not mask.exists() else f"cannot read raster: {exc}") from None
 
     with src:
+        if cog and src.crs is None:
+            raise InputError(mask, f"{option('cog')} needs a georeferenced mask; this one has no CRS")
         H, W = src.height, src.width
         ys = window_starts(H, window, overlap)
         xs = window_starts(W, window, overlap)
@@ -187,6 +235,7 @@ def synthesize_scene(
             seed=seed,
             mask_values=mask_values,
             batch_size=batch_size,
+            cog=cog,
         )
         profile = {
             "driver": "GTiff",
@@ -215,8 +264,11 @@ def synthesize_scene(
         }
         C = int(generator.out_bands)
         bar = reporter_or_silent(reporter).bar(total=len(ys) * len(xs), desc="scene", unit="window")
-        with atomic_path(out, check_space=True) as tmp, quiet(NotGeoreferencedWarning):  # noqa: SIM117 - the file, then its writer
-            with rasterio.open(tmp, "w", **profile) as dst, torch.inference_mode():
+        if cog and C > 3:
+            profile["alpha"] = "UNSPECIFIED"  # a 4th band marked alpha would mask pixels in the COG copy
+        with atomic_path(out, check_space=True) as tmp, _cog_scratch(out, cog) as scratch:
+            target = tmp if scratch is None else scratch  # with cog: blend into the scratch file, then copy as a COG
+            with quiet(NotGeoreferencedWarning), rasterio.open(target, "w", **profile) as dst, torch.inference_mode():
                 acc0 = 0  # first scene row held in the accumulator
                 acc = np.zeros((C, 0, W), np.float32)
                 wsum = np.zeros((0, W), np.float32)
@@ -247,9 +299,26 @@ def synthesize_scene(
                         wsum = wsum[n_final:]
                         acc0 = final
                 dst.update_tags(**tags)
+            if scratch is not None:
+                write_cog(scratch, tmp)
         bar.close()
     write_json(out.with_suffix(".json"), asdict(scfg))
     return out
+
+
+@contextlib.contextmanager
+def _cog_scratch(out: Path, cog: bool) -> Iterator[Path | None]:
+    """The scratch GeoTIFF next to ``out`` that a COG scene is blended into before :func:`write_cog` copies it
+    (``None`` without ``cog``); deleted when the block ends, whatever happens."""
+    if not cog:
+        yield None
+        return
+    scratch = out.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-src-{out.name}")
+    try:
+        yield scratch
+    finally:
+        scratch.unlink(missing_ok=True)
+        Path(f"{scratch}.aux.xml").unlink(missing_ok=True)
 
 
 def _repeat_noise(noise: torch.Tensor | None, n: int) -> torch.Tensor | None:

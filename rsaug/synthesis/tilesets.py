@@ -31,6 +31,7 @@ import rasterio
 import torch
 from rasterio.errors import NotGeoreferencedWarning
 
+from rsaug.core.cluster import DaskMap, SchedulerSpec, cluster_or_none, output_probe, total_threads
 from rsaug.core.errors import InputError, option
 from rsaug.core.files import (
     clear_outputs,
@@ -40,9 +41,9 @@ from rsaug.core.files import (
     remove_temporaries,
     write_json,
 )
-from rsaug.core.progress import Reporter, reporter_or_silent
+from rsaug.core.progress import SILENT, Reporter, reporter_or_silent
 from rsaug.core.runtime import quiet
-from rsaug.gan.inference import Generator
+from rsaug.gan.inference import Generator, load_generator
 from rsaug.io.tileset import (
     DESCRIPTION_FILE,
     INDEX_FILE,
@@ -436,6 +437,54 @@ def _generate_all(
     return gen_seconds
 
 
+# ---------------------------------------------------------------------------- step 4 on a Dask cluster
+#: Generators loaded by this (worker) process: (checkpoint path, sha256, device, ema) -> Generator.
+_WORKER_GENERATORS: dict[tuple[str, str, str, bool], Generator] = {}
+
+
+@dataclass(frozen=True)
+class _GeneratorFile:
+    """How a Dask worker loads the run's generator: from the same file, checked by its SHA-256."""
+
+    path: str
+    sha256: str
+    device: str
+    ema: bool
+
+    def load(self) -> Generator:
+        """The generator, loaded once per worker process (safely: :func:`rsaug.gan.inference.load_generator`)."""
+        key = (self.path, self.sha256, self.device, self.ema)
+        if key not in _WORKER_GENERATORS:
+            _WORKER_GENERATORS.clear()  # one generator per worker process
+            _WORKER_GENERATORS[key] = load_generator(
+                self.path, device=self.device, ema=self.ema, expect_sha256=self.sha256
+            )
+        return _WORKER_GENERATORS[key]
+
+
+def _dask_task(items: list[Item], run: _Run, source: _GeneratorFile) -> float:
+    """On a Dask worker: generate and write ``items`` (whole batches of the client's batching, in order) with
+    the worker's own copy of the generator; returns the seconds spent in the generator."""
+    return _generate_all(run, source.load(), items, len(items), run.job.batch_size, run.job.writers, SILENT)
+
+
+def _generate_on_cluster(
+    run: _Run, client: Any, source: _GeneratorFile, todo: list[Item], total: int, reporter: Reporter
+) -> float:
+    """Step 4 on a Dask cluster: the client batches ``todo`` exactly as :func:`_generate_all` does (so every
+    batch, hence every tile, is the same as in a local run), groups consecutive batches into tasks and lets each
+    worker generate and write its tasks' tiles; returns the generator seconds of all workers."""
+    batches = list(_batches(todo, run.job.batch_size, run.shape_of))
+    per_task = max(1, min(8, len(batches) // (4 * total_threads(client)) or 1))
+    tasks = [[it for b in batches[i : i + per_task] for it in b] for i in range(0, len(batches), per_task)]
+    bar = reporter.bar(total=total, desc="synthesize", unit="tile", initial=total - len(todo))
+    seconds = DaskMap(client, "rsaug-synthesize", [run, source]).map(
+        _dask_task, tasks, on_result=lambda items, _s: bar.update(len(items))
+    )
+    bar.close()
+    return float(sum(seconds))
+
+
 def _finish(run: _Run, items: list[Item]) -> None:
     """Step 5: write the index (source rows with the synthetic ids and provenance) and the description."""
     import geopandas as gpd  # heavy; lazy like everywhere on the command-line start-up path
@@ -497,6 +546,8 @@ def synthesize_tileset(
     resume: bool = False,
     alignment: RadiometricAlignment | None = None,
     reporter: Reporter | None = None,
+    scheduler: SchedulerSpec | str | None = None,
+    worker_device: str = "auto",
 ) -> SynthesisResult:
     """Generate a synthetic tile set for a plan, in exactly the tiler's format.
 
@@ -523,6 +574,12 @@ def synthesize_tileset(
             generated image before it is written (tags ``RSAUG_ALIGN``, ``RSAUG_ALIGN_PER_CLASS``; index column
             ``align``; ``radiometry.json``); ``None``: images as generated.
         reporter: Progress bar (``None``: silent).
+        scheduler: Generate on a Dask cluster (:mod:`rsaug.core.cluster`: a scheduler address or ``local:N``):
+            each worker loads the generator once from its checkpoint file (checked against its SHA-256) and
+            writes the tiles of the batches it is given; the client writes the index and description at the end.
+            The tile set is the same as a local run's. Needs a generator loaded from a file that every worker
+            sees at the same path, as the tile set and ``out``.
+        worker_device: Device of the workers' generators (``auto``: each worker's GPU if it has one).
 
     Returns:
         A :class:`SynthesisResult`.
@@ -536,11 +593,31 @@ def synthesize_tileset(
     if plan is None:
         plan = plan_synthesis(ts, PlanConfig())
     run = _check_run(ts, generator, Path(out), plan, checkpoint, batch_size, writers, alignment)
-    _start_output(run, overwrite, resume)
-    items, todo, done = _job_list(run)
-    t0 = time.perf_counter()
-    gen_seconds = _generate_all(run, generator, todo, len(items), batch_size, writers, reporter_or_silent(reporter))
-    seconds = time.perf_counter() - t0
+    source = None
+    if scheduler is not None:
+        gen_path = getattr(generator, "checkpoint_path", None)
+        if gen_path is None or not Path(gen_path).is_file():
+            raise InputError(checkpoint, "synthesis on a Dask cluster needs a generator loaded from a checkpoint file")
+        source = _GeneratorFile(
+            str(Path(gen_path).resolve()),
+            str(generator.checkpoint_sha256),
+            worker_device,
+            bool(getattr(generator, "ema", True)),
+        )
+    probes: list[tuple[str | os.PathLike[str], str]] = []
+    if source is not None:
+        probes = [(ts.root, "dir"), (source.path, "file"), output_probe(run.out)]
+    with cluster_or_none(scheduler, probes) as client:
+        _start_output(run, overwrite, resume)
+        items, todo, done = _job_list(run)
+        t0 = time.perf_counter()
+        rep = reporter_or_silent(reporter)
+        if client is None:
+            gen_seconds = _generate_all(run, generator, todo, len(items), batch_size, writers, rep)
+        else:
+            assert source is not None
+            gen_seconds = _generate_on_cluster(run, client, source, todo, len(items), rep)
+        seconds = time.perf_counter() - t0
     _finish(run, items)
     return SynthesisResult(
         out=run.out, plan=plan, generated=len(todo), resumed=len(done), seconds=seconds, generator_seconds=gen_seconds

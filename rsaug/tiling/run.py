@@ -34,6 +34,7 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as win_bounds
 
 from rsaug.core.classes import ClassScheme, get_scheme
+from rsaug.core.cluster import SchedulerSpec, cluster_or_none, output_probe, parse_scheduler
 from rsaug.core.errors import InputError, option
 from rsaug.core.files import (
     clear_directory,
@@ -83,6 +84,7 @@ def tile_scenes(
     reporter: Reporter | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     max_tiles: int | None = DEFAULT_MAX_TILES,
+    scheduler: SchedulerSpec | str | None = None,
     **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Tile scene/mask pairs into a tile set at ``out`` and return its index.
@@ -100,6 +102,9 @@ def tile_scenes(
             header can declare any size; the check comes before any pixel is read.
         max_tiles: Largest number of candidate tiles of the run, all scenes together (``None`` or 0: no limit);
             checked before the tile grid is built, since every candidate is held in memory.
+        scheduler: Run both passes' work units on a Dask cluster (:mod:`rsaug.core.cluster`: a scheduler address
+            or ``local:N``) instead of ``workers`` local processes; the result is the same tile set. Every worker
+            must see the scenes, masks and ``out`` at the same paths (checked before anything is written).
 
     Returns:
         The tile index (one row per written tile, footprints in the scene CRS); ``.attrs["summary"]`` holds the
@@ -116,6 +121,8 @@ def tile_scenes(
     for name, limit in (("max_pixels", max_pixels), ("max_tiles", max_tiles)):
         if limit is not None and int(limit) < 0:
             raise InputError(None, f"{option(name)} must be >= 0 (0 = no limit), got {limit}")
+    if isinstance(scheduler, str):
+        scheduler = parse_scheduler(scheduler)
     size, step = int(opts.tile_size), int(opts.step)
     scheme = get_scheme(opts.scheme)
     if opts.vector_fill is not None:
@@ -239,7 +246,8 @@ def tile_scenes(
         "compress": opts.compress,
         "compress_level": opts.compress_level,
     }
-    with Runner(state, workers, len(all_units)) as runner:
+    probes = [(p, "file") for pair in abs_pairs for p in pair] + [output_probe(out)]
+    with cluster_or_none(scheduler, probes) as client, Runner(state, workers, len(all_units), client) as runner:
         with rep.bar(total=n_cand, desc="checking masks", unit="tile", leave=False) as bar:
             stats = runner.map(stats_unit, all_units, bar, while_waiting=_import_index_libraries)
 

@@ -25,6 +25,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from rsaug.core.classes import IGNORE
+from rsaug.core.cluster import DaskMap
 from rsaug.core.errors import InputError
 from rsaug.core.runtime import quiet
 from rsaug.io.rasters import MaskReader, MaskSpec, SceneInfo, read_padded, short_error
@@ -137,10 +138,15 @@ def init_worker(state: dict[str, Any]) -> None:
     _STATE["_env"] = env
 
 
-def stats_unit(unit: WorkUnit) -> list[tuple[float, np.ndarray]]:
-    """Pass 1: unknown fraction and class counts of every tile of a unit (masks only)."""
-    spec: MaskSpec = _STATE["masks"][unit.scene_idx]
-    size: int = _STATE["size"]
+def stats_unit(unit: WorkUnit, state: dict[str, Any] | None = None) -> list[tuple[float, np.ndarray]]:
+    """Pass 1: unknown fraction and class counts of every tile of a unit (masks only).
+
+    ``state``: the run's state when it is passed with the unit (Dask workers); ``None``: this process's state
+    installed by :func:`init_worker`.
+    """
+    st = _STATE if state is None else state
+    spec: MaskSpec = st["masks"][unit.scene_idx]
+    size: int = st["size"]
     k = spec.scheme.num_classes
     win = unit_window(unit.tiles, size)
     with MaskReader(spec) as reader:
@@ -156,15 +162,25 @@ def stats_unit(unit: WorkUnit) -> list[tuple[float, np.ndarray]]:
     return out
 
 
-def write_unit(unit: WorkUnit) -> tuple[int, int]:
-    """Pass 2: write the kept tiles of a unit; returns (written, skipped because they exist)."""
-    scene: SceneInfo = _STATE["scenes"][unit.scene_idx]
-    spec: MaskSpec = _STATE["masks"][unit.scene_idx]
-    size: int = _STATE["size"]
-    out: Path = _STATE["out"]
-    resume: bool = _STATE["resume"]
-    compress: str = _STATE["compress"]
-    level: int = _STATE["compress_level"]
+def write_unit(unit: WorkUnit, state: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Pass 2: write the kept tiles of a unit; returns (written, skipped because they exist).
+
+    ``state``: as for :func:`stats_unit` (given: the unit runs in its own GDAL environment).
+    """
+    if state is not None:
+        with rasterio.Env(**_GDAL_WRITE_OPTIONS):
+            return _write_unit(unit, state)
+    return _write_unit(unit, _STATE)
+
+
+def _write_unit(unit: WorkUnit, st: dict[str, Any]) -> tuple[int, int]:
+    scene: SceneInfo = st["scenes"][unit.scene_idx]
+    spec: MaskSpec = st["masks"][unit.scene_idx]
+    size: int = st["size"]
+    out: Path = st["out"]
+    resume: bool = st["resume"]
+    compress: str = st["compress"]
+    level: int = st["compress_level"]
     todo = []
     skipped = 0
     for (r, c), keep in zip(unit.tiles, unit.keep):
@@ -215,16 +231,22 @@ def tile_id(scene: SceneInfo, row_off: int, col_off: int) -> str:
 
 
 class Runner:
-    """Runs work units in order, in-process (``workers <= 1``) or in one pool of worker processes that serves
-    both passes (forked once, each worker with its own GDAL environment)."""
+    """Runs work units in order, in-process (``workers <= 1``), in one pool of worker processes that serves
+    both passes (forked once, each worker with its own GDAL environment), or on a Dask cluster (``client``: the
+    run's state is sent to the workers once, the units' results come back in order; see
+    :mod:`rsaug.core.cluster`)."""
 
-    def __init__(self, state: dict[str, Any], workers: int, n_units: int) -> None:
+    def __init__(self, state: dict[str, Any], workers: int, n_units: int, client: Any = None) -> None:
         self.state = state
         self.workers = workers if n_units > 1 else 1
+        self.client = client
         self._pool: ProcessPoolExecutor | None = None
+        self._dask: DaskMap | None = None
 
     def __enter__(self) -> Runner:
-        if self.workers <= 1:
+        if self.client is not None:
+            self._dask = DaskMap(self.client, "rsaug-tile", [self.state])
+        elif self.workers <= 1:
             init_worker(self.state)  # this process is the worker
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
@@ -234,6 +256,8 @@ class Runner:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._dask is not None:
+            return
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         else:
@@ -248,6 +272,10 @@ class Runner:
                 one-line error).
         """
         results: list[Any] = []
+        if self._dask is not None:
+            if while_waiting is not None:
+                while_waiting()
+            return self._dask.map(func, units, on_result=lambda u, _r: bar.update(len(u.tiles)))
         if self._pool is None:
             if while_waiting is not None:
                 while_waiting()

@@ -1,0 +1,206 @@
+"""``rsaug tile --scheduler``: tiling on a real Dask ``LocalCluster`` of 2 worker processes.
+
+A distributed run must give the same tile set as a local run (file by file), survive a worker killed mid-run,
+resume after the client is killed, and refuse an unreachable scheduler or paths the workers cannot see with one
+line and nothing written.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rsaug.cli.tile import command as tile_command
+from rsaug.core.cluster import check_paths, parse_scheduler
+from rsaug.core.errors import InputError
+from rsaug.tiling import tile_scenes
+from tests.fixtures_tiles import assert_same_tileset, chesapeake_pair, gid15_fixture_stems, gid15_pairs
+from tests.tiling.test_tile_cli import assert_bad_input
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning"),
+    pytest.mark.filterwarnings("ignore::rsaug.tiling.TilingWarning"),
+    pytest.mark.timeout(600),
+]
+MAIN = "from rsaug.cli.main import cli; cli()"
+#: 30 real GID-15 pairs cut into 112-px tiles at stride 56: 270 tiles in 90 tile rows (work units).
+PAIRS = gid15_pairs(gid15_fixture_stems(per_class=2))
+OPTS = {"tile_size": 112, "stride": 56, "scheme": "gid15", "max_unknown": 1.0}
+
+
+def _n_images(out: Path) -> int:
+    d = out / "images"
+    return len([p for p in d.iterdir() if p.suffix == ".tif"]) if d.is_dir() else 0
+
+
+@pytest.fixture(scope="module")
+def local_gid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dask_tiling") / "local"
+    tile_scenes(PAIRS, out, workers=2, **OPTS)
+    return out
+
+
+def test_distributed_run_equals_local_run_georeferenced(tmp_path: Path, dask_cluster) -> None:
+    """The georeferenced Chesapeake tile (EPSG:26917, 4 bands), local in-process vs 2 Dask workers."""
+    a = tile_scenes([chesapeake_pair()], tmp_path / "local", tile_size=64, scheme="chesapeake")
+    b = tile_scenes(
+        [chesapeake_pair()],
+        tmp_path / "dask",
+        tile_size=64,
+        scheme="chesapeake",
+        scheduler=dask_cluster.scheduler_address,
+    )
+    assert len(a) == len(b) == 16
+    assert_same_tileset(tmp_path / "local", tmp_path / "dask")
+
+
+def test_distributed_cli_equals_local_pool_and_survives_a_killed_worker(
+    tmp_path: Path, local_gid: Path, dask_cluster
+) -> None:
+    """270 tiles through the CLI on the cluster; one worker process is SIGKILLed once 40 tiles are written: Dask
+    re-runs its units elsewhere (every tile is written atomically) and the tile set equals the local pool's."""
+    import distributed
+
+    out = tmp_path / "dask"
+    with distributed.Client(dask_cluster) as client:
+        pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    killed = threading.Event()
+
+    def kill_when_busy() -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 300:
+            if _n_images(out) >= 40:
+                os.kill(victim, signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_when_busy, daemon=True)
+    killer.start()
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("scene,mask\n" + "".join(f"{s},{m}\n" for s, m in PAIRS))
+    args = ["--pairs", csv, "-o", out, "--tile-size", 112, "--stride", 56, "--scheme", "gid15", "--max-unknown", 1.0]
+    r = CliRunner().invoke(
+        tile_command,
+        [*map(str, args), "--scheduler", dask_cluster.scheduler_address, "--quiet"],
+        prog_name="rsaug tile",
+    )
+    killer.join()
+    assert r.exit_code == 0, r.output
+    assert killed.is_set(), "the run ended before a worker could be killed"
+    assert _n_images(out) == 270
+    assert_same_tileset(local_gid, out)
+
+
+def test_resume_after_the_client_is_killed(tmp_path: Path, local_gid: Path, dask_cluster) -> None:
+    """The client process dies (SIGKILL) in the middle of pass 2; ``--resume`` on the cluster completes the set,
+    which equals the local run."""
+    out = tmp_path / "dask"
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("scene,mask\n" + "".join(f"{s},{m}\n" for s, m in PAIRS))
+    args = ["tile", "--pairs", str(csv), "-o", str(out), "--tile-size", "112", "--stride", "56", "--scheme", "gid15"]
+    args += ["--max-unknown", "1.0", "--scheduler", dask_cluster.scheduler_address, "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-c", MAIN, *args], stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while _n_images(out) < 30 and proc.poll() is None and time.monotonic() - t0 < 300:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    n = _n_images(out)
+    assert 30 <= n < 270, f"{n} tiles when the client was killed"
+    assert not (out / "index.gpkg").exists()
+    time.sleep(1.0)  # tasks of the dead client that were running finish (atomically) or are dropped
+    res = tile_scenes(PAIRS, out, resume=True, scheduler=dask_cluster.scheduler_address, **OPTS)
+    summary = res.attrs["summary"]
+    assert summary["written"] + summary["skipped_existing"] == 270 and summary["skipped_existing"] >= 30
+    assert_same_tileset(local_gid, out)
+
+
+def test_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    s, m = chesapeake_pair()
+    out = tmp_path / "out"
+    r = CliRunner().invoke(
+        tile_command,
+        [
+            str(s),
+            str(m),
+            "-o",
+            str(out),
+            "--tile-size",
+            "64",
+            "--scheme",
+            "chesapeake",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+        prog_name="rsaug tile",
+    )
+    assert_bad_input(r, None, "cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert not out.exists() or not any(p for p in out.iterdir() if p.name != ".rsaug.lock")
+
+
+@pytest.mark.parametrize("spec", ["local:0", "local:x", "not a scheduler", "http://host:1/path"])
+def test_bad_scheduler_value(tmp_path: Path, spec: str) -> None:
+    s, m = chesapeake_pair()
+    r = CliRunner().invoke(
+        tile_command, [str(s), str(m), "-o", str(tmp_path / "o"), "--scheduler", spec], prog_name="rsaug tile"
+    )
+    assert_bad_input(r, None, "--scheduler")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").glob("*.json"))
+
+
+def test_scheduler_values_parse() -> None:
+    assert parse_scheduler("local:3").workers == 3 and parse_scheduler("local:3").address is None
+    assert parse_scheduler("10.0.0.5:8786").address == "tcp://10.0.0.5:8786"
+    assert parse_scheduler("tcp://sched:8786").address == "tcp://sched:8786"
+
+
+def test_paths_a_worker_cannot_see_are_refused(tmp_path: Path, dask_cluster) -> None:
+    """The real check on the cluster's workers: a path that does not exist there is named with the worker; a
+    read-only output folder is not writable there."""
+    import distributed
+
+    seen = tmp_path / "seen.tif"
+    seen.write_bytes(b"x")
+    with distributed.Client(dask_cluster) as client:
+        check_paths(client, [(seen, "file"), (tmp_path, "writable-dir")])
+        with pytest.raises(InputError, match=r"Dask worker tcp://.* cannot see this file") as e:
+            check_paths(client, [(seen, "file"), (tmp_path / "only-on-the-client.tif", "file")])
+        assert "only-on-the-client.tif" in str(e.value)
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        try:
+            if not os.access(ro, os.W_OK):  # root ignores permission bits
+                with pytest.raises(InputError, match="cannot see this writable directory"):
+                    check_paths(client, [(ro, "writable-dir")])
+        finally:
+            ro.chmod(0o755)
+
+
+def test_tile_set_of_a_worker_without_the_inputs_is_refused_before_writing(tmp_path: Path, monkeypatch) -> None:
+    """``tile_scenes`` asks every worker for the scenes, masks and the output folder before pass 2; a worker on
+    another host without the shared filesystem (simulated: its probe reports the scene missing) stops the run
+    with one line naming the scene and the worker, before anything is written."""
+    import rsaug.core.cluster as cluster
+
+    s, m = chesapeake_pair()
+
+    def blind_probe(paths):  # type: ignore[no-untyped-def]
+        return [p for p, _ in paths if p.endswith("naip-new.tif")]
+
+    monkeypatch.setattr(cluster, "_probe", blind_probe)
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="cannot see this file") as e:
+        tile_scenes([(s, m)], out, tile_size=64, scheme="chesapeake", scheduler="local:1")
+    assert str(s) in str(e.value)
+    assert not out.exists()
