@@ -245,6 +245,8 @@ def command(
         stride = tile_size - overlap
     if workers < 1:
         raise InputError(None, f"--workers must be >= 1, got {workers}")
+    if workers > 1 and scheduler is not None:
+        raise InputError(None, "give either --workers (this machine's pool) or --scheduler (a Dask cluster), not both")
     if overwrite and resume:
         raise InputError(out, "give either --overwrite or --resume, not both")
     if stac is not None:

@@ -19,17 +19,18 @@ idempotent); when the client dies, the command's ``--resume`` continues from the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsaug.core.errors import InputError, option
+from rsaug.core.errors import InputError, RsaugError, option
 
 LOCAL_PREFIX = "local:"
 #: Seconds to wait for a scheduler before the address counts as unreachable.
@@ -104,6 +105,10 @@ def connect(spec: SchedulerSpec | str) -> Iterator[Any]:
         if cluster is not None:
             cluster.close()
         raise InputError(None, f"cannot reach the Dask scheduler at {spec}: {_one_line(exc)}") from None
+    except RuntimeError as exc:  # a LocalCluster that cannot start its workers
+        if cluster is not None:
+            cluster.close()
+        raise RsaugError(None, f"cannot start the Dask cluster {spec}: {_one_line(exc)}") from None
     try:
         if not client.scheduler_info().get("workers"):
             try:
@@ -135,9 +140,11 @@ def cluster_or_none(
 
 def output_probe(out: str | os.PathLike[str]) -> tuple[Path, str]:
     """The ``(path, kind)`` workers must see to write into ``out``: ``out`` itself when it exists, else its
-    parent (``out`` is created by the client)."""
-    out = Path(out).resolve()
-    return (out, "writable-dir") if out.exists() else (out.parent, "writable-dir")
+    nearest existing ancestor (the missing folders are created by the client)."""
+    p = Path(out).resolve()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return p, "writable-dir"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -201,7 +208,9 @@ class DaskMap:
     def __init__(self, client: Any, name: str, args: Sequence[Any] = (), in_flight: int | None = None) -> None:
         self.client = client
         self.name = name
-        self.args = [client.scatter(a, broadcast=True, hash=False) for a in args]
+        # each argument scattered inside a list: a dict scattered alone would be stored under its own keys
+        # ("out", "scenes"...), shared with every other run on the scheduler
+        self.args = [client.scatter([a], broadcast=True, hash=False)[0] for a in args]
         self.in_flight = in_flight or 4 * total_threads(client)
 
     def map(
@@ -214,8 +223,12 @@ class DaskMap:
         finishes (progress bars).
 
         Raises:
-            Exception: The first error a task raised (an :class:`~rsaug.core.errors.RsaugError` of a worker is
-                re-raised here as the same one-line error), after the tasks still running have finished.
+            RsaugError: The first :class:`~rsaug.core.errors.RsaugError` a task raised (re-raised here as the
+                same one-line error), or a one-line error for the cluster's own failures (a unit whose workers
+                kept dying, a lost scheduler, a worker without rsaug); raised once the tasks that were running
+                have finished (those not started are cancelled). On ``KeyboardInterrupt`` every task is
+                cancelled and nothing is waited for.
+            Exception: Any other error of a task, as raised there.
         """
         import uuid
 
@@ -244,11 +257,40 @@ class DaskMap:
                 nxt = next(pending, None)
                 if nxt is not None:
                     queue.add(submit(nxt))
-        except BaseException:
-            # let the tasks already submitted finish before the caller cleans up (a running task cannot be
-            # stopped, and a unit still running would write its files into a directory the caller is about to
-            # empty); at most ``in_flight`` of them
+        except KeyboardInterrupt:
             queue.clear()
-            wait([f for f in submitted if not f.done()], timeout=600)
+            self.client.cancel([f for f in submitted if not f.done()])
+            raise
+        except BaseException as exc:
+            # cancel what has not started; let the running tasks finish before the caller cleans up (a running
+            # task cannot be stopped, and it would write its files into a directory the caller may empty)
+            queue.clear()
+            open_futs = [f for f in submitted if not f.done()]
+            running = {k for keys in self.client.processing().values() for k in keys}
+            self.client.cancel([f for f in open_futs if f.key not in running])
+            with suppress(TimeoutError):
+                wait([f for f in open_futs if f.key in running], timeout=600)
+            failure = _cluster_failure(exc)
+            if failure is not None:
+                raise RsaugError(None, failure) from None
             raise
         return results
+
+
+def _cluster_failure(exc: BaseException) -> str | None:
+    """A one-line description of a failure of the cluster itself (not of a work unit's input), else ``None``."""
+    import concurrent.futures
+
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    if isinstance(exc, KilledWorker):
+        return (
+            f"Dask workers kept dying while running {exc.task!r} (out of memory, or killed); the files written so "
+            "far are complete: rerun with --resume"
+        )
+    if isinstance(exc, (CommClosedError, concurrent.futures.CancelledError, asyncio.CancelledError)):
+        return f"lost the Dask scheduler or the run's tasks ({type(exc).__name__}); rerun with --resume"
+    if isinstance(exc, ModuleNotFoundError):
+        return f"a Dask worker cannot import {exc.name!r}: install rsaug on every worker"
+    return None

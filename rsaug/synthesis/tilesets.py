@@ -17,7 +17,9 @@ A run is a sequence of named steps (each a function of this module):
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -440,6 +442,7 @@ def _generate_all(
 # ---------------------------------------------------------------------------- step 4 on a Dask cluster
 #: Generators loaded by this (worker) process: (checkpoint path, sha256, device, ema) -> Generator.
 _WORKER_GENERATORS: dict[tuple[str, str, str, bool], Generator] = {}
+_WORKER_GENERATORS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -454,12 +457,14 @@ class _GeneratorFile:
     def load(self) -> Generator:
         """The generator, loaded once per worker process (safely: :func:`rsaug.gan.inference.load_generator`)."""
         key = (self.path, self.sha256, self.device, self.ema)
-        if key not in _WORKER_GENERATORS:
-            _WORKER_GENERATORS.clear()  # one generator per worker process
-            _WORKER_GENERATORS[key] = load_generator(
-                self.path, device=self.device, ema=self.ema, expect_sha256=self.sha256
-            )
-        return _WORKER_GENERATORS[key]
+        with _WORKER_GENERATORS_LOCK:  # a worker with several threads loads it once
+            gen = _WORKER_GENERATORS.get(key)
+            if gen is None:
+                _WORKER_GENERATORS.clear()  # one generator per worker process
+                gen = _WORKER_GENERATORS[key] = load_generator(
+                    self.path, device=self.device, ema=self.ema, expect_sha256=self.sha256
+                )
+        return gen
 
 
 def _dask_task(items: list[Item], run: _Run, source: _GeneratorFile) -> float:
@@ -592,6 +597,9 @@ def synthesize_tileset(
     ts = tiles if isinstance(tiles, TileSet) else TileSet.open(tiles)
     if plan is None:
         plan = plan_synthesis(ts, PlanConfig())
+    if scheduler is not None:  # workers have their own working directory: give them absolute paths
+        ts = dataclasses.replace(ts, root=Path(os.path.abspath(ts.root)))
+        out = os.path.abspath(out)
     run = _check_run(ts, generator, Path(out), plan, checkpoint, batch_size, writers, alignment)
     source = None
     if scheduler is not None:

@@ -241,7 +241,7 @@ def tile_scenes(
         "scenes": scenes,
         "masks": masks,
         "size": size,
-        "out": out,
+        "out": Path(os.path.abspath(out)),  # workers (Dask: maybe on other hosts) have their own working directory
         "resume": mode == "resume",
         "compress": opts.compress,
         "compress_level": opts.compress_level,

@@ -54,18 +54,19 @@ def test_distributed_synthesis_equals_local_and_survives_a_killed_worker(
 
     ts, plan, local = plan_and_local
     out = tmp_path / "dask"
-    with distributed.Client(dask_cluster) as client:
-        victim = sorted(client.run(os.getpid).values())[0]
-    killed = threading.Event()
+    client = distributed.Client(dask_cluster)
+    killed: dict[str, object] = {}
 
     def kill_when_busy() -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 600:
             d = out / "images"
             if d.is_dir() and len(list(d.glob("*.tif"))) >= 4:
-                os.kill(victim, signal.SIGKILL)
-                killed.set()
-                return
+                busy = [w for w, keys in client.processing().items() if keys]  # a worker generating now
+                if busy:
+                    killed["units"] = client.processing()[busy[0]]
+                    os.kill(client.run(os.getpid, workers=[busy[0]])[busy[0]], signal.SIGKILL)
+                    return
             time.sleep(0.01)
 
     killer = threading.Thread(target=kill_when_busy, daemon=True)
@@ -82,7 +83,8 @@ def test_distributed_synthesis_equals_local_and_survives_a_killed_worker(
         worker_device="cpu",
     )
     killer.join()
-    assert killed.is_set(), "the run ended before a worker could be killed"
+    client.close()
+    assert killed.get("units"), "the run ended before a busy worker could be killed"
     assert res.generated == 2 * N_MASKS and res.generator_seconds > 0
     assert_same_tileset(local, out)
 
@@ -170,3 +172,23 @@ def test_cli_refusals(tiny_checkpoint: Path, gid15_tileset: Path, tmp_path: Path
     assert_bad_input(r, None, "--scheduler")
     r = run("-c", tiny_checkpoint, gid15_tileset, "-o", out, "--scheduler", "local:0")
     assert_bad_input(r, None, "--scheduler")
+
+
+def test_relative_paths_on_workers_with_another_working_directory(
+    plan_and_local, tiny_checkpoint: Path, gid15_tileset: Path, tmp_path: Path, dask_cluster, monkeypatch
+) -> None:
+    """A tile set opened by a relative path and a relative ``out``: the workers (working directory /) get absolute
+    paths and write where the client means."""
+    import distributed
+
+    _ts, plan, local = plan_and_local
+    with distributed.Client(dask_cluster) as client:
+        client.run(os.chdir, "/")
+    monkeypatch.chdir(gid15_tileset.parent)
+    ts = TileSet.open(gid15_tileset.name)
+    out = os.path.relpath(tmp_path / "rel", gid15_tileset.parent)
+    gen = load_generator(tiny_checkpoint, device="cpu")
+    synthesize_tileset(
+        ts, gen, out, plan, checkpoint=tiny_checkpoint, batch_size=4, scheduler=dask_cluster.scheduler_address
+    )
+    assert_same_tileset(local, tmp_path / "rel")

@@ -65,23 +65,24 @@ def test_distributed_run_equals_local_run_georeferenced(tmp_path: Path, dask_clu
 def test_distributed_cli_equals_local_pool_and_survives_a_killed_worker(
     tmp_path: Path, local_gid: Path, dask_cluster
 ) -> None:
-    """270 tiles through the CLI on the cluster; one worker process is SIGKILLed once 40 tiles are written: Dask
-    re-runs its units elsewhere (every tile is written atomically) and the tile set equals the local pool's."""
+    """270 tiles through the CLI on the cluster; once 40 tiles are written, a worker process that is running units
+    is SIGKILLed: Dask re-runs its units elsewhere (every tile is written atomically) and the tile set equals the
+    local pool's."""
     import distributed
 
     out = tmp_path / "dask"
-    with distributed.Client(dask_cluster) as client:
-        pids = client.run(os.getpid)
-    victim = sorted(pids.values())[0]
-    killed = threading.Event()
+    client = distributed.Client(dask_cluster)
+    killed: dict[str, object] = {}
 
     def kill_when_busy() -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 300:
             if _n_images(out) >= 40:
-                os.kill(victim, signal.SIGKILL)
-                killed.set()
-                return
+                busy = [w for w, keys in client.processing().items() if keys]  # a worker running units now
+                if busy:
+                    killed["units"] = client.processing()[busy[0]]
+                    os.kill(client.run(os.getpid, workers=[busy[0]])[busy[0]], signal.SIGKILL)
+                    return
             time.sleep(0.01)
 
     killer = threading.Thread(target=kill_when_busy, daemon=True)
@@ -95,8 +96,9 @@ def test_distributed_cli_equals_local_pool_and_survives_a_killed_worker(
         prog_name="rsaug tile",
     )
     killer.join()
+    client.close()
     assert r.exit_code == 0, r.output
-    assert killed.is_set(), "the run ended before a worker could be killed"
+    assert killed.get("units"), "the run ended before a busy worker could be killed"
     assert _n_images(out) == 270
     assert_same_tileset(local_gid, out)
 
@@ -204,3 +206,45 @@ def test_tile_set_of_a_worker_without_the_inputs_is_refused_before_writing(tmp_p
         tile_scenes([(s, m)], out, tile_size=64, scheme="chesapeake", scheduler="local:1")
     assert str(s) in str(e.value)
     assert not out.exists()
+
+
+def test_relative_paths_reach_workers_with_another_working_directory(
+    tmp_path: Path, dask_cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers started elsewhere (here: their working directory moved to /) get absolute paths: a relative
+    ``out`` is written where the client means it."""
+    import distributed
+
+    with distributed.Client(dask_cluster) as client:
+        client.run(os.chdir, "/")
+    monkeypatch.chdir(tmp_path)
+    tile_scenes([chesapeake_pair()], "local", tile_size=64, scheme="chesapeake")
+    tile_scenes([chesapeake_pair()], "rel", tile_size=64, scheme="chesapeake", scheduler=dask_cluster.scheduler_address)
+    assert not Path("/rel").exists()
+    assert_same_tileset(tmp_path / "local", tmp_path / "rel")
+
+
+def test_two_runs_share_one_cluster(tmp_path: Path, local_gid: Path, dask_cluster) -> None:
+    """Two tiling runs at once on one scheduler keep their own state (scattered under unique keys)."""
+    errors: list[BaseException] = []
+
+    def run(pairs, out, **kw) -> None:  # type: ignore[no-untyped-def]
+        try:
+            tile_scenes(pairs, out, scheduler=dask_cluster.scheduler_address, **kw)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(PAIRS, tmp_path / "gid"), kwargs=OPTS),
+        threading.Thread(
+            target=run, args=([chesapeake_pair()], tmp_path / "ches"), kwargs={"tile_size": 64, "scheme": "chesapeake"}
+        ),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    tile_scenes([chesapeake_pair()], tmp_path / "ches-local", tile_size=64, scheme="chesapeake")
+    assert_same_tileset(local_gid, tmp_path / "gid")
+    assert_same_tileset(tmp_path / "ches-local", tmp_path / "ches")
