@@ -168,8 +168,8 @@ def synthesize_scene(
         mask_values: ``scheme`` (raw values of the checkpoint's scheme) or ``internal``.
         batch_size: Windows per forward pass.
         overwrite: Replace an existing output file.
-        cog: Write a cloud-optimized GeoTIFF (:func:`write_cog`: deflate, internal tiles, overviews; bands are
-            not marked as alpha) instead of the plain tiled GeoTIFF. Needs a georeferenced mask (a CRS).
+        cog: Write a cloud-optimized GeoTIFF (:func:`write_cog`: deflate, internal tiles, overviews) instead of
+            the plain tiled GeoTIFF. Needs a georeferenced mask (a CRS). In both, a 4th band is not alpha.
         reporter: Progress bar (``None``: silent).
 
     Returns:
@@ -264,8 +264,8 @@ def synthesize_scene(
         }
         C = int(generator.out_bands)
         bar = reporter_or_silent(reporter).bar(total=len(ys) * len(xs), desc="scene", unit="window")
-        if cog and C > 3:
-            profile["alpha"] = "UNSPECIFIED"  # a 4th band marked alpha would mask pixels in the COG copy
+        if C > 3:  # GDAL marks the 4th band of a 4-band uint8 file as alpha: a NIR band would mask pixels
+            profile["alpha"] = "UNSPECIFIED"
         with atomic_path(out, check_space=True) as tmp, _cog_scratch(out, cog) as scratch:
             target = tmp if scratch is None else scratch  # with cog: blend into the scratch file, then copy as a COG
             with quiet(NotGeoreferencedWarning), rasterio.open(target, "w", **profile) as dst, torch.inference_mode():

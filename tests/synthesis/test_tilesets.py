@@ -156,6 +156,7 @@ def test_whole_scene_covers_the_mask_grid(ches_gen, tmp_path) -> None:
     with rasterio.open(LC) as m, rasterio.open(out) as s:
         assert (s.crs, s.transform, s.width, s.height) == (m.crs, m.transform, m.width, m.height)
         assert s.count == 4 and s.dtypes[0] == "uint8"
+        assert s.colorinterp[3].name != "alpha"  # the NIR band (GDAL's default would mask pixels with it)
         assert s.tags()["RSAUG_SYNTHETIC"] == "true"
         img = s.read()
         raw = m.read(1)

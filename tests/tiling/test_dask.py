@@ -248,3 +248,21 @@ def test_two_runs_share_one_cluster(tmp_path: Path, local_gid: Path, dask_cluste
     tile_scenes([chesapeake_pair()], tmp_path / "ches-local", tile_size=64, scheme="chesapeake")
     assert_same_tileset(local_gid, tmp_path / "gid")
     assert_same_tileset(tmp_path / "ches-local", tmp_path / "ches")
+
+
+def test_failures_of_the_cluster_itself_are_one_line_errors() -> None:
+    """A unit whose workers kept dying, a lost scheduler, a worker without rsaug: one line for the user (exit 1)
+    saying what to do; a work unit's own error is not rewritten."""
+    import concurrent.futures
+
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    from rsaug.core.cluster import _cluster_failure
+
+    assert "rerun with --resume" in str(_cluster_failure(KilledWorker("rsaug-tile-ab12-7", None, 3)))
+    assert "rsaug-tile-ab12-7" in str(_cluster_failure(KilledWorker("rsaug-tile-ab12-7", None, 3)))
+    assert "lost the Dask scheduler" in str(_cluster_failure(CommClosedError("x")))
+    assert "lost the Dask scheduler" in str(_cluster_failure(concurrent.futures.CancelledError()))
+    assert "install rsaug on every worker" in str(_cluster_failure(ModuleNotFoundError("no", name="rsaug")))
+    assert _cluster_failure(InputError("a.tif", "corrupt")) is None and _cluster_failure(ValueError()) is None
