@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsaug.core.errors import InputError, RsaugError, option
+from rsaug.core.errors import InputError, RsaugError, option, portable_call
 
 LOCAL_PREFIX = "local:"
 #: Seconds to wait for a scheduler before the address counts as unreachable.
@@ -241,7 +241,9 @@ class DaskMap:
         submitted: list[Any] = []
 
         def submit(i: int) -> Any:
-            fut = self.client.submit(func, units[i], *self.args, key=f"{self.name}-{run_id}-{i}", pure=False)
+            fut = self.client.submit(
+                portable_call, func, units[i], *self.args, key=f"{self.name}-{run_id}-{i}", pure=False
+            )
             index[fut.key] = i
             submitted.append(fut)
             return fut

@@ -76,6 +76,24 @@ def _rebuild(cls: type[RsaugError], args: tuple[Any, ...], state: dict[str, Any]
     return err
 
 
+def portable_call(func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` in a worker process, its :class:`RsaugError` detached from the exception that caused it.
+
+    A worker's error travels back pickled. Once Dask is imported, tblib pickles exceptions with their whole
+    ``__cause__``/``__context__`` chain, and some causes (rasterio's ``CPLE_*`` errors) cannot be unpickled:
+    the parent would see a broken process pool instead of the one-line error. The message already names the
+    problem, so the chain is dropped before the error leaves the worker.
+    """
+    try:
+        return func(*args)
+    except RsaugError as exc:
+        err = exc
+    err.__cause__ = None
+    err.__context__ = None
+    err.__suppress_context__ = True
+    raise err
+
+
 class InputError(RsaugError):
     """A problem with user input (exit code 2 in the CLI)."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from rasterio.windows import Window
 
 from rsaug.core.classes import IGNORE
 from rsaug.core.cluster import DaskMap
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, portable_call
 from rsaug.core.runtime import quiet
 from rsaug.io.rasters import MaskReader, MaskSpec, SceneInfo, read_padded, short_error
 from rsaug.io.tileset import write_tile
@@ -284,7 +285,7 @@ class Runner:
                 bar.update(len(u.tiles))
             return results
         chunk = max(1, min(4, len(units) // (self.workers * 16)))  # small chunks: balanced tail
-        it = self._pool.map(func, units, chunksize=chunk)  # submits everything now
+        it = self._pool.map(partial(portable_call, func), units, chunksize=chunk)  # submits everything now
         if while_waiting is not None:
             while_waiting()
         try:

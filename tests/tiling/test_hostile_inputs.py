@@ -641,6 +641,27 @@ def test_corrupt_block_anywhere(
     assert_one_line_error(result, c.out, bad, "cannot read")
 
 
+def test_corrupt_block_in_a_worker_with_dask_loaded(tmp_path: Path) -> None:
+    """Regression (CI, stop 21): once Dask is imported, tblib pickles a worker's error with its cause, and
+    rasterio's ``CPLE_*`` cause cannot be unpickled; the parent saw a broken process pool, not the one-line error.
+    The failing case as hypothesis found it, with Dask loaded whatever ran before."""
+    import distributed  # noqa: F401  (installs tblib's exception pickling, as in the test session)
+
+    c = Case(tmp_path)
+    geo = {"crs": CRS_UTM, "transform": ORIGIN, "compress": "deflate", "blockysize": 2}
+    rng = np.random.default_rng(704)
+    scene_p = write_raster(c.dir / "scene.tif", rng.integers(0, 100, (2, 7, 4)).astype("uint8"), **geo)
+    mask_p = write_raster(c.dir / "mask.tif", rng.integers(0, 5, (7, 4)).astype("uint8"), **geo)
+    with tifffile.TiffFile(scene_p) as tf:
+        offsets, counts = tf.pages[0].dataoffsets, tf.pages[0].databytecounts
+    with open(scene_p, "r+b") as f:
+        f.seek(offsets[2])
+        f.write(b"\xff" * counts[2])
+    args = [scene_p, mask_p, "-o", c.out, "--scheme", "gid5", "--tile-size", 1, "--edge", "pad", "-q"]
+    result = run_tile(*args, "--max-unknown", 1.0, "--workers", 2)
+    assert_one_line_error(result, c.out, scene_p, "cannot read")
+
+
 def tiff_with_size(width: int, height: int) -> bytes:
     """A hand-made little-endian baseline TIFF declaring ``width`` x ``height`` 8-bit pixels in one strip (GDAL
     cannot write zero-size rasters)."""
