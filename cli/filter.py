@@ -60,6 +60,14 @@ from rsaug.synthesis import ALIGN_METHODS, DEFAULT_MARGIN, FILTER_REPORT, filter
     help="Loss margin: a pixel is ignored when its loss exceeds margin x its class's mean real loss (FreeMask).",
 )
 @click.option(
+    "--min-kept-share",
+    type=float,
+    default=0.0,
+    show_default="0: off",
+    help="Class gate: a class of which less than this share of the synthetic pixels passes the loss filter is "
+    "ignored in every synthetic mask (classes the generator does not draw recognisably); needs a segmenter.",
+)
+@click.option(
     "--align",
     type=click.Choice(list(ALIGN_METHODS)),
     default="none",
@@ -87,6 +95,7 @@ def command(
     train_segmenter: str | None,
     segmenter_iterations: int | None,
     margin: float,
+    min_kept_share: float,
     align: str,
     align_per_class: bool,
     batch_size: int,
@@ -102,6 +111,7 @@ def command(
     rsaug filter SYN -o SYN_F --train-segmenter cpu-small --real TILES --seed 0
     rsaug filter SYN -o SYN_A --align mean-std --real TILES                          # alignment only
     rsaug filter SYN -o SYN_AF --align histogram --segmenter EVAL/segmenter.pt --real TILES
+    rsaug filter SYN -o SYN_G --segmenter EVAL/segmenter.pt --real TILES --min-kept-share 0.5   # + class gate
 
     Writes a tile set in the format of `rsaug tile` (usable by TorchGeo and the benchmark) with the same tile
     ids; masks lose the pixels the real-only segmenter finds too hard; filter_report.json gives the share of
@@ -116,6 +126,7 @@ def command(
             train_preset=train_segmenter,
             segmenter_iterations=segmenter_iterations,
             margin=margin,
+            min_kept_share=min_kept_share,
             align=align,
             align_per_class=align_per_class,
             seed=seed,
@@ -136,7 +147,8 @@ def command(
         width = max(len(c["name"]) for c in rep["classes"])
         for c in rep["classes"]:
             if c["pixels_before"]:
-                click.echo(f"    {c['name']:<{width}}  {c['share_removed']:>7.2%} of {c['pixels_before']:>12,}")
+                gate = "  (class gate: ignored)" if c["dropped_by_class_gate"] else ""
+                click.echo(f"    {c['name']:<{width}}  {c['share_removed']:>7.2%} of {c['pixels_before']:>12,}{gate}")
     if rep["config"]["radiometry"] is not None:
         r = rep["config"]["radiometry"]
         click.echo(f"  images aligned ({r['method']}{', per class' if r['per_class'] else ''}) to {r['source']}")

@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,9 @@ class FilterConfig:
         split: Split of the real tile set the reference losses are measured on.
         batch_size: Tiles per segmenter forward pass.
         radiometry: Summary of the radiometric alignment applied to the images, or ``None``.
+        min_kept_share: Class gate: a class of which less than this share of the synthetic pixels passes the
+            loss filter is ignored in every synthetic mask (0: off).
+        dropped_classes: The classes the gate ignored.
     """
 
     synthetic: str
@@ -90,6 +94,8 @@ class FilterConfig:
     split: str = "train"
     batch_size: int = 8
     radiometry: dict[str, Any] | None = None
+    min_kept_share: float = 0.0
+    dropped_classes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -172,13 +178,13 @@ def filter_mask(mask: np.ndarray, losses: np.ndarray, thresholds: np.ndarray) ->
     Args:
         mask: (H, W) internal mask.
         losses: (H, W) per-pixel loss (:func:`pixel_losses`).
-        thresholds: (K,) per-class thresholds (NaN: the class is never filtered).
+        thresholds: (K,) per-class thresholds (NaN: the class is never filtered; -inf: always).
 
     Returns:
         ``(filtered mask, removed (H, W) bool)``; unknown pixels stay unknown.
     """
     lab = mask != IGNORE
-    thr = np.where(np.isfinite(thresholds), thresholds, np.inf)
+    thr = np.where(np.isnan(thresholds), np.inf, thresholds)
     limit = np.full(mask.shape, np.inf)
     limit[lab] = thr[mask[lab].astype(np.int64)]
     removed = lab & (losses > limit)
@@ -189,9 +195,23 @@ def filter_mask(mask: np.ndarray, losses: np.ndarray, thresholds: np.ndarray) ->
 
 # ---------------------------------------------------------------------------- the run
 def _check_inputs(
-    syn: TileSet, real: TileSet, out: Path, margin: float | None, batch_size: int, filtering: bool
+    syn: TileSet,
+    real: TileSet,
+    out: Path,
+    margin: float | None,
+    batch_size: int,
+    filtering: bool,
+    min_kept_share: float = 0.0,
 ) -> None:
     """Validate the tile sets and options before anything is read in bulk or written."""
+    if not (np.isfinite(min_kept_share) and 0.0 <= min_kept_share < 1.0):
+        raise InputError(None, f"{option('min_kept_share')} must be in [0, 1), got {min_kept_share}")
+    if min_kept_share > 0 and not filtering:
+        raise InputError(
+            None,
+            f"{option('min_kept_share')} needs pixel filtering: give {option('segmenter')} or "
+            f"{option('train_segmenter')}",
+        )
     if batch_size < 1:
         raise InputError(None, f"{option('batch_size')} must be at least 1, got {batch_size}")
     if filtering and (margin is None or not np.isfinite(margin) or margin <= 0):
@@ -247,6 +267,7 @@ def filter_tileset(
     train_preset: str | None = None,
     segmenter_iterations: int | None = None,
     margin: float | None = DEFAULT_MARGIN,
+    min_kept_share: float = 0.0,
     align: str = "none",
     align_per_class: bool = False,
     seed: int = 0,
@@ -266,6 +287,10 @@ def filter_tileset(
             ``train`` split with ``seed``; it is saved as ``OUT/segmenter.pt``.
         segmenter_iterations: Override of the preset's optimizer steps.
         margin: Loss margin (FreeMask: 1.25); pixels above ``margin`` x their class's mean real loss are ignored.
+        min_kept_share: Class gate on top of the pixel filter: a class of which less than this share of the
+            synthetic pixels passes is ignored in every synthetic mask, i.e. the classes the generator does not
+            draw recognisably are left out of the synthetic data (0: off; needs a segmenter). Costs a second
+            pass of the segmenter over the synthetic set.
         align: Radiometric alignment of the images: ``none``, ``mean-std`` or ``histogram``.
         align_per_class: Align class regions to the real pixels of that class.
         seed: Seed of a segmenter trained here.
@@ -278,7 +303,7 @@ def filter_tileset(
         A :class:`FilterResult`.
 
     Raises:
-        InputError: Bad margin or batch size, both or neither of ``segmenter``/``train_preset`` without an
+        InputError: Bad margin, class gate or batch size, both or neither of ``segmenter``/``train_preset`` without an
             alignment, a missing/unreadable segmenter file or one of another class scheme or band count,
             incompatible tile sets, a non-empty output. Nothing is written before these checks pass.
     """
@@ -296,7 +321,7 @@ def filter_tileset(
             f"nothing to do: give {option('segmenter')} or {option('train_segmenter')} (pixel filtering) "
             f"and/or {option('align')} (radiometric alignment)",
         )
-    _check_inputs(syn, real_ts, out, margin, batch_size, filtering)
+    _check_inputs(syn, real_ts, out, margin, batch_size, filtering, min_kept_share)
     prepare_output_dir(
         out, overwrite=overwrite, resume=False, markers=(FILTER_REPORT, DESCRIPTION_FILE),
         resume_marker=FILTER_REPORT, what="filtered tile set",
@@ -324,6 +349,15 @@ def filter_tileset(
             seg, load_tiles(real_ts, ["train"], "real"), syn.scheme.num_classes, batch_size, rep
         )
         thresholds = float(margin) * real_mean  # type: ignore[arg-type]
+    dropped: list[str] = []
+    if seg is not None and min_kept_share > 0:
+        before, removed = _loss_filter_counts(syn, seg, thresholds, alignment, batch_size, rep)
+        kept = np.where(before > 0, 1.0 - removed / np.maximum(before, 1), 1.0)
+        gate = (before > 0) & (kept < min_kept_share)
+        dropped = [n for n, g in zip(syn.scheme.names, gate) if g]
+        thresholds = np.where(gate, -np.inf, thresholds)  # every pixel of a dropped class is ignored
+        if dropped:
+            rep.say(f"Class gate (kept share < {min_kept_share:g}): ignoring {', '.join(dropped)}")
 
     # ---- output (everything above only read)
     if out.is_dir():
@@ -338,6 +372,8 @@ def filter_tileset(
         seed=seed,
         batch_size=batch_size,
         radiometry=None if alignment is None else alignment.summary(),
+        min_kept_share=float(min_kept_share),
+        dropped_classes=dropped,
     )
     if seg is not None and train_preset is not None and seg_cfg is not None:
         save_segmenter(seg, out / SEGMENTER_FILE, syn.scheme, seg_cfg, {"tileset": str(real_ts.root), "seed": seed})
@@ -359,6 +395,60 @@ def filter_tileset(
     return FilterResult(out=out, report=report, tiles=len(index), seconds=time.perf_counter() - t0)
 
 
+_Loaded = tuple[int, Any, np.ndarray, dict[str, str], np.ndarray, dict[str, str], Any, Any]
+
+
+def _batches(syn: TileSet, alignment: RadiometricAlignment | None, batch_size: int) -> Iterator[list[_Loaded]]:
+    """The synthetic tiles in batches: (position, index row, aligned image, tags, mask, tags, CRS, transform)."""
+    rows = list(syn.index.iterrows())
+    for i in range(0, len(rows), batch_size):
+        loaded: list[_Loaded] = []
+        for pos, row in rows[i : i + batch_size]:
+            img, itags, crs, transform = _read_tile(syn.image_path(row))
+            msk, mtags, _, _ = _read_tile(syn.mask_path(row))
+            msk2 = msk[0]
+            if img.shape[1:] != msk2.shape:
+                raise InputError(syn.image_path(row), f"image {img.shape[1:]} and mask {msk2.shape} differ in size")
+            if alignment is not None:
+                img = alignment.apply(img, msk2)
+            loaded.append((int(pos), row, img, itags, msk2, mtags, crs, transform))
+        yield loaded
+
+
+def _batch_losses(seg: TrainedSegmenter | None, loaded: list[_Loaded]) -> list[np.ndarray | None]:
+    """Per-pixel losses of a batch of loaded tiles (``None`` each without a segmenter)."""
+    if seg is None:
+        return [None] * len(loaded)
+    if len({x[2].shape for x in loaded}) == 1:
+        return list(pixel_losses(seg, np.stack([x[2] for x in loaded]), np.stack([x[4] for x in loaded])))
+    return [pixel_losses(seg, x[2], x[4]) for x in loaded]
+
+
+def _loss_filter_counts(
+    syn: TileSet,
+    seg: TrainedSegmenter,
+    thresholds: np.ndarray,
+    alignment: RadiometricAlignment | None,
+    batch_size: int,
+    rep: Reporter,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class labelled and loss-filtered synthetic pixels (the class gate's first pass; nothing written)."""
+    k = syn.scheme.num_classes
+    before = np.zeros(k, np.int64)
+    removed = np.zeros(k, np.int64)
+    bar = rep.bar(total=len(syn.index), desc="class gate", unit="tile")
+    for loaded in _batches(syn, alignment, batch_size):
+        for x, ce in zip(loaded, _batch_losses(seg, loaded)):
+            msk = x[4]
+            before += np.bincount(msk[msk != IGNORE].astype(np.int64), minlength=k)
+            if ce is not None:
+                _, gone = filter_mask(msk, ce, thresholds)
+                removed += np.bincount(msk[gone].astype(np.int64), minlength=k)
+            bar.update(1)
+    bar.close()
+    return before, removed
+
+
 def _process(
     syn: TileSet,
     out: Path,
@@ -376,28 +466,9 @@ def _process(
     counts = np.zeros((len(index), k), np.int64)
     unknown = np.zeros(len(index), np.float64)
     removed_n = np.zeros(len(index), np.int64)
-    rows = list(index.iterrows())
-    batches = [rows[i : i + cfg.batch_size] for i in range(0, len(rows), cfg.batch_size)]
-    bar = rep.bar(total=len(rows), desc="filter", unit="tile")
-    for batch in batches:
-        loaded = []
-        for pos, row in batch:
-            img, itags, crs, transform = _read_tile(syn.image_path(row))
-            msk, mtags, _, _ = _read_tile(syn.mask_path(row))
-            msk2 = msk[0]
-            if img.shape[1:] != msk2.shape:
-                raise InputError(syn.image_path(row), f"image {img.shape[1:]} and mask {msk2.shape} differ in size")
-            if alignment is not None:
-                img = alignment.apply(img, msk2)
-            loaded.append((pos, row, img, itags, msk2, mtags, crs, transform))
-        losses: list[np.ndarray | None] = [None] * len(loaded)
-        if seg is not None:
-            shapes = {x[2].shape for x in loaded}
-            if len(shapes) == 1:
-                batch_ce = pixel_losses(seg, np.stack([x[2] for x in loaded]), np.stack([x[4] for x in loaded]))
-                losses = list(batch_ce)
-            else:
-                losses = [pixel_losses(seg, x[2], x[4]) for x in loaded]
+    bar = rep.bar(total=len(index), desc="filter", unit="tile")
+    for loaded in _batches(syn, alignment, cfg.batch_size):
+        losses = _batch_losses(seg, loaded)
         for (pos, row, img, itags, msk2, mtags, crs, transform), ce in zip(loaded, losses):
             lab = msk2 != IGNORE
             before += np.bincount(msk2[lab].astype(np.int64), minlength=k)
@@ -415,6 +486,9 @@ def _process(
                     f"{TAG_PREFIX}FILTER_MARGIN": str(cfg.margin),
                     f"{TAG_PREFIX}FILTER_REMOVED": str(int(removed_n[pos])),
                 }
+                if cfg.min_kept_share > 0:
+                    mtags[f"{TAG_PREFIX}FILTER_MIN_KEPT_SHARE"] = str(cfg.min_kept_share)
+                    mtags[f"{TAG_PREFIX}FILTER_DROPPED_CLASSES"] = ",".join(cfg.dropped_classes)
             _write_tile(out / row["mask"], new, crs=crs_w, transform=tr_w, is_mask=True, scheme=syn.scheme, tags=mtags)
             if alignment is not None:
                 itags = {
@@ -460,6 +534,7 @@ def _report(
                 "real_mean_loss": None if not np.isfinite(real_mean[j]) else float(real_mean[j]),
                 "real_pixels": int(real_pixels[j]),
                 "threshold": None if not np.isfinite(thresholds[j]) else float(thresholds[j]),
+                "dropped_by_class_gate": name in cfg.dropped_classes,
                 "pixels_before": int(before[j]),
                 "pixels_removed": int(removed[j]),
                 "pixels_after": int(before[j] - removed[j]),
@@ -494,6 +569,8 @@ def _describe(syn: TileSet, out: Path, index: Any, cfg: FilterConfig, report: di
             "segmenter_sha256": cfg.segmenter_sha256,
             "segmenter_preset": cfg.segmenter_preset,
             "margin": cfg.margin,
+            "min_kept_share": cfg.min_kept_share,
+            "dropped_classes": cfg.dropped_classes,
             "reference_split": cfg.split,
             "real": cfg.real,
             "share_removed": report["share_removed"],

@@ -146,6 +146,42 @@ def test_output_is_a_valid_tileset_with_provenance(gid_syn: Path, real_segmenter
     assert item["mask"].shape == (224, 224) and bool(item["synthetic"])
 
 
+def test_class_gate_ignores_exactly_the_classes_the_filter_mostly_rejects(
+    gid15_tileset: Path, gid_syn: Path, real_segmenter: Path, filtered, margin: float, tmp_path: Path
+) -> None:
+    """``--min-kept-share``: the classes of which less than that share passed the loss filter (read from the
+    ungated run's report) are ignored everywhere; every other pixel is exactly as in the ungated run."""
+    plain = json.loads((filtered / "filter_report.json").read_text())
+    kept = {c["name"]: 1 - c["share_removed"] for c in plain["classes"] if c["pixels_before"]}
+    gate = round(float(np.median(list(kept.values()))), 6) + 1e-6  # about half of the classes fall below
+    expect = sorted(n for n, k in kept.items() if k < gate)
+    assert 0 < len(expect) < len(kept)
+    out = tmp_path / "gated"
+    res = _filter(gid_syn, "-o", out, "--segmenter", real_segmenter, "--real", gid15_tileset, "--device", "cpu",
+                  "--margin", margin, "--min-kept-share", gate)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "class gate: ignored" in res.output
+    report = json.loads((out / "filter_report.json").read_text())
+    assert sorted(report["config"]["dropped_classes"]) == expect and report["config"]["min_kept_share"] == gate
+    assert sorted(c["name"] for c in report["classes"] if c["dropped_by_class_gate"]) == expect
+    for c in report["classes"]:
+        if c["name"] in expect:
+            assert c["pixels_after"] == 0 and c["share_removed"] == 1.0
+        else:
+            assert c["pixels_removed"] == next(p for p in plain["classes"] if p["name"] == c["name"])["pixels_removed"]
+    names = TileSet.open(gid_syn).scheme.names
+    dropped_ids = [names.index(n) for n in expect]
+    src, ref, gated = TileSet.open(gid_syn), TileSet.open(filtered), TileSet.open(out)
+    assert sorted(gated.description["filtering"]["dropped_classes"]) == expect
+    for (_, r), (_, f), (_, g) in zip(src.index.iterrows(), ref.index.iterrows(), gated.index.iterrows()):
+        m, mf, mg = src.read_mask(r), ref.read_mask(f), gated.read_mask(g)
+        in_dropped = np.isin(m, dropped_ids)
+        assert np.all(mg[in_dropped] == IGNORE)
+        assert np.array_equal(mg[~in_dropped], mf[~in_dropped])
+    with rasterio.open(gated.mask_path(gated.index.iloc[0])) as m:
+        assert sorted(m.tags()["RSAUG_FILTER_DROPPED_CLASSES"].split(",")) == expect
+
+
 def test_train_segmenter_and_align_in_one_run(gid15_tileset: Path, gid_syn: Path, tmp_path: Path) -> None:
     out = tmp_path / "tf"
     res = _filter(gid_syn, "-o", out, "--train-segmenter", "cpu-small", "--segmenter-iterations", "3", "--real",
@@ -179,6 +215,10 @@ def test_bad_input_is_one_line_and_writes_nothing(
         (["--segmenter", real_segmenter, "--margin", "0"], "--margin"),
         (["--segmenter", real_segmenter, "--margin", "-1"], "--margin"),
         (["--segmenter", real_segmenter, "--train-segmenter", "cpu-small"], "not both"),
+        (["--segmenter", real_segmenter, "--min-kept-share", "1"], "--min-kept-share"),
+        (["--segmenter", real_segmenter, "--min-kept-share", "-0.1"], "--min-kept-share"),
+        (["--segmenter", real_segmenter, "--min-kept-share", "nan"], "--min-kept-share"),
+        (["--align", "mean-std", "--min-kept-share", "0.5"], "needs pixel filtering"),
     ]
     for i, (extra, text) in enumerate(cases):
         out = tmp_path / f"out{i}"
