@@ -266,7 +266,7 @@ def synthesize_scene(
         bar = reporter_or_silent(reporter).bar(total=len(ys) * len(xs), desc="scene", unit="window")
         if C > 3:  # GDAL marks the 4th band of a 4-band uint8 file as alpha: a NIR band would mask pixels
             profile["alpha"] = "UNSPECIFIED"
-        with atomic_path(out, check_space=True) as tmp, _cog_scratch(out, cog) as scratch:
+        with bar, atomic_path(out, check_space=True) as tmp, _cog_scratch(out, cog) as scratch:
             target = tmp if scratch is None else scratch  # with cog: blend into the scratch file, then copy as a COG
             with quiet(NotGeoreferencedWarning), rasterio.open(target, "w", **profile) as dst, torch.inference_mode():
                 acc0 = 0  # first scene row held in the accumulator
@@ -301,7 +301,6 @@ def synthesize_scene(
                 dst.update_tags(**tags)
             if scratch is not None:
                 write_cog(scratch, tmp)
-        bar.close()
     write_json(out.with_suffix(".json"), asdict(scfg))
     return out
 

@@ -414,10 +414,13 @@ def _generate_all(
     generator computes; at most ``2 * writers * batch_size`` writes wait at any time.
     """
     gen_seconds = 0.0
-    bar = reporter.bar(total=total, desc="synthesize", unit="tile", initial=total - len(todo))
     pending: list[Future[None]] = []
     batches = list(_batches(todo, batch_size, run.shape_of))
-    with ThreadPoolExecutor(max_workers=max(1, writers)) as pool, torch.inference_mode():
+    with (
+        reporter.bar(total=total, desc="synthesize", unit="tile", initial=total - len(todo)) as bar,
+        ThreadPoolExecutor(max_workers=max(1, writers)) as pool,
+        torch.inference_mode(),
+    ):
         reading = pool.submit(run.load_batch, batches[0]) if batches else None
         for bi, batch in enumerate(batches):
             assert reading is not None  # submitted before the loop and for every following batch
@@ -435,7 +438,6 @@ def _generate_all(
         for f in pending:
             f.result()
             bar.update(1)
-    bar.close()
     return gen_seconds
 
 
@@ -482,11 +484,10 @@ def _generate_on_cluster(
     batches = list(_batches(todo, run.job.batch_size, run.shape_of))
     per_task = max(1, min(8, len(batches) // (4 * total_threads(client)) or 1))
     tasks = [[it for b in batches[i : i + per_task] for it in b] for i in range(0, len(batches), per_task)]
-    bar = reporter.bar(total=total, desc="synthesize", unit="tile", initial=total - len(todo))
-    seconds = DaskMap(client, "rsaug-synthesize", [run, source]).map(
-        _dask_task, tasks, on_result=lambda items, _s: bar.update(len(items))
-    )
-    bar.close()
+    with reporter.bar(total=total, desc="synthesize", unit="tile", initial=total - len(todo)) as bar:
+        seconds = DaskMap(client, "rsaug-synthesize", [run, source]).map(
+            _dask_task, tasks, on_result=lambda items, _s: bar.update(len(items))
+        )
     return float(sum(seconds))
 
 
