@@ -436,16 +436,15 @@ def _loss_filter_counts(
     k = syn.scheme.num_classes
     before = np.zeros(k, np.int64)
     removed = np.zeros(k, np.int64)
-    bar = rep.bar(total=len(syn.index), desc="class gate", unit="tile")
-    for loaded in _batches(syn, alignment, batch_size):
-        for x, ce in zip(loaded, _batch_losses(seg, loaded)):
-            msk = x[4]
-            before += np.bincount(msk[msk != IGNORE].astype(np.int64), minlength=k)
-            if ce is not None:
+    with rep.bar(total=len(syn.index), desc="class gate", unit="tile") as bar:
+        for loaded in _batches(syn, alignment, batch_size):
+            for x, ce in zip(loaded, _batch_losses(seg, loaded)):
+                msk = x[4]
+                assert ce is not None  # seg is given
+                before += np.bincount(msk[msk != IGNORE].astype(np.int64), minlength=k)
                 _, gone = filter_mask(msk, ce, thresholds)
                 removed += np.bincount(msk[gone].astype(np.int64), minlength=k)
-            bar.update(1)
-    bar.close()
+                bar.update(1)
     return before, removed
 
 
