@@ -172,6 +172,21 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
 )
 @_opt("--ngf", type=int, help="Generator base width.")
 @_opt("--ndf", type=int, help="Discriminator base width.")
+@_opt(
+    "--num-upsampling",
+    type=int,
+    help="SPADE-layout generators: x2 upsamplings (1..6); the coarsest map is crop / 2**N (cpu-small: 4, a 4 x 4 "
+    "map on 64-px crops).",
+)
+@click.option(
+    "--g-padding",
+    type=click.Choice(["zeros", "reflect", "replicate"]),
+    default=None,
+    show_default="zeros (the paper's)",
+    help="Padding of the generator's 3x3 convolutions (SPADE-layout generators). reflect / replicate give the "
+    "network no zero border, so a generator trained on small crops paints larger tiles with the same "
+    "brightness.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in -o from checkpoints/last.ckpt (exactly).")
 @quiet_option
 @guarded(renames={"run_dir": "-o"})
@@ -221,6 +236,8 @@ def command(
     lambda_moments: float,
     ngf: int | None,
     ndf: int | None,
+    num_upsampling: int | None,
+    g_padding: str | None,
     resume: bool,
     quiet: bool,
 ) -> None:
@@ -291,6 +308,10 @@ def command(
         over["ndf"] = ndf
     if spatial_noise is not None:
         over["spatial_noise"] = spatial_noise
+    if num_upsampling is not None:
+        over["num_upsampling"] = num_upsampling
+    if g_padding is not None:
+        over["g_padding"] = g_padding
     model_cfg = ModelConfig.from_dict(over)  # bad architecture options fail before the run directory exists
     losses: dict[str, Any] = {
         k: v

@@ -33,6 +33,9 @@ MODELS: tuple[str, ...] = ("csebgan", "spade", "vspade", "pix2pixhd", "clade")
 MODELS_WITH_NOISE: tuple[str, ...] = ("csebgan", "vspade", "clade")
 """Models whose generator takes noise (``clade`` only with ``clade_noise=True``)."""
 
+G_PADDINGS: tuple[str, ...] = ("zeros", "reflect", "replicate")
+"""Padding modes of :attr:`ModelConfig.g_padding` (``torch.nn.Conv2d``'s ``padding_mode`` names)."""
+
 
 def _check(cond: bool, path: str | os.PathLike[str] | None, problem: str) -> None:
     if not cond:
@@ -86,6 +89,12 @@ class ModelConfig:
             paint texture inside large uniform class regions. The noise field is derived deterministically from
             the embedding noise (see :func:`rsaug.gan.networks.embeddings.spatial_noise_field`). ``0`` (default)
             = off: the paper's generator, unchanged (no extra parameters). At most 10.
+        g_padding: Padding of the 3x3 convolutions of SPADE-layout generators: ``zeros`` (the paper's, SPADE's),
+            ``reflect`` or ``replicate``. With zero padding every position of a small coarse map (4 x 4 on a
+            64-px crop) sits at a zero border during training, while most positions of the same map on a larger
+            synthesis tile are interior, and the output's brightness changes with the image size
+            (docs/results/gid15-generator-levers-val/); reflect / replicate padding gives the network no zero
+            border to tell the two apart. ``reflect`` needs every coarse map to be at least 2 x 2.
         band_low: Per-band value mapped to -1 (``None`` until the training data is known).
         band_high: Per-band value mapped to +1.
     """
@@ -117,6 +126,7 @@ class ModelConfig:
     init: str = "xavier"
     init_gain: float = 0.02
     spatial_noise: float = 0.0
+    g_padding: str = "zeros"
     band_low: list[float] | None = None
     band_high: list[float] | None = None
 
@@ -174,7 +184,7 @@ class ModelConfig:
                 f"model config: {name} must be an integer >= {low}, got {v!r}",
             )
         _check(self.num_classes <= 254, path, "model config: num_classes must be at most 254")
-        _check(self.num_upsampling <= 6, path, "model config: num_upsampling must be between 1 and 6")
+        _check(self.num_upsampling <= 6, path, f"model config: {option('num_upsampling')} must be between 1 and 6")
         _check(
             self.crop_size % self.size_multiple == 0,
             path,
@@ -208,6 +218,17 @@ class ModelConfig:
             path,
             f"model config: {option('spatial_noise')} needs {option('model')} csebgan, got {self.model!r} "
             f"(0 = off for other models)",
+        )
+        _check(
+            self.g_padding in G_PADDINGS,
+            path,
+            f"model config: {option('g_padding')} must be one of {', '.join(G_PADDINGS)}, got {self.g_padding!r}",
+        )
+        _check(
+            self.g_padding == "zeros" or self.model != "pix2pixhd",
+            path,
+            f"model config: {option('g_padding')} applies to SPADE-layout generators; pix2pixhd has its own "
+            f"reflection padding (use zeros)",
         )
         for name in ("band_low", "band_high"):
             v = getattr(self, name)

@@ -17,6 +17,10 @@ width changes), convolutions spectrally normalised (``cfg.spectral_norm_g``). Th
 nearest upsamplings sit before ``up3, up2, up1, up0, mid0, mid1`` in that order of priority (5 = SPADE's
 "normal" layout: start at H/32), and the start size is ``H / 2 ** num_upsampling``.
 
+Padding: the 3x3 convolutions of the trunk, SPADE's start convolution and the output convolution pad with
+``cfg.g_padding`` (zeros by default, as in SPADE; ``reflect`` / ``replicate`` remove the zero border that makes the
+output's radiometry depend on the image size). SPADE's modulation convolutions on the label map keep zero padding.
+
 Start tensor: CSEBGAN and CLADE look up a learned per-label ``16nf`` vector with the nearest-downsampled
 label map (a 1x1 "convolution" over the one-hot map, done as a table lookup); SPADE applies a 3x3 conv to the
 downsampled one-hot map; VSPADE maps ``z`` with a linear layer to a ``16nf x s0 x s0`` tensor (``s0`` from
@@ -321,8 +325,8 @@ class ModResBlock(nn.Module):
         self.index = index
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
-        conv_0 = nn.Conv2d(fin, fmid, 3, padding=1)
-        conv_1 = nn.Conv2d(fmid, fout, 3, padding=1)
+        conv_0 = nn.Conv2d(fin, fmid, 3, padding=1, padding_mode=cfg.g_padding)
+        conv_1 = nn.Conv2d(fmid, fout, 3, padding=1, padding_mode=cfg.g_padding)
         conv_s = nn.Conv2d(fin, fout, 1, bias=False) if self.learned_shortcut else None
         for conv in (conv_0, conv_1, conv_s):
             if conv is not None:
@@ -425,7 +429,7 @@ class SPADELayoutGenerator(_Generator):
             self.fc: nn.Module = nn.Linear(cfg.z_dim, top * self.s0 * self.s0)
             self.encoder: nn.Module | None = ConvEncoder(cfg)
         elif cfg.model == "spade":
-            self.fc = nn.Conv2d(L, top, 3, padding=1)
+            self.fc = nn.Conv2d(L, top, 3, padding=1, padding_mode=cfg.g_padding)
             self.encoder = None
         else:
             self.start = nn.Embedding(L, top)
@@ -433,7 +437,7 @@ class SPADELayoutGenerator(_Generator):
             self.encoder = None
         if hasattr(self, "fc"):
             init_weights(self.fc, cfg.init, cfg.init_gain)
-        self.conv_img = nn.Conv2d(nf, cfg.out_bands, 3, padding=1)
+        self.conv_img = nn.Conv2d(nf, cfg.out_bands, 3, padding=1, padding_mode=cfg.g_padding)
         init_weights(self.conv_img, cfg.init, cfg.init_gain)
         self.embeddings: SemanticEmbeddings | None = None
         if kind == "csebgan":
@@ -484,6 +488,11 @@ class SPADELayoutGenerator(_Generator):
         b, h, w = labels.shape
         n = cfg.num_upsampling
         sh, sw = h >> n, w >> n
+        if cfg.g_padding == "reflect" and min(sh, sw) < 2:
+            raise ValueError(
+                f"reflect padding needs the coarsest map to be at least 2 x 2: a {h} x {w} input gives "
+                f"{sh} x {sw} after {n} halvings (use inputs of at least {2 << n} px)"
+            )
         kl = None
         ctx = ModContext(labels, self.num_labels, onehot=self.kind == "spade")
         if self.embeddings is not None:
