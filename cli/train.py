@@ -174,7 +174,7 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
 @_opt("--ndf", type=int, help="Discriminator base width.")
 @_opt(
     "--num-upsampling",
-    type=int,
+    type=click.IntRange(1, 6),
     help="SPADE-layout generators: x2 upsamplings (1..6); the coarsest map is crop / 2**N (cpu-small: 4, a 4 x 4 "
     "map on 64-px crops).",
 )
