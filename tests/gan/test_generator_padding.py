@@ -23,8 +23,10 @@ from rsaug.core.errors import InputError
 from rsaug.gan.checkpoint import load_checkpoint
 from rsaug.gan.config import ModelConfig
 from rsaug.gan.inference import load_generator
-from rsaug.gan.networks.generator import SPADELayoutGenerator, build_generator
-from tests.gan.test_spatial_noise import K, gid_labels
+from rsaug.gan.networks.generator import SPADELayoutGenerator
+from tests.gan.test_spatial_noise import build as sn_build
+from tests.gan.test_spatial_noise import gid_labels
+from tests.gan.test_spatial_noise import tiny as sn_tiny
 
 WOOD = 8  # arbor woodland: the real woodland tile's top-left 64 x 64 is that class throughout
 
@@ -39,18 +41,13 @@ def _one_thread():
 
 
 def tiny(model: str = "csebgan", **kw: object) -> ModelConfig:
-    base: dict[str, object] = dict(
-        model=model, num_classes=K, crop_size=64, ngf=4, ndf=8, num_upsampling=4, embed_dim=8, mlp_hidden=8
-    )
-    base.update(kw)
-    return ModelConfig(**base)  # type: ignore[arg-type]
+    """The tiny 64-px generator config of the spatial-noise tests (no spatial noise), for ``model``."""
+    return sn_tiny(0.0, model=model, **kw)
 
 
 def build(cfg: ModelConfig, seed: int = 0) -> SPADELayoutGenerator:
-    torch.manual_seed(seed)
-    g = build_generator(cfg)
-    assert isinstance(g, SPADELayoutGenerator)
-    return g.eval()
+    """Seeded generator in eval mode (as synthesis runs it)."""
+    return sn_build(cfg, seed).eval()
 
 
 def uniform_labels(size: int) -> torch.Tensor:
