@@ -176,7 +176,7 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
     "--num-upsampling",
     type=click.IntRange(1, 6),
     help="SPADE-layout generators: x2 upsamplings (1..6); the coarsest map is crop / 2**N (cpu-small: 4, a 4 x 4 "
-    "map on 64-px crops).",
+    "map on 64-px crops; 3 makes the brightness stable between image sizes and runs, at some fidelity).",
 )
 @click.option(
     "--g-padding",
@@ -184,8 +184,8 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
     default=None,
     show_default="zeros (the paper's)",
     help="Padding of the generator's 3x3 convolutions (SPADE-layout generators). reflect / replicate give the "
-    "network no zero border, so a generator trained on small crops paints larger tiles with the same "
-    "brightness.",
+    "network no zero border, which removes most of the brightness drift between training crops and larger tiles, "
+    "but also the only texture a CSEBGAN without --spatial-noise has (docs/training.md).",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in -o from checkpoints/last.ckpt (exactly).")
 @quiet_option
