@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from rsaug.core.errors import InputError, option
 from rsaug.core.files import write_json
@@ -33,8 +33,11 @@ MODELS: tuple[str, ...] = ("csebgan", "spade", "vspade", "pix2pixhd", "clade")
 MODELS_WITH_NOISE: tuple[str, ...] = ("csebgan", "vspade", "clade")
 """Models whose generator takes noise (``clade`` only with ``clade_noise=True``)."""
 
-G_PADDINGS: tuple[str, ...] = ("zeros", "reflect", "replicate")
+GPadding = Literal["zeros", "reflect", "replicate"]
 """Padding modes of :attr:`ModelConfig.g_padding` (``torch.nn.Conv2d``'s ``padding_mode`` names)."""
+
+G_PADDINGS: tuple[GPadding, ...] = get_args(GPadding)
+"""The values of :data:`GPadding`, for validation."""
 
 
 def _check(cond: bool, path: str | os.PathLike[str] | None, problem: str) -> None:
@@ -126,7 +129,7 @@ class ModelConfig:
     init: str = "xavier"
     init_gain: float = 0.02
     spatial_noise: float = 0.0
-    g_padding: str = "zeros"
+    g_padding: GPadding = "zeros"
     band_low: list[float] | None = None
     band_high: list[float] | None = None
 

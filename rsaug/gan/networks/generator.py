@@ -38,7 +38,6 @@ parameter does not exist and the generator is exactly the paper's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -195,11 +194,6 @@ class SNConv2d(nn.Conv2d):
         return torch.addcmul(self.bias.view(1, -1, 1, 1), out, 1.0 / sigma)
 
 
-def _padding_mode(cfg: ModelConfig) -> Literal["zeros", "reflect", "replicate"]:
-    """``cfg.g_padding`` (validated against :data:`rsaug.gan.config.G_PADDINGS`) as ``nn.Conv2d``'s literal type."""
-    return cast(Literal["zeros", "reflect", "replicate"], cfg.g_padding)
-
-
 def _sn(module: nn.Conv2d, enabled: bool) -> nn.Module:
     return SNConv2d.from_conv(module) if enabled else module
 
@@ -331,8 +325,8 @@ class ModResBlock(nn.Module):
         self.index = index
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
-        conv_0 = nn.Conv2d(fin, fmid, 3, padding=1, padding_mode=_padding_mode(cfg))
-        conv_1 = nn.Conv2d(fmid, fout, 3, padding=1, padding_mode=_padding_mode(cfg))
+        conv_0 = nn.Conv2d(fin, fmid, 3, padding=1, padding_mode=cfg.g_padding)
+        conv_1 = nn.Conv2d(fmid, fout, 3, padding=1, padding_mode=cfg.g_padding)
         conv_s = nn.Conv2d(fin, fout, 1, bias=False) if self.learned_shortcut else None
         for conv in (conv_0, conv_1, conv_s):
             if conv is not None:
@@ -435,7 +429,7 @@ class SPADELayoutGenerator(_Generator):
             self.fc: nn.Module = nn.Linear(cfg.z_dim, top * self.s0 * self.s0)
             self.encoder: nn.Module | None = ConvEncoder(cfg)
         elif cfg.model == "spade":
-            self.fc = nn.Conv2d(L, top, 3, padding=1, padding_mode=_padding_mode(cfg))
+            self.fc = nn.Conv2d(L, top, 3, padding=1, padding_mode=cfg.g_padding)
             self.encoder = None
         else:
             self.start = nn.Embedding(L, top)
@@ -443,7 +437,7 @@ class SPADELayoutGenerator(_Generator):
             self.encoder = None
         if hasattr(self, "fc"):
             init_weights(self.fc, cfg.init, cfg.init_gain)
-        self.conv_img = nn.Conv2d(nf, cfg.out_bands, 3, padding=1, padding_mode=_padding_mode(cfg))
+        self.conv_img = nn.Conv2d(nf, cfg.out_bands, 3, padding=1, padding_mode=cfg.g_padding)
         init_weights(self.conv_img, cfg.init, cfg.init_gain)
         self.embeddings: SemanticEmbeddings | None = None
         if kind == "csebgan":
