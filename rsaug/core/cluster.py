@@ -218,9 +218,11 @@ class DaskMap:
         func: Callable[..., Any],
         units: Sequence[Any],
         on_result: Callable[[Any, Any], None] | None = None,
+        after_submit: Callable[[], None] | None = None,
     ) -> list[Any]:
         """``[func(u, *args) for u in units]`` on the cluster; ``on_result(unit, result)`` runs here as each
-        finishes (progress bars).
+        finishes (progress bars); ``after_submit()`` runs here once, after the first tasks are queued (work of the
+        client that can overlap the cluster's).
 
         Raises:
             RsaugError: The first :class:`~rsaug.core.errors.RsaugError` a task raised (re-raised here as the
@@ -250,6 +252,8 @@ class DaskMap:
 
         queue = as_completed([submit(i) for _, i in zip(range(self.in_flight), pending)])
         try:
+            if after_submit is not None:
+                after_submit()
             for fut in queue:
                 i = index[fut.key]
                 results[i] = fut.result()  # re-raises a task's error

@@ -274,9 +274,9 @@ class Runner:
         """
         results: list[Any] = []
         if self._dask is not None:
-            if while_waiting is not None:
-                while_waiting()
-            return self._dask.map(func, units, on_result=lambda u, _r: bar.update(len(u.tiles)))
+            return self._dask.map(
+                func, units, on_result=lambda u, _r: bar.update(len(u.tiles)), after_submit=while_waiting
+            )
         if self._pool is None:
             if while_waiting is not None:
                 while_waiting()
