@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import shutil
 from collections import OrderedDict
 from pathlib import Path
@@ -45,6 +44,7 @@ from rsaug.core.files import atomic_path, json_roundtrip, strict_json, write_jso
 from rsaug.gan.config import LossConfig, ModelConfig, TrainConfig
 from rsaug.gan.networks.generator import build_generator
 from rsaug.gan.training_state import plain_rng_state
+from rsaug.io.model_files import SAFE_NUMPY_GLOBALS, read_model_file
 from rsaug.io.normalization import Normalization
 from rsaug.io.tileset import TileSet
 
@@ -73,16 +73,6 @@ GENERATOR_KEYS = (
 
 CARD_FORMAT = "rsaug-generator-card"
 CARD_VERSION = 1
-
-SAFE_NUMPY_GLOBALS: list[Any] = [
-    np._core.multiarray._reconstruct,  # type: ignore[attr-defined]
-    np.ndarray,
-    np.dtype,
-    type(np.dtype(np.uint32)),
-]
-"""The only non-PyTorch globals the checkpoint unpickler admits: constructors of a NumPy array of plain numbers
-(version-1 checkpoints store the NumPy RNG state as a ``uint32`` array). None of them can call other code: an
-array's items are unpickled by the same restricted unpickler."""
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -231,21 +221,8 @@ def _trust_hint(p: Path) -> str:
 
 
 def _read_safely(p: Path, map_location: Any, what: str) -> Any:
-    """``torch.load(weights_only=True, mmap=True)`` with :data:`SAFE_NUMPY_GLOBALS` admitted, the one way rsaug
-    reads a model file; a refused or unreadable file is a one-line :class:`InputError` (``what``: its kind)."""
-    try:
-        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):
-            return torch.load(p, map_location=map_location, weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
-        try:
-            found = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(p)) or "unknown objects"
-        except Exception:
-            found = "unknown objects"
-        raise InputError(
-            p, f"refusing to load: the file holds Python objects that could run code ({found}); {_trust_hint(p)}"
-        ) from None
-    except Exception as exc:  # corrupt / foreign file
-        raise InputError(p, f"cannot read {what}: {type(exc).__name__}: {exc}") from None
+    """:func:`rsaug.io.model_files.read_model_file` with the hint to ``rsaug convert-checkpoint --trust``."""
+    return read_model_file(p, what, map_location, trust_hint=_trust_hint(p))
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:

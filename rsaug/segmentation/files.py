@@ -1,6 +1,7 @@
 """Saving and loading a trained segmenter (``segmenter.pt``: weights, normalisation, protocol, class scheme).
 
-Loading never executes code from the file: ``torch.load(weights_only=True)``.
+Loading never executes code from the file nor reads its tensors into memory at once:
+:func:`rsaug.io.model_files.read_model_file` (``torch.load(weights_only=True, mmap=True)``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rsaug import __version__
 from rsaug.core.classes import ClassScheme
 from rsaug.core.errors import InputError
 from rsaug.core.files import atomic_path
+from rsaug.io.model_files import read_model_file
 from rsaug.segmentation.config import SegmenterConfig
 from rsaug.segmentation.data import SegmenterNormalization
 from rsaug.segmentation.training import TrainedSegmenter, build_task
@@ -58,24 +60,21 @@ def load_segmenter(path: str | os.PathLike[str], device: torch.device) -> tuple[
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "segmenter file not found")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(p, f"cannot read segmenter file: {type(exc).__name__}") from None
+    state = read_model_file(p, "segmenter file")
     if not isinstance(state, dict) or state.get("format") != SEGMENTER_FORMAT:
         raise InputError(p, "not an rsaug segmenter file (write one with `rsaug evaluate`, it saves segmenter.pt)")
-    cfg = SegmenterConfig(**state["segmenter_config"])
-    model = build_task(int(state["num_classes"]), int(state["in_channels"]), cfg).model
+    try:
+        cfg = SegmenterConfig(**state["segmenter_config"])
+        num_classes, in_channels = int(state["num_classes"]), int(state["in_channels"])
+        norm = SegmenterNormalization(**state["norm"])
+        info = dict(state.get("info", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(p, f"damaged segmenter file: {type(exc).__name__}: {exc}") from None
+    model = build_task(num_classes, in_channels, cfg).model
     try:
         model.load_state_dict(state["state_dict"])
-    except RuntimeError as exc:
+    except (KeyError, TypeError, RuntimeError) as exc:
         raise InputError(p, f"segmenter weights do not match its stored config: {exc}") from None
     model.to(device).eval()
-    seg = TrainedSegmenter(
-        model=model,
-        norm=SegmenterNormalization(**state["norm"]),
-        num_classes=int(state["num_classes"]),
-        device=device,
-        info=dict(state.get("info", {})),
-    )
+    seg = TrainedSegmenter(model=model, norm=norm, num_classes=num_classes, device=device, info=info)
     return seg, state

@@ -46,3 +46,18 @@ def test_other_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not an rsaug segmenter file") as exc:
         load_segmenter(other, torch.device("cpu"))
     assert exc.value.path == str(other)
+
+
+def test_files_that_would_run_code_or_lack_fields_are_one_line_errors(tmp_path: Path) -> None:
+    import datetime
+
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": SEGMENTER_FORMAT, "when": datetime.date(2020, 1, 1)}, hostile)
+    with pytest.raises(InputError, match=r"refusing to load: .*could run code \(datetime\.date\)") as exc:
+        load_segmenter(hostile, torch.device("cpu"))
+    assert exc.value.path == str(hostile)
+    damaged = tmp_path / "damaged.pt"
+    torch.save({"format": SEGMENTER_FORMAT, "num_classes": 15, "state_dict": {}}, damaged)
+    with pytest.raises(InputError, match="damaged segmenter file: KeyError") as exc:
+        load_segmenter(damaged, torch.device("cpu"))
+    assert exc.value.path == str(damaged)
