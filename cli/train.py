@@ -13,6 +13,8 @@ from rsaug.core.locks import output_lock
 
 #: The GAN presets (rsaug.gan.config.PRESETS; listed here so that `rsaug --help` does not import torch).
 GAN_PRESETS = ["cpu-small", "cpu-long", "paper"]
+#: The generator paddings (rsaug.gan.config.G_PADDINGS; literal for the same reason, a test keeps them equal).
+G_PADDINGS = ["zeros", "reflect", "replicate"]
 
 PRESET = "preset value"
 
@@ -180,7 +182,7 @@ def _opt(*decls: str, help: str, **kw: Any) -> Any:
 )
 @click.option(
     "--g-padding",
-    type=click.Choice(["zeros", "reflect", "replicate"]),
+    type=click.Choice(G_PADDINGS),
     default=None,
     show_default="zeros (the paper's)",
     help="Padding of the generator's 3x3 convolutions (SPADE-layout generators). reflect / replicate give the "

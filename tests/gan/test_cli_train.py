@@ -123,11 +123,13 @@ def test_a_diverged_run_is_a_one_line_error_with_exit_status_1(
 
 def test_cpu_long_preset(gid15_tileset: Path, tmp_path: Path) -> None:
     """cpu-long: cpu-small's networks (and spatial noise for CSEBGAN) trained 6x longer with a slower EMA; the CLI
-    lists every preset of the registry and a cpu-long run starts (2 steps) with the preset's settings."""
-    from rsaug.cli.train import GAN_PRESETS
+    lists every preset (and generator padding) of the registry and a cpu-long run starts (2 steps) with the
+    preset's settings."""
+    from rsaug.cli.train import G_PADDINGS, GAN_PRESETS
+    from rsaug.gan.config import G_PADDINGS as CONFIG_G_PADDINGS
     from rsaug.gan.config import PRESETS, preset_configs
 
-    assert list(PRESETS) == GAN_PRESETS
+    assert list(PRESETS) == GAN_PRESETS and list(CONFIG_G_PADDINGS) == G_PADDINGS
     small, small_model = preset_configs("cpu-small")
     long, long_model = preset_configs("cpu-long")
     assert long_model == small_model and long_model["spatial_noise"] == 0.25
