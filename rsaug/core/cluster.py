@@ -222,7 +222,8 @@ class DaskMap:
     ) -> list[Any]:
         """``[func(u, *args) for u in units]`` on the cluster; ``on_result(unit, result)`` runs here as each
         finishes (progress bars); ``after_submit()`` runs here once, after the first tasks are queued (work of the
-        client that can overlap the cluster's).
+        client that can overlap the cluster's; while it runs, no result is collected and no further task is
+        submitted, so at most ``in_flight`` tasks overlap it).
 
         Raises:
             RsaugError: The first :class:`~rsaug.core.errors.RsaugError` a task raised (re-raised here as the
@@ -230,7 +231,8 @@ class DaskMap:
                 kept dying, a lost scheduler, a worker without rsaug); raised once the tasks that were running
                 have finished (those not started are cancelled). On ``KeyboardInterrupt`` every task is
                 cancelled and nothing is waited for.
-            Exception: Any other error of a task, as raised there.
+            Exception: Any other error of a task, as raised there, or of ``after_submit`` (as raised, after the
+                same cancelling and waiting).
         """
         import uuid
 
@@ -251,9 +253,12 @@ class DaskMap:
             return fut
 
         queue = as_completed([submit(i) for _, i in zip(range(self.in_flight), pending)])
+        client_side = False  # an error of after_submit is the client's own: never reported as the cluster's
         try:
             if after_submit is not None:
+                client_side = True
                 after_submit()
+                client_side = False
             for fut in queue:
                 i = index[fut.key]
                 results[i] = fut.result()  # re-raises a task's error
@@ -276,7 +281,7 @@ class DaskMap:
             self.client.cancel([f for f in open_futs if f.key not in running])
             with suppress(TimeoutError):
                 wait([f for f in open_futs if f.key in running], timeout=600)
-            failure = _cluster_failure(exc)
+            failure = None if client_side else _cluster_failure(exc)
             if failure is not None:
                 raise RsaugError(None, failure) from None
             raise

@@ -56,6 +56,7 @@ from rsaug.io.normalization import percentile_range
 from rsaug.io.tileset import TileSet
 from rsaug.segmentation import (
     TileArrays,
+    check_segmenter_state,
     confusion_matrix,
     load_segmenter,
     load_tiles,
@@ -251,16 +252,7 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
     seg_state: dict[str, Any] = {}
     if cfg.segmentation and cfg.segmenter:
         seg, seg_state = load_segmenter(cfg.segmenter, device)
-        stored = seg_state.get("scheme", {})
-        if [c["name"] for c in stored.get("classes", [])] != names:
-            raise InputError(
-                cfg.segmenter,
-                f"segmenter was trained on class scheme {stored.get('name')!r}, tile set uses {ts.scheme.name!r}",
-            )
-        if int(seg_state["in_channels"]) != ts.bands:
-            raise InputError(
-                cfg.segmenter, f"segmenter takes {seg_state['in_channels']} bands, tile set has {ts.bands}"
-            )
+        check_segmenter_state(seg_state, ts, cfg.segmenter)
 
     test: TileArrays = load_tiles(ts, [cfg.split], cfg.split)
     if cfg.max_tiles is not None:

@@ -4,7 +4,8 @@ the bundled sample data.
 Modules: :mod:`~rsaug.io.rasters` (opening scenes and raster/colour/vector masks on a scene grid),
 :mod:`~rsaug.io.tileset` (the on-disk tile-set format: :class:`TileSet` and the writers every producer uses),
 :mod:`~rsaug.io.geotiff` (the fast GeoTIFF tile writer behind :func:`write_tile`),
-:mod:`~rsaug.io.normalization` (the per-band value range fitted on training tiles), :mod:`~rsaug.io.sample` and
+:mod:`~rsaug.io.normalization` (the per-band value range fitted on training tiles), :mod:`~rsaug.io.model_files`
+(the one safe reader of model files: checkpoints, generators, segmenters), :mod:`~rsaug.io.sample` and
 :mod:`~rsaug.io.stac` (STAC catalogs of tile sets and scenes: :func:`~rsaug.io.stac.write_stac_collection`).
 This package re-exports the entry points (except :mod:`~rsaug.io.stac`'s, imported from that module, so that
 command-line start-up does not load pystac); helpers stay in their modules.

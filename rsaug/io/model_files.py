@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +43,37 @@ def read_model_file(
             file can convert it).
 
     Raises:
-        InputError: ``refusing to load`` for a file holding Python objects other than tensors and plain values
-            (naming them), ``cannot read <what>`` for a corrupt or foreign file.
+        InputError: ``<what> not found``; ``refusing to load`` for a file holding Python objects other than
+            tensors and plain values (naming them); ``cannot read <what>`` for a corrupt or foreign file
+            (anything but the zip archive ``torch.save`` writes, or one whose data cannot be unpickled).
     """
     p = Path(path)
+    if not p.is_file():
+        raise InputError(p, f"{what} not found")
+    if not zipfile.is_zipfile(p):  # torch.save writes zip archives (since PyTorch 1.6); mmap needs one
+        raise InputError(
+            p, f"cannot read {what}: not the zip archive torch.save writes (another format, or PyTorch < 1.6)"
+        )
     try:
         with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):
             return torch.load(p, map_location=map_location, weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
         try:
-            found = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(p)) or "unknown objects"
+            with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):  # only what is still refused
+                found = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(p))
         except Exception:
-            found = "unknown objects"
+            found = []
+        if not found:  # refused for another reason: a damaged pickle
+            raise InputError(p, f"cannot read {what}: damaged data: {_first_line(exc)}") from None
         hint = f"; {trust_hint}" if trust_hint else ""
         raise InputError(
-            p, f"refusing to load: the file holds Python objects that could run code ({found}){hint}"
+            p, f"refusing to load: the file holds Python objects that could run code ({', '.join(found)}){hint}"
         ) from None
     except Exception as exc:  # corrupt / foreign file
-        raise InputError(p, f"cannot read {what}: {type(exc).__name__}: {exc}") from None
+        raise InputError(p, f"cannot read {what}: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's unpickling errors run over many lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

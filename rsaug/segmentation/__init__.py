@@ -38,6 +38,7 @@ from rsaug.segmentation.data import (
 )
 from rsaug.segmentation.files import (
     SEGMENTER_FORMAT,
+    check_segmenter_state,
     load_segmenter,
     save_segmenter,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "TileArrays",
     "TrainedSegmenter",
     "build_task",
+    "check_segmenter_state",
     "classic_augmentation",
     "confusion_matrix",
     "converged",

@@ -18,6 +18,7 @@ from rsaug.core.classes import ClassScheme
 from rsaug.core.errors import InputError
 from rsaug.core.files import atomic_path
 from rsaug.io.model_files import read_model_file
+from rsaug.io.tileset import TileSet
 from rsaug.segmentation.config import SegmenterConfig
 from rsaug.segmentation.data import SegmenterNormalization
 from rsaug.segmentation.training import TrainedSegmenter, build_task
@@ -65,12 +66,16 @@ def load_segmenter(path: str | os.PathLike[str], device: torch.device) -> tuple[
         raise InputError(p, "not an rsaug segmenter file (write one with `rsaug evaluate`, it saves segmenter.pt)")
     try:
         cfg = SegmenterConfig(**state["segmenter_config"])
+        cfg.validate()
         num_classes, in_channels = int(state["num_classes"]), int(state["in_channels"])
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError(f"{num_classes} classes, {in_channels} bands")
         norm = SegmenterNormalization(**state["norm"])
         info = dict(state.get("info", {}))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(p, f"damaged segmenter file: {type(exc).__name__}: {exc}") from None
-    model = build_task(num_classes, in_channels, cfg).model
+        model = build_task(num_classes, in_channels, cfg).model
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, InputError) as exc:
+        problem = exc.problem if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        raise InputError(p, f"damaged segmenter file: {problem}") from None
     try:
         model.load_state_dict(state["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
@@ -78,3 +83,23 @@ def load_segmenter(path: str | os.PathLike[str], device: torch.device) -> tuple[
     model.to(device).eval()
     seg = TrainedSegmenter(model=model, norm=norm, num_classes=num_classes, device=device, info=info)
     return seg, state
+
+
+def check_segmenter_state(state: dict[str, Any], ts: TileSet, path: str | os.PathLike[str]) -> None:
+    """Check that a loaded segmenter file fits a tile set (same classes and band count).
+
+    Raises:
+        InputError: Naming the segmenter file and the mismatch.
+    """
+    try:
+        stored = ClassScheme.from_dict(state["scheme"], path)
+    except (KeyError, TypeError, ValueError):
+        raise InputError(path, "segmenter file has no class scheme") from None
+    if not stored.same_classes(ts.scheme):
+        raise InputError(
+            path,
+            f"segmenter was trained on class scheme {stored.name!r} ({stored.num_classes} classes), tile set "
+            f"{ts.root} uses {ts.scheme.name!r} ({ts.scheme.num_classes} classes)",
+        )
+    if int(state.get("in_channels", -1)) != ts.bands:
+        raise InputError(path, f"segmenter takes {state.get('in_channels')} bands, tile set {ts.root} has {ts.bands}")

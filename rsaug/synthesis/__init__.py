@@ -15,6 +15,7 @@ May import: :mod:`rsaug.core`, :mod:`rsaug.io`, :mod:`rsaug.gan`, :mod:`rsaug.se
 
 from __future__ import annotations
 
+from rsaug.segmentation.files import check_segmenter_state  # its home; kept here for the public API
 from rsaug.synthesis.filtering import (
     DEFAULT_MARGIN,
     FILTER_REPORT,
@@ -25,7 +26,7 @@ from rsaug.synthesis.filtering import (
     filter_tileset,
     pixel_losses,
 )
-from rsaug.synthesis.hardness import ClassIoU, check_segmenter_state, class_iou_from, segmenter_iou
+from rsaug.synthesis.hardness import ClassIoU, class_iou_from, segmenter_iou
 from rsaug.synthesis.planner import (
     PlanConfig,
     SynthesisPlan,

@@ -44,13 +44,13 @@ from rsaug.io.tileset import write_tile as _write_tile
 from rsaug.segmentation import (
     TileArrays,
     TrainedSegmenter,
+    check_segmenter_state,
     load_segmenter,
     load_tiles,
     preset,
     save_segmenter,
     train_segmenter,
 )
-from rsaug.synthesis.hardness import check_segmenter_state
 from rsaug.synthesis.radiometry import RADIOMETRY_FILE, RadiometricAlignment, alignment_or_none
 
 FILTER_REPORT = "filter_report.json"

@@ -22,12 +22,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from rsaug.core.classes import ClassScheme
 from rsaug.core.errors import InputError
 from rsaug.core.progress import Reporter, reporter_or_silent
 from rsaug.core.runtime import select_device
 from rsaug.io.tileset import TileSet
-from rsaug.segmentation import TrainedSegmenter, load_segmenter, load_tiles, segmentation_scores
+from rsaug.segmentation import (
+    TrainedSegmenter,
+    check_segmenter_state,
+    load_segmenter,
+    load_tiles,
+    segmentation_scores,
+)
 
 
 @dataclass
@@ -45,26 +50,6 @@ class ClassIoU:
     source: str
     kind: str
     split: str | None = None
-
-
-def check_segmenter_state(state: dict[str, Any], ts: TileSet, path: str | os.PathLike[str]) -> None:
-    """Check that a loaded segmenter file fits a tile set (same classes and band count).
-
-    Raises:
-        InputError: Naming the segmenter file and the mismatch.
-    """
-    try:
-        stored = ClassScheme.from_dict(state["scheme"], path)
-    except (KeyError, TypeError, ValueError):
-        raise InputError(path, "segmenter file has no class scheme") from None
-    if not stored.same_classes(ts.scheme):
-        raise InputError(
-            path,
-            f"segmenter was trained on class scheme {stored.name!r} ({stored.num_classes} classes), tile set "
-            f"{ts.root} uses {ts.scheme.name!r} ({ts.scheme.num_classes} classes)",
-        )
-    if int(state.get("in_channels", -1)) != ts.bands:
-        raise InputError(path, f"segmenter takes {state.get('in_channels')} bands, tile set {ts.root} has {ts.bands}")
 
 
 def segmenter_iou(seg: TrainedSegmenter, ts: TileSet, split: str = "val", batch_size: int = 8) -> list[float | None]:

@@ -13,6 +13,7 @@ Internal to :mod:`rsaug.tiling` (:func:`tile_windows` and :func:`tile_id` are pu
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -265,7 +266,13 @@ class Runner:
             _STATE.pop("_env").__exit__(*exc)
             _STATE.clear()
 
-    def map(self, func: Any, units: list[WorkUnit], bar: Any, while_waiting: Any = None) -> list[Any]:
+    def map(
+        self,
+        func: Callable[[WorkUnit], Any],
+        units: list[WorkUnit],
+        bar: Any,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> list[Any]:
         """``[func(u) for u in units]``; ``while_waiting()`` runs in this process once the work is queued.
 
         Raises:

@@ -193,6 +193,16 @@ def test_evaluate_bad_inputs(gid15_tileset, checkpoints, tmp_path) -> None:
     assert "segmenter file not found" in _bad(
         [ok, "--tiles", tiles, "-o", str(out), "--segmenter", str(tmp_path / "missing.pt")]
     )
+    # a real segmenter file of another class scheme: the same check as `rsaug filter` (check_segmenter_state)
+    from rsaug.core.classes import get_scheme
+    from rsaug.segmentation import SegmenterConfig, save_segmenter, train_segmenter
+    from tests.segmentation.helpers import gid15_tiles
+
+    tiny = SegmenterConfig(iterations=1, batch_size=2, crop=64, eval_batch_size=2, threads=1)
+    trained = train_segmenter(gid15_tiles(["river_001"]), config=tiny, seed=0, device="cpu", num_classes=15)
+    other = save_segmenter(trained, tmp_path / "chesapeake_seg.pt", get_scheme("chesapeake"), tiny)
+    msg = _bad([ok, "--tiles", tiles, "-o", str(out), "--segmenter", str(other)])
+    assert "chesapeake_seg.pt" in msg and "class scheme 'chesapeake'" in msg and len(msg.strip().splitlines()) == 1
     assert "labels" in _bad([ok, "--tiles", tiles, "-o", str(out), "--label", "a", "--label", "b"])
     assert "--rgb-bands" in _bad([ok, "--tiles", tiles, "-o", str(out), "--rgb-bands", "r,g,b"])
     assert "RGB bands" in _bad([ok, "--tiles", tiles, "-o", str(out), "--rgb-bands", "0,1,5"])

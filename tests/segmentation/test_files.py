@@ -32,6 +32,14 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     for image in tiles.images:  # whole tiles of different sizes
         assert np.array_equal(loaded.predict(image), seg.predict(image))
     assert np.array_equal(loaded.confusion(tiles, batch_size=2), seg.confusion(tiles, batch_size=2))
+    # a file whose stored protocol cannot build a network: one line naming the problem, no traceback
+    for field, value in (("backbone", "no_such_encoder"), ("iterations", 0)):
+        bad = torch.load(path, weights_only=True)
+        bad["segmenter_config"][field] = value
+        torch.save(bad, tmp_path / "bad.pt")
+        with pytest.raises(InputError, match="damaged segmenter file: ") as exc:
+            load_segmenter(tmp_path / "bad.pt", torch.device("cpu"))
+        assert exc.value.path == str(tmp_path / "bad.pt") and "\n" not in str(exc.value)
 
 
 def test_other_files_are_refused(tmp_path: Path) -> None:
