@@ -5,7 +5,9 @@ For every model of ``--models`` (default CSEBGAN and the SPADE baseline) the scr
 1. calibrates: a short ``rsaug train`` (``--calib-steps`` steps into ``OUT/<model>/calib``) whose ``log.csv``
    ``time`` column gives the seconds per training step;
 2. trains ONE run (``OUT/<model>/run``) of ``S = largest budget / (s per step)`` steps, rounded up to a multiple
-   of ``--checkpoint-every``, keeping every ``step_XXXXXX.ckpt``;
+   of ``--checkpoint-every``, keeping every ``step_XXXXXX.ckpt``; when the run is slower than the calibration
+   said, it is stopped (SIGTERM, a resumable checkpoint) as soon as a checkpoint covers the largest budget, and
+   the report says so (the learning-rate schedule stays the one of the S-step run);
 3. picks, for every budget ``b``, the checkpoint whose elapsed training time (``log.csv`` ``time``, summed over
    resumed invocations) is closest to ``b`` minutes without passing it by more than one checkpoint interval,
    and records the minutes actually trained. The work done after each checkpoint (re-estimating ``G_ema``'s
@@ -46,6 +48,7 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -100,6 +103,39 @@ def run(cmd: list[str], what: str) -> None:
     if proc.returncode:
         sys.exit(f"{what} failed (exit status {proc.returncode})")
     print(f"  ({what}: {time.perf_counter() - t:.0f} s)", flush=True)
+
+
+def budget_covered(run_dir: Path, budget_min: float, include_checkpoint_time: bool) -> bool:
+    """Whether a step checkpoint of the run lies at or after ``budget_min`` minutes of training."""
+    if not (run_dir / "log.csv").is_file():
+        return False
+    try:
+        wall, net = training_seconds(run_dir)
+    except (OSError, ValueError, KeyError):
+        return False
+    elapsed = wall if include_checkpoint_time else net
+    return any(elapsed.get(s, 0.0) >= budget_min * 60 for s in step_checkpoints(run_dir))
+
+
+def train_until_covered(cmd: list[str], run_dir: Path, budget_min: float, include_checkpoint_time: bool) -> bool:
+    """Run the training command until it finishes or a checkpoint covers ``budget_min`` minutes, whichever
+    comes first; in the second case the run is stopped with SIGTERM (``rsaug train`` saves a resumable
+    checkpoint). Returns whether it was stopped there; exits if the training fails.
+    """
+    print(f"$ {shlex.join(cmd)}", flush=True)
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    stopped = False
+    while proc.poll() is None:
+        time.sleep(15)
+        if not stopped and budget_covered(run_dir, budget_min, include_checkpoint_time):
+            print(f"\n  (the {fmt_budget(budget_min)}-min budget is covered: stopping the run)", flush=True)
+            proc.send_signal(signal.SIGTERM)
+            stopped = True
+    if proc.returncode and not stopped:
+        sys.exit(f"training failed (exit status {proc.returncode})")
+    print(f"  (training: {time.perf_counter() - t:.0f} s)", flush=True)
+    return stopped
 
 
 def read_json(path: Path) -> Any:
@@ -458,6 +494,14 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
         *rows,
         "",
         *[f"- {line}" for line in results["summary"]],
+        *[
+            f"- {model}: the run, sized for {m['planned_steps']} steps by the calibration "
+            f"({m['calibration_s_per_step']:.3f} s/step), ran at {m['run_s_per_step']:.3f} s/step and was stopped "
+            f"at step {m['steps']} once a checkpoint covered the largest budget; its learning-rate schedule is the "
+            f"one of the {m['planned_steps']}-step run."
+            for model, m in results["models"].items()
+            if m.get("stopped_at_budget")
+        ],
         "",
         "Files: `quality_per_minute.json` (all numbers and commands), `quality_per_minute.csv`, "
         "`quality_per_minute.png`.",
@@ -584,10 +628,14 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = args.out / model / "run"
         steps = plans[model]["steps"]
         cmd = train_command(args, model, steps, rsaug)
-        if run_finished(run_dir):
+        finished = run_finished(run_dir)
+        if finished:
             print(f"{model}: run finished, not trained again ({run_dir})", flush=True)
+        elif budget_covered(run_dir, max(args.budgets), args.include_checkpoint_time):
+            print(f"{model}: the run covers the largest budget, not trained further ({run_dir})", flush=True)
         else:
-            run(cmd, f"{model} training")
+            train_until_covered(cmd, run_dir, max(args.budgets), args.include_checkpoint_time)
+            finished = run_finished(run_dir)
         wall, net = training_seconds(run_dir)
         elapsed = wall if args.include_checkpoint_time else net
         last_step = max(elapsed)
@@ -634,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
             "train_command": cmd,
             "evaluate_command": ecmd,
             "calibration_s_per_step": plans[model]["s_per_step"],
+            "planned_steps": steps,
+            "stopped_at_budget": not finished,
             "steps": last_step,
             "run_minutes": run_s / 60,
             "run_wall_minutes": wall[last_step] / 60,
