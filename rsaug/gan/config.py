@@ -621,9 +621,9 @@ PRESETS: dict[str, Preset] = {
         # within 2.5 DN (was 13-15 DN dark) on the GID-15 val split (docs/results/gid15-generators-val/)
         csebgan={"spatial_noise": 0.25},
     ),
-    # cpu-small's networks and crops trained 6x longer: 4800 steps, about 110 minutes on a slow 2-core CPU at
-    # cpu-small's measured 1.37 s per step (18 min for 800 steps, 2026-12-02), inside the 120-minute budget of
-    # issue 11. Its quality is not measured yet (bench/bench_gan_quality.py measures quality per CPU-minute).
+    # cpu-small's networks and crops trained 6x longer: 4800 steps, 76-110 minutes on 2-core CPUs (0.95-1.37 s
+    # per step, 2026-12-02/03), inside the 120-minute budget of issue 11. Quality per CPU-minute of these networks
+    # (test split): docs/results/gid15-quality-per-minute/ (FID - floor 119.6 at 60 min, 110.4 at 120 min).
     "cpu-long": Preset(
         model=dict(_CPU_SMALL_MODEL),
         train={**_CPU_SMALL_TRAIN, "steps": 4800, "ema_decay": 0.999, "checkpoint_every": 200, "sample_every": 400},
