@@ -237,8 +237,6 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             them and the opt-in conversion), or is not an rsaug checkpoint.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "checkpoint not found")
     ckpt = _read_safely(p, map_location, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(p, "not an rsaug checkpoint")
@@ -258,8 +256,6 @@ def load_state_dict_file(path: str | os.PathLike[str], key: str | None = None) -
         InputError: If the file is missing, unreadable or holds objects that could run code.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "file not found")
     obj = _read_safely(p, "cpu", "file")
     if key is not None and isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         return obj.get(key)

@@ -59,8 +59,6 @@ def load_segmenter(path: str | os.PathLike[str], device: torch.device) -> tuple[
         InputError: If the file is missing, unreadable or not an rsaug segmenter.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "segmenter file not found")
     state = read_model_file(p, "segmenter file")
     if not isinstance(state, dict) or state.get("format") != SEGMENTER_FORMAT:
         raise InputError(p, "not an rsaug segmenter file (write one with `rsaug evaluate`, it saves segmenter.pt)")
