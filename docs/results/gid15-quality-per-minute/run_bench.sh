@@ -22,3 +22,6 @@ date
 .venv/bin/python bench/bench_gan_quality.py $T -o $W/qpm --models csebgan --preset cpu-long --budgets 10,30,60,120 \
   --checkpoint-every 200 --calib-steps 100 --segmenter $SEG --split test --seed 0
 date
+# Session 12, the SPADE half on the same machine (reuses the CSEBGAN run and evaluation above):
+# .venv/bin/python bench/bench_gan_quality.py $T -o $W/qpm --models csebgan spade --preset cpu-long --budgets 10,30,60,120 \
+#   --checkpoint-every 200 --calib-steps 100 --segmenter $SEG --split test --seed 0
