@@ -77,6 +77,8 @@ CSV_COLUMNS = [
     "lpips",
     "rad_mean_abs_mean_error_dn",
     "rad_max_abs_std_error_pct",
+    "rad_class_mean_abs_error_dn",
+    "rad_floor_class_mean_abs_error_dn",
     "checkpoint",
 ]
 
@@ -231,6 +233,8 @@ def metrics(entry: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     miou, real = seg.get("miou"), real_seg.get("miou")
     bands = ((entry.get("radiometry") or {}).get("overall")) or []
     floor = reference.get("fid_floor") or {}
+    class_dn = ((entry.get("radiometry") or {}).get("summary") or {}).get("class_mean_abs_error_dn")
+    floor_dn = ((reference.get("radiometry_floor") or {}).get("summary") or {}).get("class_mean_abs_error_dn")
     return {
         "fid": entry.get("fid"),
         "fid_floor": floor.get("fid"),
@@ -241,6 +245,9 @@ def metrics(entry: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
         "lpips": (entry.get("diversity") or {}).get("lpips"),
         "rad_mean_abs_mean_error_dn": (sum(abs(b["mean_error_dn"]) for b in bands) / len(bands) if bands else None),
         "rad_max_abs_std_error_pct": max(abs(b["std_error_pct"]) for b in bands) if bands else None,
+        # per class (pixel-weighted |mean error|), and the same between two real sets (the radiometry floor)
+        "rad_class_mean_abs_error_dn": class_dn,
+        "rad_floor_class_mean_abs_error_dn": floor_dn,
     }
 
 
@@ -471,8 +478,8 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     num = lambda v, f: "–" if v is None else format(v, f)
     rows = [
         "| model | budget (min) | trained (min) | step | FID | FID - floor | mIoU / real | LPIPS | "
-        "mean abs mean err (DN) | max abs std err (%) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "mean abs mean err (DN) | max abs std err (%) | per class mean abs err (DN; floor) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, m in results["models"].items():
         for s in m["snapshots"]:
@@ -481,7 +488,9 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
                 f"{num(s.get('fid'), '.2f')} | {num(s.get('fid_minus_floor'), '.2f')} | "
                 f"{num(s.get('miou_ratio'), '.3f')} | {num(s.get('lpips'), '.4f')} | "
                 f"{num(s.get('rad_mean_abs_mean_error_dn'), '.1f')} | "
-                f"{num(s.get('rad_max_abs_std_error_pct'), '.1f')} |"
+                f"{num(s.get('rad_max_abs_std_error_pct'), '.1f')} | "
+                f"{num(s.get('rad_class_mean_abs_error_dn'), '.1f')} "
+                f"({num(s.get('rad_floor_class_mean_abs_error_dn'), '.1f')}) |"
             )
     cfg = results["config"]
     text = [

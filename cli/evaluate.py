@@ -66,8 +66,9 @@ from rsaug.evaluation.tables import summary_line
     "--fid-floor-split",
     default="train",
     show_default=True,
-    help="Split of TILES giving the FID floor: FID between the evaluated real tiles and as many other real tiles "
-    "of this split (what a perfect generator would score at this set size); 'none' = no floor.",
+    help="Split of TILES giving the floors: FID and radiometric error between the evaluated real tiles and as "
+    "many other real tiles of this split (what a perfect generator would score at this set size); 'none' = no "
+    "floors.",
 )
 @click.option(
     "--diversity-masks", type=int, default=50, show_default=True, help="Masks used for LPIPS diversity (0 = skip)."

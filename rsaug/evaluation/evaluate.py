@@ -19,6 +19,8 @@ For each checkpoint, on the masks of the real test split of a tile set:
   own units, DN) against the real test tiles, overall and per class (pixels where the mask says class k), the
   mean error (DN), the relative std error (%) and whether each is within 3 DN and 10 % (the target of issue 11);
   streaming sums over the images generated for FID, see :mod:`rsaug.evaluation.radiometry`.
+* **Floors** (``fid_floor_split``, default ``train``): the same FID and radiometric figures for as many other
+  real tiles in the place of generated ones: what a perfect generator would score at this set size.
 
 Outputs in ``OUT``: ``evaluation.json`` (every number, config, provenance), ``evaluation.md`` and
 ``evaluation.html`` (the table, several checkpoints side by side; rendered by :mod:`rsaug.evaluation.tables`),
@@ -109,10 +111,12 @@ class EvaluateConfig:
         device: ``auto``, ``cpu``, ``cuda``...
         fid: Compute FID.
         segmentation: Compute segmentation fidelity.
-        fid_floor_split: Split of TILES from which the FID floor's second real set is drawn (as many tiles as
-            the evaluated split, seeded, disjoint from it): FID between two real sets of that size, the value a
-            perfect generator would get (FID on ~100 images is strongly biased upwards); every checkpoint also
-            gets ``fid_minus_floor``. ``None``: no floor.
+        fid_floor_split: Split of TILES from which the floors' second real set is drawn (as many tiles as
+            the evaluated split, seeded, disjoint from it). FID floor: FID between two real sets of that size, the
+            value a perfect generator would get (FID on ~100 images is strongly biased upwards); every checkpoint
+            also gets ``fid_minus_floor``. Radiometry floor: the radiometric figures of those real tiles against
+            the evaluated ones (``reference.radiometry_floor``): how far two real sets of this size differ per
+            band and class, below which no generator's error can be read as a fault. ``None``: no floors.
     """
 
     tiles: str
@@ -261,11 +265,11 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
         )
     if cfg.fid and len(test) < 2:
         raise InputError(ts.root, f"split {cfg.split!r} has {len(test)} tile(s); FID needs at least 2")
-    if cfg.fid and cfg.fid_floor_split is not None and not (ts.index["split"] == cfg.fid_floor_split).any():
+    if cfg.fid_floor_split is not None and not (ts.index["split"] == cfg.fid_floor_split).any():
         raise InputError(
             ts.root,
-            f"no {cfg.fid_floor_split!r} tiles for the FID floor; choose another {option('fid_floor_split')} "
-            "or switch the floor off",
+            f"no {cfg.fid_floor_split!r} tiles for the FID and radiometry floors; choose another "
+            f"{option('fid_floor_split')} or switch the floors off",
         )
     for _img, msk in zip(test.images, test.masks):
         ts.scheme.validate_internal(msk, ts.root)
@@ -349,9 +353,20 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
         results["reference"]["radiometry"] = {"units": f"DN ({ts.dtype})", **real_rad.to_dict(names)}
         if cfg.fid:
             real_feats = np.concatenate(feats)
-            if cfg.fid_floor_split is not None:
-                bar.set_description(f"FID floor ({cfg.fid_floor_split} tiles)")
-                results["reference"]["fid_floor"] = _fid_floor(ts, cfg, test, real_feats, to_rgb8, device)
+        if cfg.fid_floor_split is not None:
+            bar.set_description(f"floors ({cfg.fid_floor_split} tiles)")
+            floor = _floor_draw(ts, cfg, len(test))
+            floor_rad = PixelMoments(ts.bands, k)
+            for img, msk in zip(floor.images, floor.masks):
+                floor_rad.add(img, msk)
+            results["reference"]["radiometry_floor"] = {
+                "split": cfg.fid_floor_split,
+                "tiles": len(floor),
+                "evaluated_tiles": len(test),
+                **radiometry_report(real_rad, floor_rad, names, ts.dtype),
+            }
+            if real_feats is not None:
+                results["reference"]["fid_floor"] = _fid_floor(floor, cfg, len(test), real_feats, to_rgb8, device)
         if seg is not None:
             results["reference"]["segmentation"] = segmentation_scores(real_cm, names)
             results["reference"]["confusion_matrix"] = real_cm.tolist()
@@ -449,21 +464,32 @@ def evaluate(cfg: EvaluateConfig, out: str | os.PathLike[str], reporter: Reporte
     return results
 
 
-def _fid_floor(
-    ts: TileSet, cfg: EvaluateConfig, test: TileArrays, real_feats: np.ndarray, to_rgb8: Any, device: Any
-) -> dict[str, Any]:
-    """FID between the evaluated real tiles and as many other real tiles of ``cfg.fid_floor_split`` (a seeded
-    choice; fewer when that split is smaller, which the result records)."""
+def _floor_draw(ts: TileSet, cfg: EvaluateConfig, n: int) -> TileArrays:
+    """The floors' real tiles: a seeded choice of ``n`` tiles of ``cfg.fid_floor_split`` (fewer when that split
+    is smaller, which the results record), disjoint from the evaluated split."""
     assert cfg.fid_floor_split is not None
     other = load_tiles(ts, [cfg.fid_floor_split], cfg.fid_floor_split)
-    pick = np.sort(np.random.default_rng([cfg.seed, 11]).permutation(len(other))[: len(test)])
-    images = [other.images[i] for i in pick]
+    pick = np.sort(np.random.default_rng([cfg.seed, 11]).permutation(len(other))[:n])
+    return TileArrays(
+        other.name,
+        [other.images[i] for i in pick],
+        [other.masks[i] for i in pick],
+        [other.tile_ids[i] for i in pick],
+    )
+
+
+def _fid_floor(
+    floor: TileArrays, cfg: EvaluateConfig, evaluated: int, real_feats: np.ndarray, to_rgb8: Any, device: Any
+) -> dict[str, Any]:
+    """FID between the evaluated real tiles (their Inception features ``real_feats``) and the floor's real tiles
+    (:func:`_floor_draw`): what a perfect generator would score on sets of this size."""
+    images = floor.images
     feats = [
         inception_features([to_rgb8(np.stack([images[i] for i in idx]))], device)
         for idx in _shape_chunks([im.shape for im in images], cfg.batch_size)
     ]
     fid = fid_from_features(real_feats, np.concatenate(feats))
-    return {"fid": fid, "split": cfg.fid_floor_split, "tiles": len(pick), "evaluated_tiles": len(test)}
+    return {"fid": fid, "split": cfg.fid_floor_split, "tiles": len(images), "evaluated_tiles": evaluated}
 
 
 def _shape_chunks(shapes: list[tuple[int, ...]], batch_size: int) -> list[list[int]]:

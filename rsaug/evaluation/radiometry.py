@@ -13,7 +13,8 @@ relative std error ``100 * (std_gen / std_real - 1)`` (%), and whether the band 
 (:data:`MEAN_TOLERANCE_DN` = 3 DN and :data:`STD_TOLERANCE_PCT` = 10 %). The same figures per class (pixels of
 class ``k`` in the generated images, i.e. where the mask they were generated from says ``k``, against the real
 pixels of class ``k``) and for the unknown pixels; the per-class target count covers the classes present in the
-real pixels, never the unknown row. Used by :func:`rsaug.evaluation.evaluate.evaluate` on the images it
+real pixels, never the unknown row; the summary also gives the per-class errors as one pixel-weighted figure
+(:func:`class_mean_errors`). Used by :func:`rsaug.evaluation.evaluate.evaluate` on the images it
 generates for the test masks (after ``Generator.to_raster``, the same conversion synthesis writes with).
 """
 
@@ -226,13 +227,14 @@ def radiometry_report(
     classes = [row(n, real.of_class(k), generated.of_class(k)) for k, n in enumerate(class_names)]
     unknown = row(UNKNOWN, real.unknown(), generated.unknown())
     measured = [c for c in classes if c["bands"] is not None]
-    summary = {
+    summary: dict[str, Any] = {
         "overall_within": sum(b["within_target"] for b in overall or []),
         "overall_bands": len(overall or []),
         "class_within": sum(b["within_target"] for c in measured for b in c["bands"]),
         "class_pairs": sum(len(c["bands"]) for c in measured),
         "classes_measured": len(measured),
         "classes_within": sum(all(b["within_target"] for b in c["bands"]) for c in measured),
+        **class_mean_errors(measured),
     }
     return {
         "units": f"DN ({dtype})",
@@ -246,12 +248,44 @@ def radiometry_report(
     }
 
 
+def class_mean_errors(classes: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Pixel-weighted mean over classes of the mean over bands of ``|Δ mean|`` (DN) and ``|std error|`` (%).
+
+    Args:
+        classes: Per-class rows of :func:`radiometry_report` with figures (``bands`` not ``None``); each class is
+            weighted by its number of real pixels, so the figure is the error of an average labelled pixel.
+
+    Returns:
+        ``{"class_mean_abs_error_dn", "class_mean_abs_std_error_pct"}`` (``None`` without classes; the std figure
+        leaves out bands whose std error is undefined).
+    """
+    weights = [c["real_pixels"] for c in classes]
+    if not classes or sum(weights) == 0:
+        return {"class_mean_abs_error_dn": None, "class_mean_abs_std_error_pct": None}
+    dn = [float(np.mean([abs(b["mean_error_dn"]) for b in c["bands"]])) for c in classes]
+    std_rows = [
+        (w, [abs(b["std_error_pct"]) for b in c["bands"] if b["std_error_pct"] is not None])
+        for w, c in zip(weights, classes)
+    ]
+    std_rows = [(w, v) for w, v in std_rows if v]
+    std_w = sum(w for w, _ in std_rows)
+    return {
+        "class_mean_abs_error_dn": float(np.average(dn, weights=weights)),
+        "class_mean_abs_std_error_pct": float(sum(w * np.mean(v) for w, v in std_rows) / std_w) if std_w else None,
+    }
+
+
 def summary_text(
-    summary: dict[str, int], mean_tolerance: float = MEAN_TOLERANCE_DN, std_tolerance_pct: float = STD_TOLERANCE_PCT
+    summary: dict[str, Any], mean_tolerance: float = MEAN_TOLERANCE_DN, std_tolerance_pct: float = STD_TOLERANCE_PCT
 ) -> str:
-    """``overall: 3/3 bands within 3 DN and 10 %; per class: 21/45 band-class pairs (5/15 classes)``."""
-    return (
+    """``overall: 3/3 bands within 3 DN and 10 %; per class: 21/45 band-class pairs (5/15 classes), mean |error|
+    4.6 DN / 11 %`` (the last part: :func:`class_mean_errors`, when the summary has it)."""
+    text = (
         f"overall: {summary['overall_within']}/{summary['overall_bands']} bands within {mean_tolerance:g} DN and "
         f"{std_tolerance_pct:g} %; per class: {summary['class_within']}/{summary['class_pairs']} band-class pairs "
         f"({summary['classes_within']}/{summary['classes_measured']} classes)"
     )
+    dn, pct = summary.get("class_mean_abs_error_dn"), summary.get("class_mean_abs_std_error_pct")
+    if dn is not None:
+        text += f", mean |error| {dn:.1f} DN" + (f" / {pct:.0f} %" if pct is not None else "")
+    return text

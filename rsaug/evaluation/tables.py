@@ -89,18 +89,26 @@ def _band_cells(b: dict[str, Any]) -> list[str]:
     ]
 
 
+def _radiometries(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, radiometry report)`` of every checkpoint that has one, then of the radiometry floor (when
+    measured: the floor's real tiles in the place of generated ones)."""
+    pairs = [(str(e["label"]), e["radiometry"]) for e in results["checkpoints"] if e.get("radiometry")]
+    floor = results.get("reference", {}).get("radiometry_floor")
+    if floor and pairs:
+        pairs.append((f"floor: {floor['tiles']} real {floor['split']} tiles", floor))
+    return pairs
+
+
 def _radiometry_rows(results: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
-    """``(method, band, cells)`` of every checkpoint's overall radiometry, band by band."""
-    rows = []
-    for e in results["checkpoints"]:
-        for b in (e.get("radiometry") or {}).get("overall") or []:
-            rows.append((e["label"], str(b["band"]), _band_cells(b)))
-    return rows
+    """``(method, band, cells)`` of every checkpoint's (and the floor's) overall radiometry, band by band."""
+    return [
+        (label, str(b["band"]), _band_cells(b)) for label, rad in _radiometries(results) for b in rad["overall"] or []
+    ]
 
 
 def _radiometry_lines(results: dict[str, Any]) -> list[str]:
-    """Per checkpoint: its radiometry summary line."""
-    return [f"{e['label']}: {e['radiometry']['summary_line']}" for e in results["checkpoints"] if e.get("radiometry")]
+    """Per checkpoint (and for the floor): its radiometry summary line."""
+    return [f"{label}: {rad['summary_line']}" for label, rad in _radiometries(results)]
 
 
 def _table_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
@@ -163,7 +171,16 @@ def _notes(results: dict[str, Any]) -> list[str]:
             "ones included) and per class (pixels where the mask is class k; the unknown pixels are a row of their "
             "own, outside the per-class count). Δ mean = generated - real; std error = 100 (std_gen / std_real - 1). "
             f"Target: |Δ mean| <= {tgt['mean_dn']:g} DN and |std error| <= {tgt['std_pct']:g} % per band, overall "
-            f"and per class (classes present in the {_split(results)} tiles)."
+            f"and per class (classes present in the {_split(results)} tiles); mean |error|: per class the mean over "
+            "bands of |Δ mean| and |std error|, weighted by the class's real pixels."
+        )
+    rfloor = results.get("reference", {}).get("radiometry_floor")
+    if rad and rfloor:
+        lines.append(
+            f"Radiometry floor: the same figures for {rfloor['tiles']} other real tiles of the `{rfloor['split']}` "
+            f"split (the FID floor's draw) in the place of generated images: how far two real sets of this size "
+            "differ; a generator's error at or below the floor's cannot be told from the difference between real "
+            "sets."
         )
     for e in results["checkpoints"]:
         for n in e.get("notes", []):
@@ -254,10 +271,7 @@ def _radiometry_html(results: dict[str, Any]) -> str:
         f"{body}</table>"
         f"<ul>{counts}</ul>"
     ]
-    for e in results["checkpoints"]:
-        rad = e.get("radiometry")
-        if not rad:
-            continue
+    for label, rad in _radiometries(results):
         nb = len(rad["overall"] or [])
         bhead = "".join(f"<th>band {b}: Δ mean (DN) / std error (%)</th>" for b in range(nb))
         trs = ""
@@ -272,7 +286,7 @@ def _radiometry_html(results: dict[str, Any]) -> str:
                 )
             trs += f"<tr><td>{esc(c['class'])}</td><td>{c['real_pixels']}</td>{cells}</tr>"
         parts.append(
-            f"<h3>{esc(e['label'])}: radiometry per class (✓ within target; unknown pixels not counted)</h3>"
+            f"<h3>{esc(label)}: radiometry per class (✓ within target; unknown pixels not counted)</h3>"
             f"<table><tr><th>class</th><th>pixels</th>{bhead}</tr>{trs}</table>"
         )
     return "\n".join(parts)

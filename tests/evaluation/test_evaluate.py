@@ -209,7 +209,7 @@ def test_evaluate_bad_inputs(gid15_tileset, checkpoints, tmp_path) -> None:
     assert "no reserved tiles" in _bad([ok, "--tiles", tiles, "-o", str(out), "--split", "reserved"])
     assert "max tiles" in _bad([ok, "--tiles", tiles, "-o", str(out), "--max-tiles", "1"])
     assert "--fid-floor-split must differ" in _bad([ok, "--tiles", tiles, "-o", str(out), "--fid-floor-split", "test"])
-    assert "no 'reserved' tiles for the FID floor" in _bad(
+    assert "no 'reserved' tiles for the FID and radiometry floors" in _bad(
         [ok, "--tiles", tiles, "-o", str(out), "--fid-floor-split", "reserved"]
     )
     assert not out.exists()  # nothing written by a failed run

@@ -141,9 +141,10 @@ def test_identity_is_zero_error_and_within_target(real_test) -> None:
     assert s["overall_within"] == s["overall_bands"] == 3
     assert s["classes_measured"] == s["classes_within"] == present
     assert s["class_within"] == s["class_pairs"] == 3 * present
+    assert s["class_mean_abs_error_dn"] == 0.0 and s["class_mean_abs_std_error_pct"] == 0.0
     assert rep["summary_line"] == (
         f"overall: 3/3 bands within 3 DN and 10 %; per class: {3 * present}/{3 * present} band-class pairs "
-        f"({present}/{present} classes)"
+        f"({present}/{present} classes), mean |error| 0.0 DN / 0 %"
     )
     # absent classes have no figures and count in no target; the unknown row is never counted
     for c, row in enumerate(rep["classes"]):
@@ -172,12 +173,27 @@ def test_target_limits(real_test) -> None:
             assert b["mean_error_dn"] == pytest.approx(shift, abs=1e-9)
             assert b["std_error_pct"] == pytest.approx(0.0, abs=1e-7)
             assert b["within_target"] is inside
+        # every class is off by |shift|, so the pixel-weighted class error is |shift| too
+        assert rep["summary"]["class_mean_abs_error_dn"] == pytest.approx(abs(shift), abs=1e-9)
     for scale, inside in ((1.2, False), (1.05, True), (0.8, False)):
         rep = report((x - mu) * scale + mu)
         assert all(b["std_error_pct"] == pytest.approx(100 * (scale - 1), rel=1e-7) for b in bands(rep))
         for b in rep["overall"]:
             assert b["mean_error_dn"] == pytest.approx(0.0, abs=1e-9) and b["within_target"] is inside
             assert b["std_ratio"] == pytest.approx(scale)
+        # the global stretch about the band means moves class means by (scale - 1) * (class mean - band mean):
+        # the pixel-weighted class error is that, computed here by hand
+        want_dn, want_pct, total = 0.0, 0.0, 0
+        for c in range(len(names)):
+            sel = masks == c
+            if not sel.any():
+                continue
+            cm, _ = _numpy_moments(x, masks, sel)
+            want_dn += sel.sum() * np.mean(np.abs((scale - 1) * (cm - mu.reshape(-1))))
+            want_pct += sel.sum() * 100 * abs(scale - 1)
+            total += sel.sum()
+        assert rep["summary"]["class_mean_abs_error_dn"] == pytest.approx(want_dn / total, rel=1e-6)
+        assert rep["summary"]["class_mean_abs_std_error_pct"] == pytest.approx(want_pct / total, rel=1e-6)
     # one band off by 4 DN: overall 2/3; the summary counts it per class too
     off = x.copy()
     off[:, 1] += 4.0
@@ -268,9 +284,44 @@ def test_evaluate_writes_radiometry(gid15_tileset, real_test, tmp_path) -> None:
     # a random generator is far from the real radiometry
     assert s["overall_within"] < 3
 
+    # the radiometry floor: the same figures for the FID floor's draw of 4 real train tiles against the 4 test tiles
+    from rsaug.evaluation.evaluate import _floor_draw
+
+    floor = data["reference"]["radiometry_floor"]
+    assert floor["split"] == "train" and floor["tiles"] == floor["evaluated_tiles"] == 4
+    assert "fid_floor" not in data["reference"]  # FID was off; the radiometry floor does not need it
+    drawn = _floor_draw(TileSet.open(gid15_tileset), cfg, 4)
+    assert set(drawn.tile_ids).isdisjoint(load_tiles(TileSet.open(gid15_tileset), ["test"], "test").tile_ids)
+    fimg, fmask = np.stack(drawn.images), np.stack(drawn.masks)
+    fmean, fstd = _numpy_moments(fimg, fmask, np.ones(fmask.shape, bool))
+    np.testing.assert_allclose([b["generated_mean"] for b in floor["overall"]], fmean, rtol=1e-10)
+    np.testing.assert_allclose([b["generated_std"] for b in floor["overall"]], fstd, rtol=1e-9)
+    np.testing.assert_allclose([b["real_mean"] for b in floor["overall"]], mean, rtol=1e-10)
+    w_dn, w = 0.0, 0
+    for c, row in enumerate(floor["classes"]):
+        both = (masks == c).any() and (fmask == c).any()
+        assert (row["bands"] is not None) == both
+        if both:
+            rm, _ = _numpy_moments(images, masks, masks == c)
+            fm, _ = _numpy_moments(fimg, fmask, fmask == c)
+            w_dn += int((masks == c).sum()) * np.mean(np.abs(fm - rm))
+            w += int((masks == c).sum())
+    assert floor["summary"]["class_mean_abs_error_dn"] == pytest.approx(w_dn / w, rel=1e-7)
+    # two real sets differ as well: the floor is not zero
+    assert floor["summary"]["class_mean_abs_error_dn"] > 0
+
     md = (out / "evaluation.md").read_text()
     assert "## Radiometry, DN (uint8), test tiles" in md and f"CSE: {rad['summary_line']}" in md
+    assert f"floor: 4 real train tiles: {floor['summary_line']}" in md and "Radiometry floor:" in md
     band0 = next(line for line in md.splitlines() if line.startswith("| CSE | 0 |"))
     assert f"{rad['overall'][0]['mean_error_dn']:+.2f}" in band0
     page = (out / "evaluation.html").read_text()
     assert "CSE: radiometry per class" in page and rad["summary_line"] in page
+    assert "floor: 4 real train tiles: radiometry per class" in page
+
+    # without floors: no radiometry floor either, and the tables do not mention one
+    cfg.fid_floor_split = None
+    evaluate(cfg, tmp_path / "eval-nofloor")
+    data = json.loads((tmp_path / "eval-nofloor" / "evaluation.json").read_text())
+    assert "radiometry_floor" not in data["reference"] and data["checkpoints"][0]["radiometry"] == rad
+    assert "floor" not in (tmp_path / "eval-nofloor" / "evaluation.md").read_text().split("## Radiometry")[1]
