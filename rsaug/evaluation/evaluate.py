@@ -470,6 +470,8 @@ def _floor_draw(ts: TileSet, cfg: EvaluateConfig, n: int) -> TileArrays:
     assert cfg.fid_floor_split is not None
     other = load_tiles(ts, [cfg.fid_floor_split], cfg.fid_floor_split)
     pick = np.sort(np.random.default_rng([cfg.seed, 11]).permutation(len(other))[:n])
+    for i in pick:
+        ts.scheme.validate_internal(other.masks[i], ts.root)
     return TileArrays(
         other.name,
         [other.images[i] for i in pick],
