@@ -472,12 +472,7 @@ def _floor_draw(ts: TileSet, cfg: EvaluateConfig, n: int) -> TileArrays:
     pick = np.sort(np.random.default_rng([cfg.seed, 11]).permutation(len(other))[:n])
     for i in pick:
         ts.scheme.validate_internal(other.masks[i], ts.root)
-    return TileArrays(
-        other.name,
-        [other.images[i] for i in pick],
-        [other.masks[i] for i in pick],
-        [other.tile_ids[i] for i in pick],
-    )
+    return other.select(pick.tolist())
 
 
 def _fid_floor(
