@@ -1,8 +1,8 @@
 """``rsaug demo``: the whole pipeline on the bundled real sample (the README's main command).
 
-tile -> train -> synthesize --double-rare-classes -> evaluate -> filter (the recommended recipe: per-class
-histogram alignment + FreeMask pixel filtering with the evaluation's real-only U-Net) -> benchmark-augmentation
--> report.html.
+tile -> train (or the bundled generator) -> synthesize --double-rare-classes -> evaluate -> filter (the
+recommended recipe: per-class histogram alignment + FreeMask pixel filtering with the evaluation's real-only
+U-Net) -> benchmark-augmentation -> report.html.
 Each stage is the ordinary subcommand reading the previous stage's files, so every stage can be inspected
 and re-run on its own; re-running the demo resumes (finished stages are kept).
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from rsaug.core.files import clear_directory
-from rsaug.core.locks import output_lock
-from rsaug.io.sample import gid15_sample, sample_root
+from rsaug.core.files import clear_directory, read_json, write_json
+from rsaug.core.locks import LOCK_FILE, output_lock
+from rsaug.io.sample import gid15_generator, gid15_sample, sample_root
 
 from .common import BadInput, device_option, guarded, seed_option
 
@@ -26,6 +26,8 @@ DEMO_TILE_SIZE = 112
 DEMO_TRAIN_STEPS = 400
 DEMO_BENCH_SEEDS = 2
 DEMO_BENCH_ITERATIONS = 150
+#: ``OUT/demo.json``: the options that decide the stages' outputs, checked when a demo is resumed.
+DEMO_FILE = "demo.json"
 
 
 def _run(command: click.Command, args: list[str], title: str) -> float:
@@ -46,11 +48,20 @@ def _run(command: click.Command, args: list[str], title: str) -> float:
     help="Directory for every stage's output (tiles/, run/, synthetic/, evaluation/, filtered/, benchmark/).",
 )
 @click.option(
+    "--generator",
+    type=click.Choice(["bundled", "train"]),
+    default="bundled",
+    show_default=True,
+    help="bundled: synthesize with the CSEBGAN generator shipped in the package (cpu-long preset, trained on "
+    "shared GID-15 tiles disjoint from the sample; its data card is printed); train: train a cpu-small CSEBGAN "
+    "on the sample's tiles first (--steps).",
+)
+@click.option(
     "--steps",
     type=int,
     default=DEMO_TRAIN_STEPS,
     show_default=True,
-    help="Training steps of the CSEBGAN (cpu-small preset).",
+    help="Training steps of the CSEBGAN (cpu-small preset) with --generator train.",
 )
 @click.option(
     "--bench-seeds",
@@ -76,18 +87,55 @@ def _run(command: click.Command, args: list[str], title: str) -> float:
 @device_option
 @guarded
 def command(
-    out: Path, steps: int, bench_seeds: int, bench_iterations: int, overwrite: bool, seed: int, device: str
+    out: Path,
+    generator: str,
+    steps: int,
+    bench_seeds: int,
+    bench_iterations: int,
+    overwrite: bool,
+    seed: int,
+    device: str,
 ) -> None:
     """Run the whole pipeline on the bundled real sample (45 GID-15 tiles) and print where the report is."""
+    steps_given = click.get_current_context().get_parameter_source("steps") != click.core.ParameterSource.DEFAULT
+    if generator == "bundled" and steps_given:
+        raise BadInput("--steps sets the training of --generator train; the bundled generator is already trained")
+    if generator == "bundled" and not gid15_generator().is_file():
+        raise BadInput(f"{gid15_generator()}: the bundled generator is missing; use --generator train")
+    options = {
+        "generator": generator,
+        "steps": steps if generator == "train" else None,
+        "bench_iterations": bench_iterations,  # also the evaluation's U-Net (a finished evaluation is kept)
+        "seed": seed,
+    }
     # the demo holds OUT's lock; every stage locks its own subdirectory (OUT/tiles, OUT/run, ...), never OUT
     with output_lock(out, "demo"):
         if overwrite:
             clear_directory(out)  # not rmtree: OUT's lock file must stay while the lock is held
-        _stages(out, steps, bench_seeds, bench_iterations, seed, device)
+        _check_resume(out, options)
+        _stages(out, generator, steps, bench_seeds, bench_iterations, seed, device)
 
 
-def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed: int, device: str) -> None:
+def _check_resume(out: Path, options: dict[str, object]) -> None:
+    """Record the demo's options in OUT/demo.json, or check that a resumed demo used the same ones (the stages
+    keep their finished outputs, so another generator or seed would mix two demos)."""
+    path = out / DEMO_FILE
+    if path.is_file():
+        earlier = read_json(path)
+        diff = [f"{k} {earlier.get(k)!r} (now {v!r})" for k, v in options.items() if earlier.get(k) != v]
+        if diff:
+            raise BadInput(f"{out}: this demo was run with {', '.join(diff)}; use --overwrite to start again")
+    elif out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise BadInput(f"{out}: not a demo directory of this rsaug version (no {DEMO_FILE}); use --overwrite")
+    else:
+        write_json(path, options)
+
+
+def _stages(
+    out: Path, generator: str, steps: int, bench_seeds: int, bench_iterations: int, seed: int, device: str
+) -> None:
     from . import benchmark, evaluate, filter, synthesize, tile, train
+    from .export import score_line
 
     images, labels = gid15_sample()
     click.echo(f"Sample: {sample_root()} (licences and citations in its README.md)")
@@ -114,22 +162,22 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
             ],
             "1/6 tile",
         )
-    train_args = [
-        str(tiles),
-        "-o",
-        str(run),
-        "--preset",
-        "cpu-small",
-        "--steps",
-        str(steps),
-        "--device",
-        device,
-        *common,
-    ]
-    if (run / "checkpoints" / "last.ckpt").is_file():  # (a run killed early may hold only its lock file)
-        train_args.append("--resume")
-    times["train"] = _run(train.command, train_args, "2/6 train CSEBGAN")
-    ckpt = run / "checkpoints" / "last.ckpt"
+    if generator == "bundled":
+        ckpt = gid15_generator()
+        card = read_json(Path(f"{ckpt}.json"))
+        training, data = card.get("training") or {}, card.get("training_data") or {}
+        click.secho("\n=== 2/6 train: skipped, the bundled generator is used (--generator train trains one)", bold=True)
+        click.echo(
+            f"{ckpt.name}: {(card.get('model') or {}).get('family')}, preset {training.get('preset')}, "
+            f"{training.get('steps')} steps on {(data.get('splits') or {}).get('train')} GID-15 training tiles "
+            "disjoint from the sample"
+        )
+        scores = card.get("evaluation")
+        if scores:
+            click.echo(f"  its scores ({scores.get('split')} split of its own tile set): {score_line(scores)}")
+    else:
+        ckpt = _train(train.command, tiles, run, steps, device, common, times)
+    label = "CSEBGAN (bundled cpu-long generator)" if generator == "bundled" else "CSEBGAN (demo)"
     syn_args = [
         "--checkpoint",
         str(ckpt),
@@ -154,7 +202,7 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
                 "-o",
                 str(evaluation),
                 "--label",
-                "CSEBGAN (demo)",
+                label,
                 "--segmenter-iterations",
                 str(bench_iterations),
                 "--diversity-masks",
@@ -221,3 +269,14 @@ def _stages(out: Path, steps: int, bench_seeds: int, bench_iterations: int, seed
         click.echo(f"  {stage:<11} {secs:7.1f} s")
     click.echo(f"Report:     {report.resolve()}")
     click.echo(f"Evaluation: {(evaluation / 'evaluation.html').resolve()}")
+
+
+def _train(
+    train: click.Command, tiles: Path, run: Path, steps: int, device: str, common: list[str], times: dict[str, float]
+) -> Path:
+    """Stage 2 with ``--generator train``: a cpu-small CSEBGAN on the sample's tiles (resumed if interrupted)."""
+    args = [str(tiles), "-o", str(run), "--preset", "cpu-small", "--steps", str(steps), "--device", device, *common]
+    if (run / "checkpoints" / "last.ckpt").is_file():  # (a run killed early may hold only its lock file)
+        args.append("--resume")
+    times["train"] = _run(train, args, "2/6 train CSEBGAN")
+    return run / "checkpoints" / "last.ckpt"

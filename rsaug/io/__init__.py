@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from rsaug.io.normalization import Normalization, compute_normalization, percentile_range
 from rsaug.io.rasters import MASK_KINDS, MaskReader, MaskSpec, SceneInfo, open_mask, open_scene
-from rsaug.io.sample import chesapeake_sample, gid15_sample, sample_root
+from rsaug.io.sample import chesapeake_sample, gid15_generator, gid15_sample, sample_root
 from rsaug.io.tileset import (
     DEFAULT_COMPRESS_LEVEL,
     DESCRIPTION_FILE,
@@ -53,6 +53,7 @@ __all__ = [
     "chesapeake_sample",
     "compute_normalization",
     "count_column",
+    "gid15_generator",
     "gid15_sample",
     "open_mask",
     "open_scene",

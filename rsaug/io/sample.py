@@ -1,4 +1,4 @@
-"""Paths of the small real sample shipped inside the package (used by ``rsaug demo``)."""
+"""Paths of the small real sample and the bundled generator shipped inside the package (used by ``rsaug demo``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ def gid15_sample() -> tuple[Path, Path]:
     """(images directory, colour-label directory) of the 45 bundled GID-15 tiles."""
     root = sample_root() / "gid15"
     return root / "images", root / "labels_color"
+
+
+def gid15_generator() -> Path:
+    """The bundled CSEBGAN generator for the ``gid15`` scheme (an ``rsaug export-generator`` file: float16 EMA
+    weights with its data card, also as ``<file>.json``). It was trained on shared GID-15 tiles disjoint from the
+    45 bundled ones (the sample's README.md gives the command, data and scores)."""
+    return sample_root() / "generators" / "gid15-csebgan-cpu-long.ckpt"
 
 
 def chesapeake_sample() -> tuple[Path, Path]:
