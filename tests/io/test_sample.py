@@ -156,3 +156,41 @@ def test_demo_steps_need_generator_train(tmp_path: Path) -> None:
         "Error: --steps sets the training of --generator train; the bundled generator is already trained"
     ]
     assert not (tmp_path / "out").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("generator", ["bundled", "train"])
+def test_demo_stage_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generator: str) -> None:
+    """The stages the demo hands over to: with ``train`` the cpu-small training of --steps on OUT/tiles and
+    synthesis from its checkpoint; with ``bundled`` no training and synthesis from the bundled file (the stage
+    commands are recorded, not run)."""
+    from rsaug.cli import demo
+
+    calls: list[tuple[str, list[str]]] = []
+
+    def record(command: object, args: list[str], title: str) -> float:
+        calls.append((getattr(command, "name", ""), args))
+        if getattr(command, "name", "") == "synthesize":
+            raise _Stop
+        return 0.0
+
+    monkeypatch.setattr(demo, "_run", record)
+    out = tmp_path / "demo"
+    args = ["-o", str(out), "--generator", generator] + (["--steps", "7"] if generator == "train" else [])
+    r = CliRunner().invoke(demo.command, args)
+    assert isinstance(r.exception, _Stop), r.output
+    names = [name for name, _ in calls]
+    if generator == "train":
+        assert names == ["tile", "train", "synthesize"]
+        train_args = calls[1][1]
+        assert train_args[:3] == [str(out / "tiles"), "-o", str(out / "run")]
+        assert train_args[train_args.index("--preset") + 1] == "cpu-small" and "7" in train_args
+        ckpt = out / "run" / "checkpoints" / "last.ckpt"
+    else:
+        assert names == ["tile", "synthesize"] and "its scores (test split of its own tile set): FID" in r.output
+        ckpt = gid15_generator()
+    assert calls[-1][1][:2] == ["--checkpoint", str(ckpt)]
+    assert json.loads((out / "demo.json").read_text())["generator"] == generator
