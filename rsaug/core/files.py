@@ -142,7 +142,7 @@ def remove_temporaries(directory: str | os.PathLike[str]) -> int:
     n = 0
     for p in Path(directory).rglob(f"{TMP_PREFIX}*"):
         if p.is_file():
-            p.unlink()
+            p.unlink(missing_ok=True)  # (a straggling writer may have renamed it meanwhile)
             n += 1
     return n
 

@@ -269,6 +269,7 @@ def tile_scenes(
             n_write = sum(sum(u.keep) for u in write_units)
             with rep.bar(total=sum(len(u.tiles) for u in write_units), desc="writing tiles", unit="tile") as bar:
                 res = runner.map(write_unit, write_units, bar)
+            remove_temporaries(out)  # what a worker killed mid-write left (Dask re-ran its units elsewhere)
             written = sum(r[0] for r in res)
             skipped = sum(r[1] for r in res)
             with quiet(messages=(".*crs.*was not provided.*",)):

@@ -100,6 +100,7 @@ def test_distributed_cli_equals_local_pool_and_survives_a_killed_worker(
     assert r.exit_code == 0, r.output
     assert killed.get("units"), "the run ended before a busy worker could be killed"
     assert _n_images(out) == 270
+    assert not list(out.rglob(".rsaug-tmp-*"))  # the killed worker's half-written temporary is removed
     assert_same_tileset(local_gid, out)
 
 
